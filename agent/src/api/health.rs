@@ -1,0 +1,60 @@
+//! `GET /healthz` (liveness + counters) and `GET /readyz` (readiness).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Map, Value, json};
+
+use crate::AgentState;
+
+/// Liveness with the agent's counters.
+pub async fn healthz(State(state): State<Arc<AgentState>>) -> Json<Value> {
+    let ingest = &state.ingest;
+    let store = state.store.read();
+    let counters = store.counters();
+    let rejections: Map<String, Value> = ingest
+        .rejections()
+        .map(|(r, n)| (r.code().to_owned(), json!(n)))
+        .collect();
+    let clients: Map<String, Value> = store
+        .client_stats()
+        .iter()
+        .map(|(service, s)| {
+            (
+                service.to_string(),
+                json!({"sent": s.sent, "dropped": s.dropped, "reconnects": s.reconnects}),
+            )
+        })
+        .collect();
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptimeSeconds": state.started.elapsed().as_secs(),
+        "ingest": {
+            "connectionsOpen": ingest.connections_open.load(Ordering::Relaxed),
+            "connectionsTotal": ingest.connections_total.load(Ordering::Relaxed),
+            "frames": ingest.frames.load(Ordering::Relaxed),
+            "events": ingest.events.load(Ordering::Relaxed),
+            "bytes": ingest.bytes.load(Ordering::Relaxed),
+            "rejected": rejections,
+        },
+        "store": {
+            "traces": store.len(),
+            "maxTraces": state.config.max_traces.get(),
+            "groups": store.indexes().groups.len(),
+            "eventsApplied": counters.events_applied,
+            "eventsUnknown": counters.events_unknown,
+            "tracesCreated": counters.traces_created,
+            "tracesEvicted": counters.traces_evicted,
+            "tracesAbandoned": counters.traces_abandoned,
+        },
+        "clients": clients,
+    }))
+}
+
+/// Ready once listening (it is, if this answers).
+pub async fn readyz(State(state): State<Arc<AgentState>>) -> Json<Value> {
+    Json(json!({ "ready": true, "socket": state.config.socket_path, "exporter": "off" }))
+}

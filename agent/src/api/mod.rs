@@ -1,0 +1,36 @@
+//! The HTTP API: trace and group queries, the Motia RFC and execution-tree shapes, health.
+
+mod error;
+mod executions;
+mod groups;
+mod health;
+mod motia;
+mod params;
+pub mod shapes;
+mod traces;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::Uri;
+use axum::routing::get;
+
+pub use error::ApiError;
+
+use crate::AgentState;
+
+/// All routes.
+pub fn router(state: Arc<AgentState>) -> Router {
+    Router::new()
+        .route("/api/traces", get(traces::list))
+        .route("/api/traces/{id}", get(traces::get))
+        .route("/api/groups", get(groups::list))
+        .route("/api/groups/{id}", get(groups::get))
+        .route("/api/executions/{id}/trace", get(executions::get))
+        .route("/motia/traces", get(motia::list))
+        .route("/motia/traces/{id}", get(motia::get))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(|uri: Uri| async move { ApiError::NoRoute(uri.path().to_owned()) })
+        .with_state(state)
+}

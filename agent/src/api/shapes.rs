@@ -1,0 +1,364 @@
+//! JSON shapes of the API (camelCase). Times: trace `startTime` in unix ms; step `startTime` in
+//! ms from the trace start (integers, as in the Motia RFC); operations and events in fractional
+//! ms from the trace start.
+
+use flowscope::wire::{
+    Attributes, CorrelationMethod, EntryType, ErrorInfo, Event, OpAction, OpKind, SpanId, TraceId,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::store::Store;
+use crate::trace::group::GroupSummary;
+use crate::trace::{OpCounts, Operation, Step, Trace};
+
+/// Nanoseconds → whole milliseconds, rounded.
+pub fn ms(ns: u64) -> u64 {
+    (ns + 500_000) / 1_000_000
+}
+
+/// Nanoseconds → milliseconds with microsecond precision.
+pub fn ms_f(ns: u64) -> f64 {
+    (ns / 1_000) as f64 / 1_000.0
+}
+
+/// Unix ns → unix ms.
+pub fn unix_ms(ns: u64) -> u64 {
+    ns / 1_000_000
+}
+
+/// `entryPoint`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryPointJson<'a> {
+    #[serde(rename = "type")]
+    entry_type: EntryType,
+    step_name: &'a str,
+}
+
+/// `operations` counts.
+#[derive(Serialize)]
+pub struct CountsJson {
+    state: u32,
+    emit: u32,
+    stream: u32,
+}
+
+impl From<OpCounts> for CountsJson {
+    fn from(c: OpCounts) -> Self {
+        Self {
+            state: c.state,
+            emit: c.emit,
+            stream: c.stream,
+        }
+    }
+}
+
+/// `metadata` of a trace.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetadataJson {
+    total_steps: usize,
+    completed_steps: usize,
+    error_count: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_child_trace: Option<bool>,
+}
+
+/// Position of a trace in its group (0-based, by start time).
+pub fn trace_index(store: &Store, trace: &Trace) -> Option<usize> {
+    let cid = trace.correlation_id.as_deref()?;
+    let group = store.indexes().groups.get(cid)?;
+    Some(
+        group
+            .traces
+            .iter()
+            .filter_map(|id| store.peek(*id))
+            .filter(|t| (t.start_ns, t.id) < (trace.start_ns, trace.id))
+            .count(),
+    )
+}
+
+fn metadata(store: &Store, trace: &Trace) -> MetadataJson {
+    let trace_index = trace_index(store, trace);
+    MetadataJson {
+        total_steps: trace.steps.len(),
+        completed_steps: trace.completed_steps(),
+        error_count: trace.error_count(),
+        trace_index,
+        is_child_trace: trace_index.map(|i| i > 0 || trace.parent_trace.is_some()),
+    }
+}
+
+fn entry_point(trace: &Trace) -> EntryPointJson<'_> {
+    let step_name = trace
+        .entry_step
+        .as_deref()
+        .or_else(|| trace.steps_in_time_order().first().map(|s| s.name.as_str()))
+        .unwrap_or("");
+    EntryPointJson {
+        entry_type: trace.entry,
+        step_name,
+    }
+}
+
+/// A trace in lists: no steps' insides.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceSummaryJson<'a> {
+    id: TraceId,
+    flow_name: &'a str,
+    service: &'a str,
+    status: &'static str,
+    start_time: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration: Option<u64>,
+    entry_point: EntryPointJson<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_trace_id: Option<TraceId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure_reason: Option<&'static str>,
+    step_names: Vec<&'a str>,
+    metadata: MetadataJson,
+}
+
+/// Builds a list entry.
+pub fn trace_summary<'a>(store: &Store, trace: &'a Trace) -> TraceSummaryJson<'a> {
+    TraceSummaryJson {
+        id: trace.id,
+        flow_name: trace.flow(),
+        service: &trace.service,
+        status: trace.status.as_str(),
+        start_time: unix_ms(trace.start_ns),
+        duration: trace.duration_ns().map(ms),
+        entry_point: entry_point(trace),
+        correlation_id: trace.correlation_id.as_deref(),
+        parent_trace_id: trace.parent_trace,
+        failure_reason: trace.failure_reason,
+        step_names: trace
+            .steps_in_time_order()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect(),
+        metadata: metadata(store, trace),
+    }
+}
+
+/// One operation.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpJson<'a> {
+    kind: OpKind,
+    action: OpAction,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    topic: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    start_time: f64,
+    duration: f64,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+fn op_json<'a>(op: &'a Operation, trace_start: u64) -> OpJson<'a> {
+    let subject = op.subject.as_deref();
+    let detail = op.detail.as_deref();
+    let (key, topic, stream) = match op.kind {
+        OpKind::State => (subject, None, None),
+        OpKind::Emit => (None, subject, None),
+        OpKind::Stream => (None, None, subject),
+    };
+    OpJson {
+        kind: op.kind,
+        action: op.action,
+        key,
+        topic,
+        stream,
+        to: if op.kind == OpKind::Emit {
+            detail
+        } else {
+            None
+        },
+        id: if op.kind == OpKind::Stream {
+            detail
+        } else {
+            None
+        },
+        start_time: ms_f(op.start_ns.saturating_sub(trace_start)),
+        duration: ms_f(op.duration_ns),
+        ok: op.ok,
+        error: op.error.as_deref(),
+    }
+}
+
+/// A step event (log, llm, artifact, retry, checkpoint, transition, custom) as JSON.
+pub fn event_json(event: &Event, trace_start: u64) -> Value {
+    let at = |t: u64| ms_f(t.saturating_sub(trace_start));
+    match event {
+        Event::Log(e) => {
+            json!({"type": "log", "time": at(e.t), "level": e.level, "message": e.msg, "fields": e.fields})
+        }
+        Event::Llm(e) => json!({
+            "type": "llm", "time": at(e.t), "duration": ms_f(e.dur), "model": e.model, "provider": e.provider,
+            "prompt": e.prompt, "response": e.response, "inputTokens": e.input_tokens,
+            "outputTokens": e.output_tokens,
+            "totalTokens": e.input_tokens.zip(e.output_tokens).map(|(i, o)| i + o), "cost": e.cost,
+        }),
+        Event::Artifact(e) => json!({
+            "type": "artifact", "time": at(e.t), "name": e.name, "url": e.url, "preview": e.preview,
+            "mime": e.mime, "size": e.size,
+        }),
+        Event::Retry(e) => {
+            json!({"type": "retry", "time": at(e.t), "attempt": e.attempt, "reason": e.reason, "backoffMs": e.backoff_ms})
+        }
+        Event::Checkpoint(e) => json!({"type": "checkpoint", "time": at(e.t), "id": e.id}),
+        Event::Transition(e) => {
+            json!({"type": "transition", "time": at(e.t), "from": e.from, "to": e.to, "action": e.action})
+        }
+        Event::Custom(e) => {
+            json!({"type": "custom", "time": at(e.t), "name": e.name, "payload": e.payload})
+        }
+        other => json!({"type": other.kind()}),
+    }
+}
+
+/// A step with its operations and events.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepJson<'a> {
+    id: SpanId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_id: Option<SpanId>,
+    name: &'a str,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_time: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration: Option<u64>,
+    operations: CountsJson,
+    ops: Vec<OpJson<'a>>,
+    events: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a ErrorInfo>,
+}
+
+/// Start offset and duration of a step, in whole ms.
+pub fn step_timing(step: &Step, trace_start: u64) -> (Option<u64>, Option<u64>) {
+    let start = step.start_ns.map(|s| ms(s.saturating_sub(trace_start)));
+    let duration = step
+        .start_ns
+        .zip(step.end_ns)
+        .map(|(s, e)| ms(e.saturating_sub(s)));
+    (start, duration)
+}
+
+fn step_json<'a>(step: &'a Step, trace_start: u64) -> StepJson<'a> {
+    let (start_time, duration) = step_timing(step, trace_start);
+    StepJson {
+        id: step.id,
+        parent_id: step.parent,
+        name: &step.name,
+        status: step.status.as_str(),
+        start_time,
+        duration,
+        operations: step.counts.into(),
+        ops: step.ops.iter().map(|op| op_json(op, trace_start)).collect(),
+        events: step
+            .events
+            .iter()
+            .map(|e| event_json(e, trace_start))
+            .collect(),
+        error: step.error.as_ref(),
+    }
+}
+
+/// A full trace.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceJson<'a> {
+    #[serde(flatten)]
+    summary: TraceSummaryJson<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_method: Option<CorrelationMethod>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attributes: Option<&'a Attributes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a ErrorInfo>,
+    steps: Vec<StepJson<'a>>,
+    ops: Vec<OpJson<'a>>,
+    events: Vec<Value>,
+}
+
+/// Builds the full trace.
+pub fn trace_full<'a>(store: &Store, trace: &'a Trace) -> TraceJson<'a> {
+    let start = trace.start_ns;
+    TraceJson {
+        summary: trace_summary(store, trace),
+        correlation_method: trace.correlation_method,
+        attributes: trace.attributes.as_ref(),
+        error: trace.error.as_ref(),
+        steps: trace
+            .steps_in_time_order()
+            .into_iter()
+            .map(|s| step_json(s, start))
+            .collect(),
+        ops: trace.ops.iter().map(|op| op_json(op, start)).collect(),
+        events: trace.events.iter().map(|e| event_json(e, start)).collect(),
+    }
+}
+
+/// A trace group.
+pub fn group_json(store: &Store, group: &GroupSummary<'_>, with_traces: bool) -> Value {
+    let gaps: Vec<Value> = group
+        .gaps
+        .iter()
+        .map(|g| {
+            json!({
+                "afterTraceId": group.traces[g.after].id,
+                "beforeTraceId": group.traces[g.after + 1].id,
+                "duration": ms(g.duration_ns),
+            })
+        })
+        .collect();
+    let mut out = json!({
+        "id": group.id,
+        "correlationId": group.id,
+        "name": group.name,
+        "status": group.status.as_str(),
+        "startTime": unix_ms(group.start_ns),
+        "lastActivity": unix_ms(group.last_activity_ns),
+        "totalDuration": group.total_duration_ns.map(ms),
+        "metadata": {
+            "totalTraces": group.traces.len(),
+            "completedTraces": group.completed,
+            "activeTraces": group.active,
+            "totalSteps": group.total_steps,
+            "averageStepDuration": ms(group.average_step_ns),
+            "gapsCount": group.gaps.len(),
+            "totalGapDuration": ms(group.gaps.iter().map(|g| g.duration_ns).sum()),
+        },
+        "gaps": gaps,
+    });
+    if with_traces {
+        out["traces"] = serde_json::to_value(
+            group
+                .traces
+                .iter()
+                .map(|t| trace_summary(store, t))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or(Value::Null);
+    }
+    out
+}

@@ -1,0 +1,156 @@
+//! One client connection: handshake, then length-prefixed batches until EOF. A protocol error
+//! answers an error frame and closes this connection only; batches already applied stay.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use flowscope::wire::{self, AgentReply, Encoding, HEADER_LEN, Hello, PROTOCOL_VERSION};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::net::unix::OwnedReadHalf;
+
+use crate::AgentState;
+use crate::telemetry::Rejection;
+
+/// Largest hello accepted.
+const MAX_HELLO: usize = 64 * 1024;
+/// Time a client has to send its hello.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why reading a frame stopped.
+enum ReadEnd {
+    /// Clean EOF at a frame boundary.
+    Closed,
+    /// A protocol error to report.
+    Rejected(Rejection, String),
+}
+
+/// Serves one connection to completion.
+pub async fn serve(stream: UnixStream, state: Arc<AgentState>) {
+    let metrics = &state.ingest;
+    metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+    metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::with_capacity(256 * 1024, read);
+    if let Err((why, message)) = session(&mut reader, &mut write, &state).await {
+        metrics.rejected(why);
+        let mut frame = Vec::new();
+        if wire::encode_frame(
+            Encoding::Json,
+            &AgentReply::error(why.code(), message),
+            MAX_HELLO,
+            &mut frame,
+        )
+        .is_ok()
+        {
+            let _ = write.write_all(&frame).await;
+        }
+        let _ = write.shutdown().await;
+    }
+    metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+}
+
+async fn session(
+    reader: &mut BufReader<OwnedReadHalf>,
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    state: &AgentState,
+) -> Result<(), (Rejection, String)> {
+    let mut payload = Vec::new();
+    let hello = match tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        read_frame(reader, MAX_HELLO, &mut payload),
+    )
+    .await
+    {
+        Err(_) => {
+            return Err((
+                Rejection::HandshakeTimeout,
+                "no hello received in time".into(),
+            ));
+        }
+        Ok(Err(ReadEnd::Closed)) => return Ok(()),
+        Ok(Err(ReadEnd::Rejected(why, msg))) => return Err((why, msg)),
+        Ok(Ok(())) => serde_json::from_slice::<Hello>(&payload).map_err(|e| {
+            (
+                Rejection::MalformedHello,
+                format!("hello is not valid JSON: {e}"),
+            )
+        })?,
+    };
+    if hello.v != PROTOCOL_VERSION {
+        return Err((
+            Rejection::UnsupportedVersion,
+            format!(
+                "protocol version {} is not supported; this agent speaks {PROTOCOL_VERSION}",
+                hello.v
+            ),
+        ));
+    }
+    let max_frame = state.config.max_frame;
+    let mut reply = Vec::new();
+    let accept = AgentReply::accept(env!("CARGO_PKG_VERSION"), max_frame as u32);
+    if wire::encode_frame(Encoding::Json, &accept, MAX_HELLO, &mut reply).is_err()
+        || write.write_all(&reply).await.is_err()
+    {
+        return Ok(());
+    }
+    let service: Arc<str> = if hello.service.is_empty() {
+        "unknown_service".into()
+    } else {
+        hello.service.into()
+    };
+    tracing::debug!(%service, sdk = %hello.sdk, pid = ?hello.pid, "client connected");
+
+    loop {
+        match read_frame(reader, max_frame, &mut payload).await {
+            Ok(()) => {}
+            Err(ReadEnd::Closed) => return Ok(()),
+            Err(ReadEnd::Rejected(why, msg)) => return Err((why, msg)),
+        }
+        let events = wire::decode_batch(hello.encoding, &payload)
+            .map_err(|e| (Rejection::MalformedBatch, e.to_string()))?;
+        state.ingest.batch(events.len(), payload.len());
+        let now = flowscope::now_nanos();
+        state.store.write().apply_batch(&service, events, now);
+    }
+}
+
+/// Reads one frame's payload into `buf`.
+async fn read_frame(
+    reader: &mut BufReader<OwnedReadHalf>,
+    limit: usize,
+    buf: &mut Vec<u8>,
+) -> Result<(), ReadEnd> {
+    let mut header = [0u8; HEADER_LEN];
+    let mut filled = 0;
+    while filled < HEADER_LEN {
+        match reader.read(&mut header[filled..]).await {
+            Ok(0) if filled == 0 => return Err(ReadEnd::Closed),
+            Ok(0) => {
+                return Err(ReadEnd::Rejected(
+                    Rejection::Truncated,
+                    "connection closed inside a frame header".into(),
+                ));
+            }
+            Ok(n) => filled += n,
+            Err(_) => return Err(ReadEnd::Closed),
+        }
+    }
+    let len = wire::frame_len(header);
+    if len > limit {
+        return Err(ReadEnd::Rejected(
+            Rejection::FrameTooLarge,
+            format!("frame of {len} bytes exceeds the limit of {limit} bytes"),
+        ));
+    }
+    buf.clear();
+    buf.resize(len, 0);
+    reader.read_exact(buf).await.map_err(|_| {
+        ReadEnd::Rejected(
+            Rejection::Truncated,
+            format!("connection closed inside a frame of {len} bytes"),
+        )
+    })?;
+    Ok(())
+}

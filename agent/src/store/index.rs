@@ -1,0 +1,136 @@
+//! Secondary indexes over the stored traces, so filters look up candidates instead of scanning.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use flowscope::wire::{OpKind, TraceId};
+
+use crate::trace::{Trace, TraceStatus};
+
+/// Trace ids by one string field (flow, step name, state key, topic).
+pub type KeyIndex = HashMap<Box<str>, HashSet<TraceId>>;
+
+/// Members of one correlation group.
+#[derive(Debug, Default, Clone)]
+pub struct GroupEntry {
+    /// Display name given by a `correlate` event, if any.
+    pub name: Option<String>,
+    /// Member traces.
+    pub traces: HashSet<TraceId>,
+}
+
+/// Every index the store keeps.
+#[derive(Debug, Default)]
+pub struct Indexes {
+    /// (start time, id): the list order and cursor positions.
+    pub by_start: BTreeSet<(u64, TraceId)>,
+    /// Flow name → traces.
+    pub flow: KeyIndex,
+    /// Status → traces (indexed by [`TraceStatus::index`]).
+    pub status: [HashSet<TraceId>; 3],
+    /// Step name → traces.
+    pub step: KeyIndex,
+    /// State key → traces touching it.
+    pub state_key: KeyIndex,
+    /// Emit topic → traces emitting it.
+    pub topic: KeyIndex,
+    /// Correlation id → group.
+    pub groups: HashMap<String, GroupEntry>,
+}
+
+/// Adds `id` under `key`.
+pub fn insert_key(index: &mut KeyIndex, key: &str, id: TraceId) {
+    match index.get_mut(key) {
+        Some(set) => {
+            set.insert(id);
+        }
+        None => {
+            index.insert(key.into(), HashSet::from([id]));
+        }
+    }
+}
+
+/// Removes `id` from `key`, dropping the key when empty.
+pub fn remove_key(index: &mut KeyIndex, key: &str, id: TraceId) {
+    if let Some(set) = index.get_mut(key) {
+        set.remove(&id);
+        if set.is_empty() {
+            index.remove(key);
+        }
+    }
+}
+
+impl Indexes {
+    /// Registers a new trace (start order and status).
+    pub fn add_trace(&mut self, trace: &Trace) {
+        self.by_start.insert((trace.start_ns, trace.id));
+        self.status[trace.status.index()].insert(trace.id);
+    }
+
+    /// Moves a trace in the start order.
+    pub fn move_start(&mut self, id: TraceId, from: u64, to: u64) {
+        if from != to {
+            self.by_start.remove(&(from, id));
+            self.by_start.insert((to, id));
+        }
+    }
+
+    /// Moves a trace between status sets.
+    pub fn set_status(&mut self, id: TraceId, from: TraceStatus, to: TraceStatus) {
+        if from != to {
+            self.status[from.index()].remove(&id);
+            self.status[to.index()].insert(id);
+        }
+    }
+
+    /// Moves a trace between groups.
+    pub fn set_group(&mut self, id: TraceId, from: Option<&str>, to: &str, name: Option<String>) {
+        if let Some(old) = from.filter(|old| *old != to) {
+            self.leave_group(id, old);
+        }
+        let entry = self.groups.entry(to.to_owned()).or_default();
+        entry.traces.insert(id);
+        if name.is_some() {
+            entry.name = name;
+        }
+    }
+
+    fn leave_group(&mut self, id: TraceId, cid: &str) {
+        if let Some(group) = self.groups.get_mut(cid) {
+            group.traces.remove(&id);
+            if group.traces.is_empty() {
+                self.groups.remove(cid);
+            }
+        }
+    }
+
+    /// Removes every trace of an evicted trace.
+    pub fn remove_trace(&mut self, trace: &Trace) {
+        let id = trace.id;
+        self.by_start.remove(&(trace.start_ns, id));
+        self.status[trace.status.index()].remove(&id);
+        if let Some(flow) = &trace.flow_name {
+            remove_key(&mut self.flow, flow, id);
+        }
+        if let Some(cid) = &trace.correlation_id {
+            self.leave_group(id, cid);
+        }
+        for step in &trace.steps {
+            remove_key(&mut self.step, &step.name, id);
+        }
+        let all_ops = trace
+            .steps
+            .iter()
+            .flat_map(|s| s.ops.iter())
+            .chain(trace.ops.iter());
+        for op in all_ops {
+            let Some(subject) = op.subject.as_deref() else {
+                continue;
+            };
+            match op.kind {
+                OpKind::State => remove_key(&mut self.state_key, subject, id),
+                OpKind::Emit => remove_key(&mut self.topic, subject, id),
+                OpKind::Stream => {}
+            }
+        }
+    }
+}

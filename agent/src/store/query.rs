@@ -1,0 +1,198 @@
+//! Trace list queries: indexed filters, newest-first order, cursor pagination.
+
+use std::collections::HashSet;
+use std::ops::Bound;
+
+use flowscope::wire::TraceId;
+
+use super::Store;
+use crate::trace::{Trace, TraceStatus};
+
+/// A (start time, id) position in the list order.
+type Pos = (u64, TraceId);
+/// Inclusive/exclusive bounds on positions.
+type PosRange = (Bound<Pos>, Bound<Pos>);
+
+/// A position in the newest-first list; the next page starts strictly after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// Start time (unix ns) of the last trace returned.
+    pub start_ns: u64,
+    /// Its id.
+    pub id: TraceId,
+}
+
+impl Cursor {
+    /// Opaque text form: `<start_ns>-<trace id hex>`.
+    pub fn encode(&self) -> String {
+        format!("{}-{}", self.start_ns, self.id)
+    }
+
+    /// Parses [`Cursor::encode`]'s output.
+    pub fn decode(s: &str) -> Option<Self> {
+        let (start, id) = s.split_once('-')?;
+        Some(Self {
+            start_ns: start.parse().ok()?,
+            id: TraceId::from_hex(id).ok()?,
+        })
+    }
+}
+
+/// Filters for the trace list. Empty means "everything".
+#[derive(Debug, Clone, Default)]
+pub struct TraceQuery {
+    /// Flow name.
+    pub flow: Option<String>,
+    /// Status.
+    pub status: Option<TraceStatus>,
+    /// Has a step with this name.
+    pub step: Option<String>,
+    /// Touched this state key.
+    pub state_key: Option<String>,
+    /// Emitted this topic.
+    pub topic: Option<String>,
+    /// In this correlation group.
+    pub correlation_id: Option<String>,
+    /// Case-insensitive text in the id, flow, step names or correlation id (lowercase).
+    pub text: Option<String>,
+    /// Started at or after (unix ns).
+    pub since_ns: Option<u64>,
+    /// Started at or before (unix ns).
+    pub until_ns: Option<u64>,
+    /// Ended traces at least this long (ns).
+    pub min_duration_ns: Option<u64>,
+    /// Ended traces at most this long (ns).
+    pub max_duration_ns: Option<u64>,
+    /// Page size.
+    pub limit: usize,
+    /// Continue after this position.
+    pub cursor: Option<Cursor>,
+}
+
+/// One page of results, newest first.
+#[derive(Debug)]
+pub struct Page<'a> {
+    /// Traces on this page.
+    pub traces: Vec<&'a Trace>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<Cursor>,
+}
+
+impl TraceQuery {
+    fn matches_unindexed(&self, trace: &Trace) -> bool {
+        if self.min_duration_ns.is_some() || self.max_duration_ns.is_some() {
+            let Some(duration) = trace.duration_ns() else {
+                return false;
+            };
+            if self.min_duration_ns.is_some_and(|min| duration < min)
+                || self.max_duration_ns.is_some_and(|max| duration > max)
+            {
+                return false;
+            }
+        }
+        if let Some(text) = &self.text {
+            let hit = |s: &str| s.to_lowercase().contains(text.as_str());
+            let found = trace.id.to_string().contains(text.as_str())
+                || hit(trace.flow())
+                || trace.correlation_id.as_deref().is_some_and(hit)
+                || trace.steps.iter().any(|s| hit(&s.name));
+            if !found {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The inclusive (start, id) range allowed by since/until and the cursor.
+    fn range(&self) -> PosRange {
+        let low = match self.since_ns {
+            Some(since) => Bound::Included((since, TraceId(0))),
+            None => Bound::Unbounded,
+        };
+        let until = self.until_ns.map(|until| (until, TraceId(u128::MAX)));
+        let high = match (self.cursor, until) {
+            (Some(c), Some(u)) if u < (c.start_ns, c.id) => Bound::Included(u),
+            (Some(c), _) => Bound::Excluded((c.start_ns, c.id)),
+            (None, Some(u)) => Bound::Included(u),
+            (None, None) => Bound::Unbounded,
+        };
+        (low, high)
+    }
+}
+
+fn in_range(pos: &Pos, (low, high): &PosRange) -> bool {
+    let above = match low {
+        Bound::Included(l) => pos >= l,
+        Bound::Excluded(l) => pos > l,
+        Bound::Unbounded => true,
+    };
+    let below = match high {
+        Bound::Included(h) => pos <= h,
+        Bound::Excluded(h) => pos < h,
+        Bound::Unbounded => true,
+    };
+    above && below
+}
+
+impl Store {
+    /// Runs a list query.
+    pub fn query(&self, q: &TraceQuery) -> Page<'_> {
+        let limit = q.limit.max(1);
+        let range = q.range();
+        let idx = self.indexes();
+        let empty = HashSet::new();
+        let keyed = [
+            (&q.flow, &idx.flow),
+            (&q.step, &idx.step),
+            (&q.state_key, &idx.state_key),
+            (&q.topic, &idx.topic),
+        ];
+        let mut sets: Vec<&HashSet<TraceId>> = keyed
+            .iter()
+            .filter_map(|(want, index)| want.as_deref().map(|key| index.get(key).unwrap_or(&empty)))
+            .collect();
+        if let Some(status) = q.status {
+            sets.push(&idx.status[status.index()]);
+        }
+        if let Some(cid) = &q.correlation_id {
+            sets.push(idx.groups.get(cid).map_or(&empty, |g| &g.traces));
+        }
+
+        let mut hits: Vec<&Trace> = Vec::with_capacity(limit + 1);
+        if sets.is_empty() {
+            for (_, id) in idx.by_start.range(range).rev() {
+                let Some(trace) = self.peek(*id) else {
+                    continue;
+                };
+                if q.matches_unindexed(trace) {
+                    hits.push(trace);
+                    if hits.len() > limit {
+                        break;
+                    }
+                }
+            }
+        } else {
+            sets.sort_by_key(|s| s.len());
+            let (smallest, rest) = sets.split_first().expect("at least one filter set");
+            let mut found: Vec<&Trace> = smallest
+                .iter()
+                .filter(|id| rest.iter().all(|s| s.contains(id)))
+                .filter_map(|id| self.peek(*id))
+                .filter(|t| in_range(&(t.start_ns, t.id), &range) && q.matches_unindexed(t))
+                .collect();
+            found.sort_unstable_by_key(|t| std::cmp::Reverse((t.start_ns, t.id)));
+            found.truncate(limit + 1);
+            hits = found;
+        }
+        let next = if hits.len() > limit {
+            hits.truncate(limit);
+            hits.last().map(|t| Cursor {
+                start_ns: t.start_ns,
+                id: t.id,
+            })
+        } else {
+            None
+        };
+        Page { traces: hits, next }
+    }
+}

@@ -1,0 +1,208 @@
+//! Applies events to a trace, keeping the indexes in step. Events may arrive in any order:
+//! an end before its start, operations before their step, anything before `trace_start`.
+
+use flowscope::wire::{CorrelationMethod, EndStatus, Event, OpKind};
+
+use super::model::{Operation, Step, StepStatus, Trace, TraceStatus};
+use crate::store::index::{Indexes, insert_key};
+
+/// Why a trace failed when it stopped receiving events.
+pub const ABANDONED: &str = "abandoned";
+
+/// Applies one event (already routed to `trace` by its trace id).
+pub fn apply(trace: &mut Trace, idx: &mut Indexes, event: Event, now_ns: u64) {
+    let id = trace.id;
+    trace.last_activity_ns = now_ns;
+    if let Some((t, end)) = event_times(&event) {
+        trace.last_event_ns = trace.last_event_ns.max(end);
+        if !trace.started && t < trace.start_ns {
+            idx.move_start(id, trace.start_ns, t);
+            trace.start_ns = t;
+        }
+    }
+    match event {
+        Event::TraceStart(start) => {
+            if trace.flow_name.as_deref() != Some(start.flow.as_str()) {
+                if let Some(old) = &trace.flow_name {
+                    crate::store::index::remove_key(&mut idx.flow, old, id);
+                }
+                insert_key(&mut idx.flow, &start.flow, id);
+                trace.flow_name = Some(start.flow);
+            }
+            idx.move_start(id, trace.start_ns, start.t);
+            trace.start_ns = start.t;
+            trace.started = true;
+            trace.entry = start.entry;
+            trace.entry_step = start.step;
+            trace.parent_trace = start.parent;
+            trace.attributes = start.attrs;
+            if let Some(cid) = start.cid {
+                correlate(trace, idx, cid, CorrelationMethod::Manual, None);
+            }
+        }
+        Event::TraceEnd(end) => {
+            let status = match end.status {
+                EndStatus::Completed => TraceStatus::Completed,
+                EndStatus::Failed => TraceStatus::Failed,
+            };
+            set_status(trace, idx, status);
+            trace.failure_reason = (status == TraceStatus::Failed).then_some("error");
+            trace.end_ns = Some(end.t);
+            trace.error = end.error;
+        }
+        Event::StepStart(start) => {
+            let (step, _) = trace.step_mut(start.span);
+            step.start_ns = Some(start.t);
+            step.parent = start.parent;
+            if step.status == StepStatus::Waiting {
+                step.status = StepStatus::Running;
+            }
+            rename_step(step, idx, id, start.name);
+        }
+        Event::StepEnd(end) => {
+            let (step, _) = trace.step_mut(end.span);
+            step.status = match end.status {
+                EndStatus::Completed => StepStatus::Completed,
+                EndStatus::Failed => StepStatus::Failed,
+            };
+            step.end_ns = Some(end.t);
+            step.error = end.error;
+            if step.name.is_empty()
+                && let Some(name) = end.name
+            {
+                rename_step(step, idx, id, name);
+            }
+        }
+        Event::Op(op) => {
+            if let Some(subject) = op_subject(&op) {
+                match op.kind {
+                    OpKind::State => insert_key(&mut idx.state_key, subject, id),
+                    OpKind::Emit => insert_key(&mut idx.topic, subject, id),
+                    OpKind::Stream => {}
+                }
+            }
+            let kind = op.kind;
+            let operation = Operation {
+                kind,
+                action: op.action,
+                ok: op.ok,
+                start_ns: op.t,
+                duration_ns: op.dur,
+                subject: op_subject(&op).map(Into::into),
+                detail: match kind {
+                    OpKind::Emit => op.to.map(String::into_boxed_str),
+                    _ => op.id.map(String::into_boxed_str),
+                },
+                error: op.error.map(String::into_boxed_str),
+            };
+            match op.span {
+                Some(span) => {
+                    let (step, _) = trace.step_mut(span);
+                    step.counts.add(kind);
+                    step.ops.push(operation);
+                }
+                None => trace.ops.push(operation),
+            }
+        }
+        Event::Correlate(c) => correlate(trace, idx, c.cid, c.method, c.name),
+        Event::Stats(_) | Event::Unknown => {}
+        other => {
+            let span = step_event_span(&other);
+            match span {
+                Some(span) => trace.step_mut(span).0.events.push(other),
+                None => trace.events.push(other),
+            }
+        }
+    }
+}
+
+/// Puts `trace` in the group `cid`, recording how.
+pub fn correlate(
+    trace: &mut Trace,
+    idx: &mut Indexes,
+    cid: String,
+    method: CorrelationMethod,
+    name: Option<String>,
+) {
+    idx.set_group(trace.id, trace.correlation_id.as_deref(), &cid, name);
+    if trace.correlation_id.as_deref() != Some(cid.as_str()) {
+        trace.correlation_id = Some(cid);
+        trace.correlation_method = Some(method);
+    }
+}
+
+/// Marks a running trace failed because nothing arrived for too long; its running steps fail too.
+pub fn abandon(trace: &mut Trace, idx: &mut Indexes) {
+    set_status(trace, idx, TraceStatus::Failed);
+    trace.failure_reason = Some(ABANDONED);
+    trace.end_ns = Some(trace.last_event_ns);
+    for step in trace
+        .steps
+        .iter_mut()
+        .filter(|s| s.status == StepStatus::Running)
+    {
+        step.status = StepStatus::Failed;
+        step.end_ns = Some(trace.last_event_ns);
+        step.error = Some(flowscope::wire::ErrorInfo {
+            code: Some(ABANDONED.into()),
+            ..flowscope::wire::ErrorInfo::new("no events received before the abandon timeout")
+        });
+    }
+}
+
+fn set_status(trace: &mut Trace, idx: &mut Indexes, status: TraceStatus) {
+    idx.set_status(trace.id, trace.status, status);
+    trace.status = status;
+}
+
+fn rename_step(step: &mut Step, idx: &mut Indexes, id: flowscope::wire::TraceId, name: String) {
+    if step.name != name {
+        if !step.name.is_empty() {
+            crate::store::index::remove_key(&mut idx.step, &step.name, id);
+        }
+        insert_key(&mut idx.step, &name, id);
+        step.name = name;
+    }
+}
+
+fn op_subject(op: &flowscope::wire::Op) -> Option<&str> {
+    match op.kind {
+        OpKind::State => op.key.as_deref(),
+        OpKind::Emit => op.topic.as_deref(),
+        OpKind::Stream => op.stream.as_deref(),
+    }
+}
+
+/// (start, end) of an event, unix ns.
+pub fn event_times(event: &Event) -> Option<(u64, u64)> {
+    let t = match event {
+        Event::TraceStart(e) => e.t,
+        Event::TraceEnd(e) => e.t,
+        Event::StepStart(e) => e.t,
+        Event::StepEnd(e) => e.t,
+        Event::Op(e) => return Some((e.t, e.t.saturating_add(e.dur))),
+        Event::Log(e) => e.t,
+        Event::Llm(e) => return Some((e.t, e.t.saturating_add(e.dur))),
+        Event::Artifact(e) => e.t,
+        Event::Retry(e) => e.t,
+        Event::Checkpoint(e) => e.t,
+        Event::Transition(e) => e.t,
+        Event::Correlate(e) => e.t,
+        Event::Custom(e) => e.t,
+        Event::Stats(_) | Event::Unknown => return None,
+    };
+    Some((t, t))
+}
+
+fn step_event_span(event: &Event) -> Option<flowscope::wire::SpanId> {
+    match event {
+        Event::Log(e) => e.span,
+        Event::Llm(e) => e.span,
+        Event::Artifact(e) => e.span,
+        Event::Retry(e) => e.span,
+        Event::Checkpoint(e) => e.span,
+        Event::Transition(e) => e.span,
+        Event::Custom(e) => e.span,
+        _ => None,
+    }
+}

@@ -1,0 +1,8 @@
+//! Event → trace building: the trace model and the per-trace state machine that merges events,
+//! in any order, into it.
+
+pub mod builder;
+mod model;
+
+pub use model::{OpCounts, Operation, Step, StepStatus, Trace, TraceStatus};
+pub mod group;

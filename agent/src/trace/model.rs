@@ -1,0 +1,291 @@
+//! What the agent keeps per trace: steps, their operations and events, status and timing.
+//! All times are unix nanoseconds; API shapes convert them (see `api::shapes`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use flowscope::wire::{
+    CorrelationMethod, EntryType, ErrorInfo, Event, OpAction, OpKind, SpanId, TraceId,
+};
+
+/// Status of a trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TraceStatus {
+    /// Not ended yet.
+    Running,
+    /// Ended normally.
+    Completed,
+    /// Ended with an error, or abandoned.
+    Failed,
+}
+
+impl TraceStatus {
+    /// All statuses, in index order.
+    pub const ALL: [TraceStatus; 3] = [
+        TraceStatus::Running,
+        TraceStatus::Completed,
+        TraceStatus::Failed,
+    ];
+
+    /// API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceStatus::Running => "running",
+            TraceStatus::Completed => "completed",
+            TraceStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses an API name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
+    /// Position in [`TraceStatus::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Status of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StepStatus {
+    /// Triggered by an emit but not started yet.
+    Waiting,
+    /// Started, not ended.
+    Running,
+    /// Ended normally.
+    Completed,
+    /// Ended with an error (or abandoned).
+    Failed,
+}
+
+impl StepStatus {
+    /// API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Waiting => "waiting",
+            StepStatus::Running => "running",
+            StepStatus::Completed => "completed",
+            StepStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Operation counts per family, as in the Motia RFC.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpCounts {
+    /// State operations.
+    pub state: u32,
+    /// Emits.
+    pub emit: u32,
+    /// Stream operations.
+    pub stream: u32,
+}
+
+impl OpCounts {
+    /// Counts one more operation of `kind`.
+    pub fn add(&mut self, kind: OpKind) {
+        match kind {
+            OpKind::State => self.state += 1,
+            OpKind::Emit => self.emit += 1,
+            OpKind::Stream => self.stream += 1,
+        }
+    }
+}
+
+/// One operation, kept compact: the subject (key/topic/stream) and one detail (emit target or
+/// stream item id) as boxed strings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation {
+    /// Family.
+    pub kind: OpKind,
+    /// Action.
+    pub action: OpAction,
+    /// Succeeded.
+    pub ok: bool,
+    /// Start (unix ns).
+    pub start_ns: u64,
+    /// Duration (ns).
+    pub duration_ns: u64,
+    /// State key, emit topic or stream name.
+    pub subject: Option<Box<str>>,
+    /// Emit target step or stream item id.
+    pub detail: Option<Box<str>>,
+    /// Error message.
+    pub error: Option<Box<str>>,
+}
+
+/// One step (span) of a trace.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Span id.
+    pub id: SpanId,
+    /// Enclosing step.
+    pub parent: Option<SpanId>,
+    /// Name (empty until known).
+    pub name: String,
+    /// Status.
+    pub status: StepStatus,
+    /// Start (unix ns), unknown when only the end arrived so far.
+    pub start_ns: Option<u64>,
+    /// End (unix ns).
+    pub end_ns: Option<u64>,
+    /// Error, when failed.
+    pub error: Option<ErrorInfo>,
+    /// Operation counts.
+    pub counts: OpCounts,
+    /// Operations in arrival order.
+    pub ops: Vec<Operation>,
+    /// Logs, LLM calls, artifacts, retries, checkpoints, transitions, custom events.
+    pub events: Vec<Event>,
+}
+
+impl Step {
+    /// A step known only by its id so far.
+    pub fn new(id: SpanId) -> Self {
+        Self {
+            id,
+            parent: None,
+            name: String::new(),
+            status: StepStatus::Running,
+            start_ns: None,
+            end_ns: None,
+            error: None,
+            counts: OpCounts::default(),
+            ops: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+}
+
+/// A run of a flow.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// Trace id.
+    pub id: TraceId,
+    /// Flow name, `None` until `trace_start` arrives.
+    pub flow_name: Option<String>,
+    /// Service of the connection that sent `trace_start` (or the first event).
+    pub service: Arc<str>,
+    /// Entry type.
+    pub entry: EntryType,
+    /// Entry step name.
+    pub entry_step: Option<String>,
+    /// Correlation id.
+    pub correlation_id: Option<String>,
+    /// How it was correlated.
+    pub correlation_method: Option<CorrelationMethod>,
+    /// Trace whose emit started this one.
+    pub parent_trace: Option<TraceId>,
+    /// Attributes from `trace_start`.
+    pub attributes: Option<flowscope::wire::Attributes>,
+    /// Start (unix ns): `trace_start` time, else the earliest event seen.
+    pub start_ns: u64,
+    /// Whether `trace_start` arrived.
+    pub started: bool,
+    /// End (unix ns).
+    pub end_ns: Option<u64>,
+    /// Latest event time (unix ns).
+    pub last_event_ns: u64,
+    /// When the agent last received an event for it (unix ns, agent clock).
+    pub last_activity_ns: u64,
+    /// Status.
+    pub status: TraceStatus,
+    /// Why it failed (`error`, `abandoned`).
+    pub failure_reason: Option<&'static str>,
+    /// Error from `trace_end`.
+    pub error: Option<ErrorInfo>,
+    /// Steps in arrival order.
+    pub steps: Vec<Step>,
+    /// Span id → position in `steps`.
+    pub step_index: HashMap<SpanId, u32>,
+    /// Operations sent outside any step.
+    pub ops: Vec<Operation>,
+    /// Events sent outside any step.
+    pub events: Vec<Event>,
+}
+
+impl Trace {
+    /// A trace known only by its id so far.
+    pub fn new(id: TraceId, service: Arc<str>, first_event_ns: u64, now_ns: u64) -> Self {
+        Self {
+            id,
+            flow_name: None,
+            service,
+            entry: EntryType::Api,
+            entry_step: None,
+            correlation_id: None,
+            correlation_method: None,
+            parent_trace: None,
+            attributes: None,
+            start_ns: first_event_ns,
+            started: false,
+            end_ns: None,
+            last_event_ns: first_event_ns,
+            last_activity_ns: now_ns,
+            status: TraceStatus::Running,
+            failure_reason: None,
+            error: None,
+            steps: Vec::new(),
+            step_index: HashMap::new(),
+            ops: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Flow name, or `unknown` before `trace_start`.
+    pub fn flow(&self) -> &str {
+        self.flow_name.as_deref().unwrap_or("unknown")
+    }
+
+    /// Duration (ns), once ended.
+    pub fn duration_ns(&self) -> Option<u64> {
+        self.end_ns.map(|end| end.saturating_sub(self.start_ns))
+    }
+
+    /// The step with `id`, if known.
+    pub fn step(&self, id: SpanId) -> Option<&Step> {
+        self.step_index.get(&id).map(|&i| &self.steps[i as usize])
+    }
+
+    /// The step with `id`, created when unknown. Returns (step, created).
+    pub fn step_mut(&mut self, id: SpanId) -> (&mut Step, bool) {
+        let mut created = false;
+        let index = *self.step_index.entry(id).or_insert_with(|| {
+            created = true;
+            self.steps.push(Step::new(id));
+            (self.steps.len() - 1) as u32
+        });
+        (&mut self.steps[index as usize], created)
+    }
+
+    /// Steps sorted by start time (unknown starts last), ties in arrival order.
+    pub fn steps_in_time_order(&self) -> Vec<&Step> {
+        let mut steps: Vec<&Step> = self.steps.iter().collect();
+        steps.sort_by_key(|s| s.start_ns.unwrap_or(u64::MAX));
+        steps
+    }
+
+    /// Completed steps.
+    pub fn completed_steps(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| s.status == StepStatus::Completed)
+            .count()
+    }
+
+    /// Failed steps, or 1 for a failed trace without a failed step.
+    pub fn error_count(&self) -> usize {
+        let failed = self
+            .steps
+            .iter()
+            .filter(|s| s.status == StepStatus::Failed)
+            .count();
+        if failed == 0 && self.status == TraceStatus::Failed {
+            1
+        } else {
+            failed
+        }
+    }
+}

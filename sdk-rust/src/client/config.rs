@@ -1,0 +1,118 @@
+//! Client configuration, with defaults read from the environment.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `FLOWSCOPE_SOCKET` | agent socket path | `$XDG_RUNTIME_DIR/flowscope.sock`, else `/tmp/flowscope.sock` |
+//! | `FLOWSCOPE_DISABLED` | `1`/`true`: every call is a no-op | off |
+//! | `OTEL_SERVICE_NAME` | service name when none is given | `unknown_service` |
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::wire::{DEFAULT_MAX_FRAME, Encoding};
+
+/// How a [`Client`](super::Client) talks to the agent.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Service name sent in the hello (OTel `service.name`).
+    pub service: String,
+    /// Agent socket path.
+    pub socket_path: PathBuf,
+    /// Events the queue holds before new ones are dropped.
+    pub queue_capacity: usize,
+    /// Most events in one frame.
+    pub max_batch_events: usize,
+    /// Largest frame payload (lowered to the agent's `maxFrame` after the handshake).
+    pub max_frame: usize,
+    /// First reconnect delay.
+    pub backoff_min: Duration,
+    /// Longest reconnect delay.
+    pub backoff_max: Duration,
+    /// How often the writer sends its `stats` event while connected.
+    pub stats_interval: Duration,
+    /// Batch encoding.
+    pub encoding: Encoding,
+    /// No-op mode.
+    pub disabled: bool,
+    /// SDK name/version reported in the hello (bindings put their own).
+    pub sdk: String,
+}
+
+/// The default socket path: `$XDG_RUNTIME_DIR/flowscope.sock`, else `/tmp/flowscope.sock`.
+pub fn default_socket_path() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("flowscope.sock"),
+        _ => PathBuf::from("/tmp/flowscope.sock"),
+    }
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name)
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
+        .unwrap_or(false)
+}
+
+impl Config {
+    /// Defaults for `service`, without reading the environment.
+    pub fn new(service: impl Into<String>) -> Self {
+        Self {
+            service: service.into(),
+            socket_path: PathBuf::from("/tmp/flowscope.sock"),
+            queue_capacity: 65_536,
+            max_batch_events: 1024,
+            max_frame: DEFAULT_MAX_FRAME,
+            backoff_min: Duration::from_millis(20),
+            backoff_max: Duration::from_secs(1),
+            stats_interval: Duration::from_secs(10),
+            encoding: Encoding::Msgpack,
+            disabled: false,
+            sdk: format!("rust/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// Defaults with `FLOWSCOPE_SOCKET`, `FLOWSCOPE_DISABLED` and `OTEL_SERVICE_NAME` applied.
+    /// An empty `service` falls back to `OTEL_SERVICE_NAME`.
+    pub fn from_env(service: impl Into<String>) -> Self {
+        let mut service = service.into();
+        if service.is_empty() {
+            service =
+                std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "unknown_service".into());
+        }
+        let mut config = Self::new(service);
+        config.socket_path = std::env::var_os("FLOWSCOPE_SOCKET")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(default_socket_path);
+        config.disabled = env_flag("FLOWSCOPE_DISABLED");
+        config
+    }
+
+    /// Sets the socket path.
+    pub fn socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.socket_path = path.into();
+        self
+    }
+
+    /// Sets the queue capacity.
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// Sets the batch encoding.
+    pub fn encoding(mut self, encoding: Encoding) -> Self {
+        self.encoding = encoding;
+        self
+    }
+
+    /// Turns no-op mode on or off.
+    pub fn disabled(mut self, disabled: bool) -> Self {
+        self.disabled = disabled;
+        self
+    }
+}

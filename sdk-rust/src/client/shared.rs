@@ -1,0 +1,48 @@
+//! Counters shared between the emitting threads and the writer thread.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+/// Counters and the flush rendezvous.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// Events accepted into the queue.
+    pub(crate) enqueued: AtomicU64,
+    /// Events written to the socket.
+    pub(crate) sent: AtomicU64,
+    /// Events dropped (queue full, oversized, undeliverable at shutdown).
+    pub(crate) dropped: AtomicU64,
+    /// Reconnects after a lost connection.
+    pub(crate) reconnects: AtomicU64,
+    /// Whether the writer holds a live connection.
+    pub(crate) connected: AtomicBool,
+    /// Accepted events the writer is done with (sent or dropped).
+    processed: AtomicU64,
+    progress: Mutex<()>,
+    progressed: Condvar,
+}
+
+impl Shared {
+    pub(crate) fn mark_processed(&self, events: u64) {
+        self.processed.fetch_add(events, Ordering::Release);
+        let _guard = self.progress.lock();
+        self.progressed.notify_all();
+    }
+
+    /// Waits until every event accepted before the call is sent or dropped.
+    pub(crate) fn wait_processed(&self, timeout: Duration) -> bool {
+        let target = self.enqueued.load(Ordering::Acquire);
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.progress.lock();
+        loop {
+            if self.processed.load(Ordering::Acquire) >= target {
+                return true;
+            }
+            if self.progressed.wait_until(&mut guard, deadline).timed_out() {
+                return self.processed.load(Ordering::Acquire) >= target;
+            }
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The background writer thread: drains the queue, batches events into frames, writes them to the
+//! agent socket, and reconnects with exponential backoff when the agent is absent or restarts.
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+
+use super::config::Config;
+use super::shared::Shared;
+use crate::wire::{
+    self, AgentReply, ClientStats, EncodeError, Encoding, Event, HEADER_LEN, Hello,
+    PROTOCOL_VERSION,
+};
+
+/// Longest handshake reply the writer reads.
+const MAX_REPLY: usize = 64 * 1024;
+/// How long the writer waits for an event before doing housekeeping.
+const IDLE_TICK: Duration = Duration::from_millis(50);
+
+/// An open, handshaken connection and the frame limit the agent announced.
+struct Connection {
+    stream: UnixStream,
+    max_frame: usize,
+}
+
+/// Runs until every [`Client`](super::Client) handle is dropped and the queue is drained.
+pub(crate) fn run(rx: Receiver<Event>, shared: Arc<Shared>, config: Config) {
+    let mut writer = Writer {
+        shared,
+        config,
+        conn: None,
+        ever_connected: false,
+        backoff: Duration::ZERO,
+        next_attempt: Instant::now(),
+        last_stats: Instant::now(),
+        buf: Vec::with_capacity(64 * 1024),
+    };
+    writer.backoff = writer.config.backoff_min;
+    let mut batch: Vec<Event> = Vec::with_capacity(writer.config.max_batch_events);
+    let mut closing = false;
+    loop {
+        if batch.is_empty() {
+            match rx.recv_timeout(IDLE_TICK) {
+                Ok(event) => batch.push(event),
+                Err(RecvTimeoutError::Timeout) => {
+                    writer.maybe_send_stats();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        while batch.len() < writer.config.max_batch_events {
+            match rx.try_recv() {
+                Ok(event) => batch.push(event),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    closing = true;
+                    break;
+                }
+            }
+        }
+        if writer.deliver(&batch, closing) {
+            batch.clear();
+        } else if closing {
+            // Last chance failed: nobody is left to deliver to.
+            writer.count_done(batch.len(), false);
+            batch.clear();
+            return;
+        }
+    }
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    config: Config,
+    conn: Option<Connection>,
+    ever_connected: bool,
+    backoff: Duration,
+    next_attempt: Instant,
+    last_stats: Instant,
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    /// Tries to write `batch`; `true` when it is done with (sent, or dropped as unsendable).
+    /// `false` keeps it for a later attempt (no connection yet).
+    fn deliver(&mut self, batch: &[Event], closing: bool) -> bool {
+        if self.conn.is_none() && !self.try_connect(closing) {
+            return false;
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return false;
+        };
+        self.buf.clear();
+        let (framed, oversized) =
+            encode_fitting(self.config.encoding, batch, conn.max_frame, &mut self.buf);
+        match conn.stream.write_all(&self.buf) {
+            Ok(()) => {
+                self.count_done(framed, true);
+                self.count_done(oversized, false);
+                true
+            }
+            Err(_) => {
+                // The agent went away mid-write: it discards a partial frame, so resend it whole.
+                self.disconnect();
+                false
+            }
+        }
+    }
+
+    fn try_connect(&mut self, closing: bool) -> bool {
+        let now = Instant::now();
+        if now < self.next_attempt && !closing {
+            std::thread::sleep((self.next_attempt - now).min(IDLE_TICK));
+            return false;
+        }
+        match connect(&self.config) {
+            Ok(conn) => {
+                self.conn = Some(conn);
+                self.backoff = self.config.backoff_min;
+                self.shared.connected.store(true, Ordering::Relaxed);
+                if self.ever_connected {
+                    self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                self.ever_connected = true;
+                true
+            }
+            Err(_) => {
+                self.next_attempt = Instant::now() + self.backoff;
+                self.backoff = (self.backoff * 2).min(self.config.backoff_max);
+                false
+            }
+        }
+    }
+
+    fn disconnect(&mut self) {
+        self.conn = None;
+        self.shared.connected.store(false, Ordering::Relaxed);
+        self.next_attempt = Instant::now();
+    }
+
+    fn count_done(&self, events: usize, sent: bool) {
+        if events == 0 {
+            return;
+        }
+        let counter = if sent {
+            &self.shared.sent
+        } else {
+            &self.shared.dropped
+        };
+        counter.fetch_add(events as u64, Ordering::Relaxed);
+        self.shared.mark_processed(events as u64);
+    }
+
+    /// Sends the client's counters now and then so the agent can show them.
+    fn maybe_send_stats(&mut self) {
+        if self.last_stats.elapsed() < self.config.stats_interval {
+            return;
+        }
+        self.last_stats = Instant::now();
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let stats = Event::Stats(ClientStats {
+            t: crate::now_nanos(),
+            sent: self.shared.sent.load(Ordering::Relaxed),
+            dropped: self.shared.dropped.load(Ordering::Relaxed),
+            reconnects: self.shared.reconnects.load(Ordering::Relaxed),
+        });
+        self.buf.clear();
+        if wire::encode_batch(
+            self.config.encoding,
+            &[stats],
+            conn.max_frame,
+            &mut self.buf,
+        )
+        .is_ok()
+            && conn.stream.write_all(&self.buf).is_err()
+        {
+            self.disconnect();
+        }
+    }
+}
+
+/// Frames `batch` into `out`, splitting it into several frames when it exceeds `max_frame`.
+/// Returns (events framed, events dropped because one alone exceeds `max_frame`).
+fn encode_fitting(
+    encoding: Encoding,
+    batch: &[Event],
+    max_frame: usize,
+    out: &mut Vec<u8>,
+) -> (usize, usize) {
+    match wire::encode_batch(encoding, batch, max_frame, out) {
+        Ok(()) => (batch.len(), 0),
+        Err(EncodeError::TooLarge { .. }) if batch.len() > 1 => {
+            let (left, right) = batch.split_at(batch.len() / 2);
+            let (a, b) = encode_fitting(encoding, left, max_frame, out);
+            let (c, d) = encode_fitting(encoding, right, max_frame, out);
+            (a + c, b + d)
+        }
+        Err(_) => (0, batch.len()),
+    }
+}
+
+/// Connects and performs the handshake.
+fn connect(config: &Config) -> io::Result<Connection> {
+    let mut stream = UnixStream::connect(&config.socket_path)?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let hello = Hello {
+        v: PROTOCOL_VERSION,
+        encoding: config.encoding,
+        sdk: config.sdk.clone(),
+        service: config.service.clone(),
+        pid: Some(std::process::id()),
+        host: hostname(),
+    };
+    let mut frame = Vec::new();
+    wire::encode_frame(Encoding::Json, &hello, MAX_REPLY, &mut frame).map_err(io::Error::other)?;
+    stream.write_all(&frame)?;
+    let mut header = [0u8; HEADER_LEN];
+    stream.read_exact(&mut header)?;
+    let len = wire::frame_len(header);
+    if len > MAX_REPLY {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "handshake reply too large",
+        ));
+    }
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload)?;
+    let reply: AgentReply = serde_json::from_slice(&payload).map_err(io::Error::other)?;
+    if !reply.ok {
+        let why = reply
+            .error
+            .map(|e| format!("{}: {}", e.code, e.message))
+            .unwrap_or_default();
+        return Err(io::Error::new(io::ErrorKind::ConnectionRefused, why));
+    }
+    stream.set_read_timeout(None)?;
+    let max_frame = reply
+        .max_frame
+        .map_or(config.max_frame, |m| (m as usize).min(config.max_frame));
+    Ok(Connection { stream, max_frame })
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+}

@@ -1,0 +1,172 @@
+//! Framing (`u32` big-endian length + payload) and batch encoding.
+
+use serde::Serialize;
+
+use super::event::Event;
+use super::handshake::Encoding;
+
+/// Default largest payload, in bytes.
+pub const DEFAULT_MAX_FRAME: usize = 4 * 1024 * 1024;
+
+/// Length of the frame header.
+pub const HEADER_LEN: usize = 4;
+
+/// A batch or handshake frame could not be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// MessagePack serialization failed.
+    #[error("msgpack encode: {0}")]
+    Msgpack(#[from] rmp_serde::encode::Error),
+    /// JSON serialization failed.
+    #[error("json encode: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The payload is larger than the frame limit.
+    #[error("frame of {size} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        /// Payload size.
+        size: usize,
+        /// Limit.
+        limit: usize,
+    },
+}
+
+/// A batch payload could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Invalid MessagePack, or a known event kind with missing/mistyped fields.
+    #[error("malformed msgpack batch: {0}")]
+    Msgpack(#[from] rmp_serde::decode::Error),
+    /// Invalid JSON, or a known event kind with missing/mistyped fields.
+    #[error("malformed json batch: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Appends one frame holding `value` serialized with `encoding` to `out`, enforcing `limit`.
+///
+/// On error, `out` is left as it was.
+pub fn encode_frame<T: Serialize + ?Sized>(
+    encoding: Encoding,
+    value: &T,
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    let written = match encoding {
+        Encoding::Msgpack => {
+            let mut ser = rmp_serde::Serializer::new(&mut *out).with_struct_map();
+            value.serialize(&mut ser).map_err(EncodeError::from)
+        }
+        Encoding::Json => serde_json::to_writer(&mut *out, value).map_err(EncodeError::from),
+    };
+    let size = out.len() - start - HEADER_LEN;
+    if let Err(err) = written {
+        out.truncate(start);
+        return Err(err);
+    }
+    if size > limit {
+        out.truncate(start);
+        return Err(EncodeError::TooLarge { size, limit });
+    }
+    out[start..start + HEADER_LEN].copy_from_slice(&(size as u32).to_be_bytes());
+    Ok(())
+}
+
+/// Appends one batch frame to `out`.
+pub fn encode_batch(
+    encoding: Encoding,
+    events: &[Event],
+    limit: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    encode_frame(encoding, events, limit, out)
+}
+
+/// Decodes a batch payload (without its length header).
+pub fn decode_batch(encoding: Encoding, payload: &[u8]) -> Result<Vec<Event>, DecodeError> {
+    Ok(match encoding {
+        Encoding::Msgpack => rmp_serde::from_slice(payload)?,
+        Encoding::Json => serde_json::from_slice(payload)?,
+    })
+}
+
+/// Reads the payload length from a frame header.
+pub fn frame_len(header: [u8; HEADER_LEN]) -> usize {
+    u32::from_be_bytes(header) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{
+        Correlate, CorrelationMethod, EndStatus, Op, OpAction, OpKind, SpanId, StepEnd, TraceId,
+    };
+
+    fn sample() -> Vec<Event> {
+        vec![
+            Event::Op(Op {
+                t: 5,
+                trace: TraceId(7),
+                span: Some(SpanId(9)),
+                kind: OpKind::Emit,
+                action: OpAction::Send,
+                key: None,
+                topic: Some("user.validated".into()),
+                to: Some("save-user".into()),
+                stream: None,
+                id: None,
+                dur: 3,
+                ok: true,
+                error: None,
+            }),
+            Event::StepEnd(StepEnd {
+                t: 6,
+                trace: TraceId(7),
+                span: SpanId(9),
+                status: EndStatus::Failed,
+                error: Some(crate::wire::ErrorInfo::new("boom")),
+                name: None,
+            }),
+            Event::Correlate(Correlate {
+                t: 8,
+                trace: TraceId(7),
+                cid: "thread-1".into(),
+                method: CorrelationMethod::Header,
+                name: None,
+            }),
+        ]
+    }
+
+    #[test]
+    fn both_encodings_round_trip() {
+        for encoding in [Encoding::Msgpack, Encoding::Json] {
+            let mut out = Vec::new();
+            encode_batch(encoding, &sample(), DEFAULT_MAX_FRAME, &mut out).unwrap();
+            let len = frame_len(out[..4].try_into().unwrap());
+            assert_eq!(len, out.len() - 4);
+            assert_eq!(decode_batch(encoding, &out[4..]).unwrap(), sample());
+        }
+    }
+
+    #[test]
+    fn unknown_kinds_and_fields_are_tolerated() {
+        let json = br#"[{"k":"teleport","t":1,"x":2},{"k":"checkpoint","t":1,"tr":"0000000000000000000000000000000a","id":"c1","future":true}]"#;
+        let events = decode_batch(Encoding::Json, json).unwrap();
+        assert_eq!(events[0], Event::Unknown);
+        assert_eq!(events[1].kind(), "checkpoint");
+    }
+
+    #[test]
+    fn known_kind_with_missing_field_is_malformed() {
+        let json = br#"[{"k":"step_start","t":1,"tr":"0000000000000000000000000000000a"}]"#;
+        assert!(decode_batch(Encoding::Json, json).is_err());
+    }
+
+    #[test]
+    fn oversized_frame_is_refused_and_buffer_restored() {
+        let mut out = vec![1, 2, 3];
+        let err = encode_batch(Encoding::Json, &sample(), 10, &mut out).unwrap_err();
+        assert!(matches!(err, EncodeError::TooLarge { limit: 10, .. }));
+        assert_eq!(out, vec![1, 2, 3]);
+    }
+}

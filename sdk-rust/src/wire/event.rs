@@ -1,0 +1,530 @@
+//! The events an SDK sends. Each is a map with `"k"` (kind) and `"t"` (unix nanoseconds).
+//!
+//! See `PROTOCOL.md` at the crate root for the field tables. Optional fields are omitted on the
+//! wire when absent; unknown fields are ignored and unknown kinds decode as [`Event::Unknown`].
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::{SpanId, TraceId};
+
+/// Free-form attributes (JSON object semantics in both encodings).
+pub type Attributes = serde_json::Map<String, serde_json::Value>;
+
+/// Unix time in nanoseconds.
+pub type UnixNanos = u64;
+
+/// One event. The serde tag `k` carries the kind in snake_case (`trace_start`, `op`, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+pub enum Event {
+    /// A run of a flow begins.
+    TraceStart(TraceStart),
+    /// A run of a flow ends.
+    TraceEnd(TraceEnd),
+    /// A step begins.
+    StepStart(StepStart),
+    /// A step ends.
+    StepEnd(StepEnd),
+    /// A state, emit or stream operation (timed).
+    Op(Op),
+    /// A log line.
+    Log(Log),
+    /// An LLM call.
+    Llm(Llm),
+    /// An artifact produced by a step.
+    Artifact(Artifact),
+    /// A retry of a step or call.
+    Retry(Retry),
+    /// A checkpoint was written.
+    Checkpoint(Checkpoint),
+    /// A state-machine transition.
+    Transition(Transition),
+    /// The trace joins a correlation group.
+    Correlate(Correlate),
+    /// An application-defined event.
+    Custom(Custom),
+    /// Client-side counters, sent periodically by the SDK writer.
+    Stats(ClientStats),
+    /// A kind this version does not know; counted and skipped by the agent.
+    #[serde(other)]
+    Unknown,
+}
+
+impl Event {
+    /// The wire name of this event's kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::TraceStart(_) => "trace_start",
+            Event::TraceEnd(_) => "trace_end",
+            Event::StepStart(_) => "step_start",
+            Event::StepEnd(_) => "step_end",
+            Event::Op(_) => "op",
+            Event::Log(_) => "log",
+            Event::Llm(_) => "llm",
+            Event::Artifact(_) => "artifact",
+            Event::Retry(_) => "retry",
+            Event::Checkpoint(_) => "checkpoint",
+            Event::Transition(_) => "transition",
+            Event::Correlate(_) => "correlate",
+            Event::Custom(_) => "custom",
+            Event::Stats(_) => "stats",
+            Event::Unknown => "unknown",
+        }
+    }
+
+    /// The trace this event belongs to (`None` for `stats` and unknown kinds).
+    pub fn trace_id(&self) -> Option<TraceId> {
+        Some(match self {
+            Event::TraceStart(e) => e.trace,
+            Event::TraceEnd(e) => e.trace,
+            Event::StepStart(e) => e.trace,
+            Event::StepEnd(e) => e.trace,
+            Event::Op(e) => e.trace,
+            Event::Log(e) => e.trace,
+            Event::Llm(e) => e.trace,
+            Event::Artifact(e) => e.trace,
+            Event::Retry(e) => e.trace,
+            Event::Checkpoint(e) => e.trace,
+            Event::Transition(e) => e.trace,
+            Event::Correlate(e) => e.trace,
+            Event::Custom(e) => e.trace,
+            Event::Stats(_) | Event::Unknown => return None,
+        })
+    }
+}
+
+/// How a trace was triggered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryType {
+    /// An HTTP/API request.
+    #[default]
+    Api,
+    /// A schedule.
+    Cron,
+    /// An event/topic subscription.
+    Event,
+}
+
+/// Final status reported by `trace_end` / `step_end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndStatus {
+    /// Finished normally.
+    #[default]
+    Completed,
+    /// Finished with an error.
+    Failed,
+}
+
+/// An error attached to a failed step or trace.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// Human-readable message.
+    pub message: String,
+    /// Exception/error type name (`ValueError`, `TypeError`, …).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<String>,
+    /// Application error code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Stack trace as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+}
+
+impl ErrorInfo {
+    /// An error with just a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// `trace_start`: a run of `flow` begins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceStart {
+    /// Time (unix ns).
+    pub t: UnixNanos,
+    /// Trace id.
+    #[serde(rename = "tr")]
+    pub trace: TraceId,
+    /// Flow name.
+    pub flow: String,
+    /// What triggered the run.
+    #[serde(default)]
+    pub entry: EntryType,
+    /// Name of the entry step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// Correlation id (joins the trace group of that id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
+    /// The trace whose emit started this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<TraceId>,
+    /// Free-form attributes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attrs: Option<Attributes>,
+}
+
+/// `trace_end`: the run is over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceEnd {
+    /// Time (unix ns).
+    pub t: UnixNanos,
+    /// Trace id.
+    #[serde(rename = "tr")]
+    pub trace: TraceId,
+    /// Final status.
+    #[serde(default)]
+    pub status: EndStatus,
+    /// Error, when failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+}
+
+/// `step_start`: a step (span) begins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepStart {
+    /// Time (unix ns).
+    pub t: UnixNanos,
+    /// Trace id.
+    #[serde(rename = "tr")]
+    pub trace: TraceId,
+    /// This step's span id.
+    #[serde(rename = "sp")]
+    pub span: SpanId,
+    /// Enclosing step, for nested steps.
+    #[serde(rename = "ps", default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<SpanId>,
+    /// Step name.
+    pub name: String,
+}
+
+/// `step_end`: a step ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepEnd {
+    /// Time (unix ns).
+    pub t: UnixNanos,
+    /// Trace id.
+    #[serde(rename = "tr")]
+    pub trace: TraceId,
+    /// The step's span id.
+    #[serde(rename = "sp")]
+    pub span: SpanId,
+    /// Final status.
+    #[serde(default)]
+    pub status: EndStatus,
+    /// Error, when failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+    /// Step name, repeated so an end that overtakes its start still names the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Family of an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    /// Key/value state.
+    State,
+    /// Emitting to a topic.
+    Emit,
+    /// Stream items.
+    Stream,
+}
+
+/// What an operation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpAction {
+    /// Read.
+    Get,
+    /// Write.
+    Set,
+    /// Remove one key/item.
+    Delete,
+    /// Remove everything (state scope).
+    Clear,
+    /// Send to a stream / publish to a topic.
+    Send,
+    /// Any other action; kept as "other".
+    #[serde(other)]
+    Other,
+}
+
+/// `op`: a state/emit/stream operation inside a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Op {
+    /// Start time (unix ns).
+    pub t: UnixNanos,
+    /// Trace id.
+    #[serde(rename = "tr")]
+    pub trace: TraceId,
+    /// Step it ran in.
+    #[serde(rename = "sp", default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<SpanId>,
+    /// Family.
+    #[serde(rename = "op")]
+    pub kind: OpKind,
+    /// Action.
+    pub action: OpAction,
+    /// State key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Emit topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// Step an emit triggers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Stream name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// Stream item id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Duration (ns).
+    #[serde(default)]
+    pub dur: u64,
+    /// Whether it succeeded.
+    #[serde(default = "yes")]
+    pub ok: bool,
+    /// Error message, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Log severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    /// Trace.
+    Trace,
+    /// Debug.
+    Debug,
+    /// Info.
+    #[default]
+    Info,
+    /// Warning.
+    Warn,
+    /// Error.
+    Error,
+}
+
+/// `log`: a log line inside a step (or the trace).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Log {
+    /// Time (unix ns).
+    pub t: UnixNanos,
+    /// Trace id.
+    #[serde(rename = "tr")]
+    pub trace: TraceId,
+    /// Step.
+    #[serde(rename = "sp", default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<SpanId>,
+    /// Severity.
+    #[serde(default)]
+    pub level: LogLevel,
+    /// Message.
+    pub msg: String,
+    /// Structured fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Attributes>,
+}
+
+/// `llm`: one model call.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Llm {
+    /// Start time (unix ns).
+    pub t: UnixNanos,
+    /// Trace id.
+    #[serde(rename = "tr")]
+    pub trace: TraceId,
+    /// Step.
+    #[serde(rename = "sp", default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<SpanId>,
+    /// Model name.
+    pub model: String,
+    /// Provider (`openai`, `anthropic`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Prompt (text or JSON-encoded messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// Response (text or JSON-encoded messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<String>,
+    /// Input tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    /// Output tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    /// Cost in USD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
+    /// Duration (ns).
+    #[serde(default)]
+    pub dur: u64,
+}
+
+/// `artifact`: something a step produced.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Artifact {
+    /// Time (unix ns).
+    pub t: UnixNanos,
+    /// Trace id.
+    #[serde(rename = "tr")]
+    pub trace: TraceId,
+    /// Step.
+    #[serde(rename = "sp", default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<SpanId>,
+    /// File name.
+    pub name: String,
+    /// Download URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Inline preview (text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
+    /// MIME type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime: Option<String>,
+    /// Size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+/// `retry`: an attempt is being retried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retry {
+    /// Time (unix ns).
+    pub t: UnixNanos,
+    /// Trace id.
+    #[serde(rename = "tr")]
+    pub trace: TraceId,
+    /// Step.
+    #[serde(rename = "sp", default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<SpanId>,
+    /// Attempt number (1 = first retry).
+    pub attempt: u32,
+    /// Why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Wait before the attempt (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_ms: Option<u64>,
+}
+
+/// `checkpoint`: a checkpoint was written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Time (unix ns).
+    pub t: UnixNanos,
+    /// Trace id.
+    #[serde(rename = "tr")]
+    pub trace: TraceId,
+    /// Step.
+    #[serde(rename = "sp", default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<SpanId>,
+    /// Checkpoint id.
+    pub id: String,
+}
+
+/// `transition`: a state machine moved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    /// Time (unix ns).
+    pub t: UnixNanos,
+    /// Trace id.
+    #[serde(rename = "tr")]
+    pub trace: TraceId,
+    /// Step.
+    #[serde(rename = "sp", default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<SpanId>,
+    /// Previous state.
+    pub from: String,
+    /// New state.
+    pub to: String,
+    /// Action that caused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+/// How a trace was linked to its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CorrelationMethod {
+    /// `correlate(id)` in code.
+    #[default]
+    Manual,
+    /// `X-Motia-Correlation-Id` header.
+    Header,
+    /// Inherited through an emit from a correlated trace.
+    Event,
+    /// Shared state key.
+    State,
+    /// Timing heuristic.
+    Temporal,
+}
+
+/// `correlate`: the trace joins the group `cid`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Correlate {
+    /// Time (unix ns).
+    pub t: UnixNanos,
+    /// Trace id.
+    #[serde(rename = "tr")]
+    pub trace: TraceId,
+    /// Correlation id.
+    pub cid: String,
+    /// How the link was made.
+    #[serde(default)]
+    pub method: CorrelationMethod,
+    /// Display name for the group ("Chat Thread").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `custom`: an application-defined event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Custom {
+    /// Time (unix ns).
+    pub t: UnixNanos,
+    /// Trace id.
+    #[serde(rename = "tr")]
+    pub trace: TraceId,
+    /// Step.
+    #[serde(rename = "sp", default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<SpanId>,
+    /// Event name.
+    pub name: String,
+    /// Any payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
+}
+
+/// `stats`: the client's own counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ClientStats {
+    /// Time (unix ns).
+    pub t: UnixNanos,
+    /// Events written to the socket.
+    #[serde(default)]
+    pub sent: u64,
+    /// Events dropped (queue full, oversized, disabled writer).
+    #[serde(default)]
+    pub dropped: u64,
+    /// Successful reconnects after a lost connection.
+    #[serde(default)]
+    pub reconnects: u64,
+}

@@ -1,0 +1,132 @@
+//! W3C-compatible identifiers: 16-byte trace ids and 8-byte span ids, hex on the wire.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Error for an identifier that is not the right number of lowercase/uppercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what}: expected {len} hex digits, got {got:?}")]
+pub struct IdParseError {
+    what: &'static str,
+    len: usize,
+    got: String,
+}
+
+macro_rules! hex_id {
+    ($(#[$doc:meta])* $name:ident, $int:ty, $len:expr, $what:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+        pub struct $name(pub $int);
+
+        impl $name {
+            /// The all-zero id, invalid in W3C Trace Context.
+            pub const INVALID: Self = Self(0);
+
+            /// Whether this id is not all zeros.
+            pub fn is_valid(self) -> bool {
+                self.0 != 0
+            }
+
+            /// Parses exactly the expected number of hex digits.
+            pub fn from_hex(s: &str) -> Result<Self, IdParseError> {
+                let err = || IdParseError { what: $what, len: $len, got: s.to_owned() };
+                if s.len() != $len || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(err());
+                }
+                <$int>::from_str_radix(s, 16).map(Self).map_err(|_| err())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:0width$x}", self.0, width = $len)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdParseError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::from_hex(s)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut buf = [0u8; $len];
+                let text = write_hex(self.0 as u128, &mut buf);
+                serializer.serialize_str(text)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct IdVisitor;
+                impl Visitor<'_> for IdVisitor {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        write!(f, "{} hex digits", $len)
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$name, E> {
+                        $name::from_hex(v).map_err(E::custom)
+                    }
+                }
+                deserializer.deserialize_str(IdVisitor)
+            }
+        }
+    };
+}
+
+hex_id!(
+    /// A trace id: 16 bytes, 32 hex digits (W3C Trace Context `trace-id`).
+    TraceId, u128, 32, "trace id"
+);
+hex_id!(
+    /// A span (step) id: 8 bytes, 16 hex digits (W3C Trace Context `parent-id`).
+    SpanId, u64, 16, "span id"
+);
+
+/// Writes `value` as `buf.len()` lowercase hex digits into `buf` without allocating.
+fn write_hex(mut value: u128, buf: &mut [u8]) -> &str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for slot in buf.iter_mut().rev() {
+        *slot = DIGITS[(value & 0xf) as usize];
+        value >>= 4;
+    }
+    // Only ASCII hex digits were written.
+    std::str::from_utf8(buf).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip_keeps_leading_zeros() {
+        let id = TraceId(0x00ab);
+        let text = id.to_string();
+        assert_eq!(text.len(), 32);
+        assert_eq!(text, "000000000000000000000000000000ab");
+        assert_eq!(TraceId::from_hex(&text).unwrap(), id);
+        assert_eq!(
+            serde_json::to_string(&SpanId(1)).unwrap(),
+            "\"0000000000000001\""
+        );
+    }
+
+    #[test]
+    fn rejects_wrong_length_and_non_hex() {
+        assert!(TraceId::from_hex("abc").is_err());
+        assert!(SpanId::from_hex("zzzzzzzzzzzzzzzz").is_err());
+        assert!(SpanId::from_hex("+00000000000000f").is_err());
+        assert!(serde_json::from_str::<SpanId>("\"12\"").is_err());
+    }
+}

@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod store;
 pub mod telemetry;
 pub mod trace;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

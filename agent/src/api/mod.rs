@@ -31,6 +31,7 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .route("/motia/traces/{id}", get(motia::get))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(crate::ui::router())
         .fallback(|uri: Uri| async move { ApiError::NoRoute(uri.path().to_owned()) })
         .with_state(state)
 }

@@ -1,0 +1,1 @@
+//! Python bindings of the flowscope client (skeleton).

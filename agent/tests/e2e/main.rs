@@ -1,0 +1,10 @@
+//! End-to-end tests: a real `flowscope` process, the real Rust SDK over the real socket, real HTTP.
+
+mod api_errors;
+mod bad_input;
+mod filters;
+mod lifecycle;
+mod reconnect;
+mod registration;
+mod socket;
+mod support;

@@ -1,0 +1,207 @@
+//! Test support: a real `flowscope` agent process on a temp socket and a free HTTP port, an SDK
+//! client pointed at it, raw protocol connections, and JSON assertions.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+/// A running agent process, killed on drop.
+pub struct Agent {
+    child: Child,
+    pub socket: PathBuf,
+    pub base: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Agent {
+    /// Starts an agent with extra flags on a fresh temp socket.
+    pub fn start(extra: &[&str]) -> Agent {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("flowscope.sock");
+        let mut agent = Agent::start_at(&socket, extra);
+        agent._dir = Some(dir);
+        agent
+    }
+
+    /// Starts an agent on a given socket path.
+    pub fn start_at(socket: &Path, extra: &[&str]) -> Agent {
+        Agent::try_start_at(socket, extra).unwrap_or_else(|e| panic!("agent did not start: {e}"))
+    }
+
+    /// Starts an agent, or returns its stderr when it exits instead.
+    pub fn try_start_at(socket: &Path, extra: &[&str]) -> Result<Agent, String> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flowscope"))
+            .arg("--socket")
+            .arg(socket)
+            .args(["--http", "127.0.0.1:0", "--log", "warn"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn flowscope");
+        let mut line = String::new();
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        stdout.read_line(&mut line).expect("read stdout");
+        let Some(http) = line.split("http=").nth(1) else {
+            let mut err = String::new();
+            let _ = child
+                .stderr
+                .take()
+                .expect("stderr")
+                .read_to_string(&mut err);
+            let _ = child.wait();
+            return Err(err);
+        };
+        let base = http.trim().to_owned();
+        // Keep draining stdout so the agent never blocks on a full pipe.
+        std::thread::spawn(move || for _ in stdout.lines() {});
+        Ok(Agent {
+            child,
+            socket: socket.to_owned(),
+            base,
+            _dir: None,
+        })
+    }
+
+    /// GET a path; returns status and JSON body.
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        let resp = reqwest::blocking::get(format!("{}{}", self.base, path)).expect("http get");
+        let status = resp.status().as_u16();
+        (status, resp.json().unwrap_or(Value::Null))
+    }
+
+    /// GET a path that must answer 200.
+    pub fn get_ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path);
+        assert_eq!(status, 200, "GET {path} answered {status}: {body}");
+        body
+    }
+
+    /// Polls `path` until `ready` holds (5 s at most), returning the last body.
+    #[track_caller]
+    pub fn wait_for(&self, path: &str, ready: impl Fn(u16, &Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let (status, body) = self.get(path);
+            if ready(status, &body) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting on {path}; last: {status} {body}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until a trace exists and satisfies `ready`.
+    #[track_caller]
+    pub fn wait_trace(&self, id: impl std::fmt::Display, ready: impl Fn(&Value) -> bool) -> Value {
+        self.wait_for(&format!("/api/traces/{id}"), |s, b| s == 200 && ready(b))
+    }
+
+    /// An SDK client pointed at this agent.
+    pub fn client(&self) -> flowscope::Client {
+        flowscope::Client::new(flowscope::Config::new("e2e-tests").socket(&self.socket))
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// Kills the process and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A raw protocol connection for feeding hand-made bytes.
+pub struct RawConn {
+    pub stream: UnixStream,
+}
+
+impl RawConn {
+    /// Connects without a handshake.
+    pub fn connect(agent: &Agent) -> RawConn {
+        let stream = UnixStream::connect(&agent.socket).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        RawConn { stream }
+    }
+
+    /// Connects and completes a handshake with `encoding`.
+    pub fn handshake(agent: &Agent, encoding: &str) -> RawConn {
+        let mut conn = RawConn::connect(agent);
+        conn.send_frame(
+            format!(r#"{{"v":1,"encoding":"{encoding}","sdk":"raw/1","service":"raw"}}"#)
+                .as_bytes(),
+        );
+        let reply = conn.read_frame().expect("handshake reply");
+        assert_eq!(reply["ok"], true, "handshake refused: {reply}");
+        conn
+    }
+
+    /// Sends a length-prefixed frame.
+    pub fn send_frame(&mut self, payload: &[u8]) {
+        self.send_raw(&(payload.len() as u32).to_be_bytes());
+        self.send_raw(payload);
+    }
+
+    /// Sends bytes as they are (ignoring a closed socket).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes);
+    }
+
+    /// Reads one JSON frame from the agent; `None` on EOF.
+    pub fn read_frame(&mut self) -> Option<Value> {
+        let mut header = [0u8; 4];
+        self.stream.read_exact(&mut header).ok()?;
+        let mut payload = vec![0u8; u32::from_be_bytes(header) as usize];
+        self.stream.read_exact(&mut payload).ok()?;
+        serde_json::from_slice(&payload).ok()
+    }
+
+    /// Whether the agent closed the connection (reads EOF).
+    pub fn closed_by_agent(&mut self) -> bool {
+        let mut buf = [0u8; 1];
+        matches!(self.stream.read(&mut buf), Ok(0) | Err(_))
+    }
+}
+
+/// A fixed instant: `ms` milliseconds after 2023-12-30T14:10:52Z (the RFC example's start).
+pub fn at(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(1_703_943_052_000 + ms)
+}
+
+/// Flushes a client, failing the test when it cannot.
+#[track_caller]
+pub fn flush(client: &flowscope::Client) {
+    assert!(
+        client.flush(Duration::from_secs(5)),
+        "flush timed out: {:?}",
+        client.stats()
+    );
+}
+
+/// Ids of a `/api/traces` response, in order.
+pub fn ids(list: &Value) -> Vec<String> {
+    list["traces"]
+        .as_array()
+        .expect("traces array")
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect()
+}

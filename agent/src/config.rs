@@ -65,6 +65,17 @@ pub struct AgentArgs {
     /// A group with a running trace and no event for this long is `stalled`.
     #[arg(long, env = "FLOWSCOPE_STALL_AFTER", default_value = "2m", value_parser = humantime::parse_duration, global = true)]
     pub stall_after: Duration,
+    /// Live-stream events buffered per subscriber; a client further behind is dropped.
+    #[arg(
+        long,
+        env = "FLOWSCOPE_LIVE_BUFFER",
+        default_value_t = 4096,
+        global = true
+    )]
+    pub live_buffer: usize,
+    /// Heartbeat period of the live streams.
+    #[arg(long, env = "FLOWSCOPE_HEARTBEAT", default_value = "15s", value_parser = humantime::parse_duration, global = true)]
+    pub heartbeat: Duration,
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "FLOWSCOPE_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -85,6 +96,10 @@ pub struct AgentConfig {
     pub abandon_after: Duration,
     /// Stall timeout.
     pub stall_after: Duration,
+    /// Live events buffered per subscriber.
+    pub live_buffer: usize,
+    /// Live heartbeat period.
+    pub heartbeat: Duration,
 }
 
 impl AgentConfig {
@@ -97,6 +112,8 @@ impl AgentConfig {
             max_frame: flowscope::wire::DEFAULT_MAX_FRAME,
             abandon_after: Duration::from_secs(300),
             stall_after: Duration::from_secs(120),
+            live_buffer: 4096,
+            heartbeat: Duration::from_secs(15),
         }
     }
 }
@@ -113,6 +130,8 @@ impl From<&AgentArgs> for AgentConfig {
             max_frame: args.max_frame,
             abandon_after: args.abandon_after,
             stall_after: args.stall_after,
+            live_buffer: args.live_buffer,
+            heartbeat: args.heartbeat,
         }
     }
 }

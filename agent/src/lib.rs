@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod demo;
 pub mod ingest;
+pub mod live;
 pub mod store;
 pub mod telemetry;
 pub mod trace;
@@ -34,6 +35,8 @@ pub struct AgentState {
     pub store: RwLock<Store>,
     /// Ingest counters.
     pub ingest: IngestMetrics,
+    /// Live-update hub.
+    pub live: Arc<live::Hub>,
     /// Start time.
     pub started: Instant,
 }
@@ -43,9 +46,10 @@ impl AgentState {
     pub fn new(config: AgentConfig) -> Self {
         Self {
             store: RwLock::new(Store::new(config.max_traces)),
-            config,
             ingest: IngestMetrics::default(),
+            live: Arc::new(live::Hub::new(config.live_buffer)),
             started: Instant::now(),
+            config,
         }
     }
 }
@@ -82,13 +86,14 @@ impl RunningAgent {
     /// Stops accepting, removes the socket file and waits for the tasks.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        self.state.live.close();
         for task in self.tasks {
             let _ = task.await;
         }
     }
 }
 
-/// Starts ingest, the HTTP API and the abandon sweeper on the current tokio runtime.
+/// Starts ingest, the HTTP API, the live publisher and the abandon sweeper on the current tokio runtime.
 pub async fn run_with(config: AgentConfig) -> Result<RunningAgent, StartError> {
     let listener = ingest::bind(&config.socket_path)?;
     let http = tokio::net::TcpListener::bind(config.http_addr)
@@ -121,13 +126,14 @@ pub async fn run_with(config: AgentConfig) -> Result<RunningAgent, StartError> {
             tracing::error!(%err, "http server failed");
         }
     });
-    let sweeper = tokio::spawn(sweep_abandoned(Arc::clone(&state), watch_rx));
+    let sweeper = tokio::spawn(sweep_abandoned(Arc::clone(&state), watch_rx.clone()));
+    let publisher = tokio::spawn(live::publish_changes(Arc::clone(&state), watch_rx));
     Ok(RunningAgent {
         socket_path,
         http_addr,
         state,
         shutdown,
-        tasks: vec![ingest_task, http_task, sweeper],
+        tasks: vec![ingest_task, http_task, sweeper, publisher],
     })
 }
 

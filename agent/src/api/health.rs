@@ -51,6 +51,10 @@ pub async fn healthz(State(state): State<Arc<AgentState>>) -> Json<Value> {
             "tracesAbandoned": counters.traces_abandoned,
         },
         "clients": clients,
+        "live": {
+            "subscribers": state.live.subscribers(),
+            "droppedClients": state.live.dropped_clients.load(Ordering::Relaxed),
+        },
     }))
 }
 

@@ -2,6 +2,7 @@
 
 mod error;
 mod executions;
+mod flows;
 mod groups;
 mod health;
 mod motia;
@@ -27,6 +28,9 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .route("/api/groups", get(groups::list))
         .route("/api/groups/{id}", get(groups::get))
         .route("/api/executions/{id}/trace", get(executions::get))
+        .route("/api/flows", get(flows::list))
+        .route("/api/stream", get(crate::live::sse::stream))
+        .route("/api/ws", get(crate::live::ws::upgrade))
         .route("/motia/traces", get(motia::list))
         .route("/motia/traces/{id}", get(motia::get))
         .route("/healthz", get(health::healthz))

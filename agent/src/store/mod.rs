@@ -1,16 +1,18 @@
 //! The bounded store: the most recently active traces (LRU, `--max-traces`) and the indexes
 //! that make filters cheap. Evicting a trace removes it from every index and group.
 
+mod flows;
 pub mod index;
 mod query;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use flowscope::wire::{ClientStats, Event, TraceId};
 use lru::LruCache;
 
+pub use flows::{FlowStatus, StepStatusCounts};
 pub use index::{GroupEntry, Indexes};
 pub use query::{Cursor, Page, TraceQuery};
 
@@ -38,6 +40,10 @@ pub struct Store {
     index: Indexes,
     counters: StoreCounters,
     client_stats: HashMap<Arc<str>, ClientStats>,
+    /// Traces changed since the live publisher last looked.
+    dirty: HashSet<TraceId>,
+    /// The last trace marked dirty (consecutive events mostly hit one trace).
+    last_dirty: Option<TraceId>,
 }
 
 impl Store {
@@ -48,6 +54,8 @@ impl Store {
             index: Indexes::default(),
             counters: StoreCounters::default(),
             client_stats: HashMap::new(),
+            dirty: HashSet::new(),
+            last_dirty: None,
         }
     }
 
@@ -82,6 +90,10 @@ impl Store {
             trace.service = Arc::clone(service);
         }
         builder::apply(trace, &mut self.index, event, now_ns);
+        if self.last_dirty != Some(id) {
+            self.dirty.insert(id);
+            self.last_dirty = Some(id);
+        }
         if is_start {
             self.inherit_parent_group(id);
         }
@@ -141,10 +153,26 @@ impl Store {
         for id in &stale {
             if let Some(trace) = self.traces.peek_mut(id) {
                 builder::abandon(trace, &mut self.index);
+                self.dirty.insert(*id);
             }
         }
         self.counters.traces_abandoned += stale.len() as u64;
         stale.len()
+    }
+
+    /// Takes the ids of traces changed since the last call (still stored ones only).
+    pub fn take_dirty(&mut self) -> Vec<TraceId> {
+        self.last_dirty = None;
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty
+            .into_iter()
+            .filter(|id| self.traces.contains(id))
+            .collect()
+    }
+
+    /// A mutable trace by id (does not count as activity for the LRU).
+    pub fn peek_mut(&mut self, id: TraceId) -> Option<&mut Trace> {
+        self.traces.peek_mut(&id)
     }
 
     /// A trace by id (does not count as activity for the LRU).

@@ -159,6 +159,18 @@ impl Step {
     }
 }
 
+/// What the live stream has told subscribers about a trace so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Announced {
+    /// Nothing yet.
+    #[default]
+    Nothing,
+    /// Created / updated while running.
+    Running,
+    /// Completed or failed.
+    Ended,
+}
+
 /// A run of a flow.
 #[derive(Debug, Clone)]
 pub struct Trace {
@@ -204,6 +216,8 @@ pub struct Trace {
     pub ops: Vec<Operation>,
     /// Events sent outside any step.
     pub events: Vec<Event>,
+    /// Live-stream bookkeeping.
+    pub announced: Announced,
 }
 
 impl Trace {
@@ -231,6 +245,7 @@ impl Trace {
             step_index: HashMap::new(),
             ops: Vec::new(),
             events: Vec::new(),
+            announced: Announced::Nothing,
         }
     }
 

@@ -4,6 +4,7 @@ mod api_errors;
 mod bad_input;
 mod filters;
 mod lifecycle;
+mod live;
 mod reconnect;
 mod registration;
 mod socket;

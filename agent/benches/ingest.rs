@@ -1,2 +1,168 @@
-//! Placeholder.
-fn main() {}
+//! Ingest throughput over the real Unix socket into a real in-process agent (1 and 8
+//! connections), plus memory per stored step and operation (counting allocator).
+//!
+//! `cargo bench -p flowscope-agent --bench ingest`
+
+#![allow(unsafe_code)] // the counting allocator below
+
+mod workload;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use flowscope::wire::{self, Encoding};
+use flowscope_agent::store::Store;
+use flowscope_agent::{AgentConfig, run_with};
+use workload::{EVENTS_PER_TRACE, OPS_PER_TRACE, STEPS_PER_TRACE, trace_events};
+
+/// Counts live heap bytes.
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator and only counts sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Pre-encoded frames (1024 events each) for `traces` traces starting at number `first`.
+fn frames(first: u64, traces: u64) -> Vec<Vec<u8>> {
+    let events: Vec<_> = (first..first + traces)
+        .flat_map(|n| trace_events(n, true))
+        .collect();
+    events
+        .chunks(1024)
+        .map(|chunk| {
+            let mut out = Vec::new();
+            wire::encode_batch(Encoding::Msgpack, chunk, wire::DEFAULT_MAX_FRAME, &mut out)
+                .expect("encode");
+            out
+        })
+        .collect()
+}
+
+fn connect(socket: &std::path::Path) -> UnixStream {
+    let mut stream = UnixStream::connect(socket).expect("connect");
+    let mut hello = Vec::new();
+    let body =
+        serde_json::json!({"v": 1, "encoding": "msgpack", "sdk": "bench", "service": "bench"});
+    wire::encode_frame(Encoding::Json, &body, 65536, &mut hello).unwrap();
+    stream.write_all(&hello).unwrap();
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).unwrap();
+    let mut reply = vec![0u8; wire::frame_len(header)];
+    stream.read_exact(&mut reply).unwrap();
+    stream
+}
+
+fn ingest_run(runtime: &tokio::runtime::Runtime, connections: u64, traces_per_conn: u64) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AgentConfig::for_socket(dir.path().join("bench.sock"));
+    config.max_traces = std::num::NonZeroUsize::new(10_000).unwrap();
+    let agent = runtime.block_on(run_with(config)).expect("agent");
+    let work: Vec<Vec<Vec<u8>>> = (0..connections)
+        .map(|c| frames(c * traces_per_conn, traces_per_conn))
+        .collect();
+    let total = connections * traces_per_conn * EVENTS_PER_TRACE as u64;
+    let started = Instant::now();
+    let writers: Vec<_> = work
+        .into_iter()
+        .map(|frames| {
+            let socket = agent.socket_path.clone();
+            std::thread::spawn(move || {
+                let mut stream = connect(&socket);
+                for frame in frames {
+                    stream.write_all(&frame).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let state = Arc::clone(&agent.state);
+    while state.store.read().counters().events_applied < total {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let elapsed = started.elapsed();
+    runtime.block_on(agent.shutdown());
+    total as f64 / elapsed.as_secs_f64()
+}
+
+fn store_bytes(traces: u64, with_ops: bool) -> isize {
+    let service: Arc<str> = "bench".into();
+    // Measured from before the events exist: apply consumes them, moving their strings into the store.
+    let before = LIVE.load(Ordering::Relaxed);
+    let batches: Vec<_> = (0..traces).map(|n| trace_events(n, with_ops)).collect();
+    let mut store = Store::new(std::num::NonZeroUsize::new(traces as usize).unwrap());
+    for events in batches {
+        store.apply_batch(&service, events, 0);
+    }
+    let after = LIVE.load(Ordering::Relaxed);
+    drop(store);
+    // `batches` was consumed (moved into apply_batch), so `after - before` is the store alone.
+    after - before
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "ingest over the Unix socket (msgpack, 1024-event frames, {EVENTS_PER_TRACE}-event traces, 10k-trace LRU):"
+    );
+    for (connections, traces) in [(1u64, 60_000u64), (8, 7_500)] {
+        let mut rates: Vec<f64> = (0..3)
+            .map(|_| ingest_run(&runtime, connections, traces))
+            .collect();
+        rates.sort_by(f64::total_cmp);
+        println!(
+            "  {connections} connection(s): median {:.2} M events/s (runs: {})",
+            rates[1] / 1e6,
+            rates
+                .iter()
+                .map(|r| format!("{:.2}", r / 1e6))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+
+    let traces = 10_000u64;
+    let full = store_bytes(traces, true);
+    let no_ops = store_bytes(traces, false);
+    let ops = traces * OPS_PER_TRACE as u64;
+    let steps = traces * STEPS_PER_TRACE as u64;
+    println!("memory, {traces} stored traces ({steps} steps, {ops} ops):");
+    println!(
+        "  store total:      {:.1} MiB ({} B per trace)",
+        full as f64 / 1048576.0,
+        full / traces as isize
+    );
+    println!("  marginal per op:  {} B", (full - no_ops) / ops as isize);
+    println!(
+        "  total per op:     {} B (everything / ops)",
+        full / ops as isize
+    );
+}

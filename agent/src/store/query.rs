@@ -91,8 +91,10 @@ impl TraceQuery {
             }
         }
         if let Some(text) = &self.text {
-            let hit = |s: &str| s.to_lowercase().contains(text.as_str());
-            let found = trace.id.to_string().contains(text.as_str())
+            let needle = text.as_bytes();
+            let hit = |s: &str| contains_ignore_ascii_case(s.as_bytes(), needle);
+            let mut hex = [0u8; 32];
+            let found = trace.id.encode_hex(&mut hex).contains(text.as_str())
                 || hit(trace.flow())
                 || trace.correlation_id.as_deref().is_some_and(hit)
                 || trace.steps.iter().any(|s| hit(&s.name));
@@ -118,6 +120,11 @@ impl TraceQuery {
         };
         (low, high)
     }
+}
+
+/// Whether `needle` (lowercase) occurs in `haystack`, ignoring ASCII case, without allocating.
+fn contains_ignore_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 fn in_range(pos: &Pos, (low, high): &PosRange) -> bool {

@@ -30,6 +30,11 @@ macro_rules! hex_id {
                 self.0 != 0
             }
 
+            /// Writes the lowercase hex form into `buf` without allocating.
+            pub fn encode_hex(self, buf: &mut [u8; $len]) -> &str {
+                write_hex(self.0 as u128, buf)
+            }
+
             /// Parses exactly the expected number of hex digits.
             pub fn from_hex(s: &str) -> Result<Self, IdParseError> {
                 let err = || IdParseError { what: $what, len: $len, got: s.to_owned() };

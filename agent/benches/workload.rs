@@ -1,0 +1,126 @@
+//! Shared bench workload: registration-style traces (trace_start, 3 steps with 11 ops in all,
+//! trace_end = 19 events each) with unique ids.
+
+use flowscope::wire::{
+    EndStatus, EntryType, Event, Op, OpAction, OpKind, SpanId, StepEnd, StepStart, TraceEnd,
+    TraceId, TraceStart,
+};
+
+/// Events per generated trace.
+pub const EVENTS_PER_TRACE: usize = 19;
+/// Ops per generated trace.
+pub const OPS_PER_TRACE: usize = 11;
+/// Steps per generated trace.
+pub const STEPS_PER_TRACE: usize = 3;
+
+const FLOWS: [&str; 4] = ["user-registration", "checkout", "chat-message", "report"];
+const STEPS: [[&str; 3]; 4] = [
+    ["validate-user", "save-user", "send-email"],
+    ["validate-cart", "charge", "ship"],
+    ["get-context", "call-llm", "send-reply"],
+    ["query", "render", "upload"],
+];
+
+fn op(
+    t: u64,
+    trace: TraceId,
+    span: SpanId,
+    kind: OpKind,
+    action: OpAction,
+    subject: &str,
+) -> Event {
+    let (key, topic, stream) = match kind {
+        OpKind::State => (Some(subject.to_owned()), None, None),
+        OpKind::Emit => (None, Some(subject.to_owned()), None),
+        OpKind::Stream => (None, None, Some(subject.to_owned())),
+    };
+    Event::Op(Op {
+        t,
+        trace,
+        span: Some(span),
+        kind,
+        action,
+        key,
+        topic,
+        to: (kind == OpKind::Emit).then(|| "next-step".to_owned()),
+        stream,
+        id: (kind == OpKind::Stream).then(|| "item-42".to_owned()),
+        dur: 1_500_000,
+        ok: true,
+        error: None,
+    })
+}
+
+/// The events of trace number `n`; `with_ops = false` leaves the ops out (for marginal costs).
+pub fn trace_events(n: u64, with_ops: bool) -> Vec<Event> {
+    let trace = TraceId(0x1000_0000_0000_0000_0000_0000_0000_0000 | n as u128);
+    let f = (n % 4) as usize;
+    let t0 = 1_703_943_052_000_000_000 + n * 1_000_000;
+    let mut events = vec![Event::TraceStart(TraceStart {
+        t: t0,
+        trace,
+        flow: FLOWS[f].to_owned(),
+        entry: EntryType::Api,
+        step: Some(STEPS[f][0].to_owned()),
+        cid: (n % 10 == 0).then(|| format!("group-{}", n / 100)),
+        parent: None,
+        attrs: None,
+    })];
+    let ops: [&[(OpKind, OpAction, &str)]; 3] = [
+        &[
+            (OpKind::State, OpAction::Get, "user.email"),
+            (OpKind::State, OpAction::Set, "validation.status"),
+            (OpKind::State, OpAction::Set, "validation.result"),
+            (OpKind::Emit, OpAction::Send, "user.validated"),
+        ],
+        &[
+            (OpKind::State, OpAction::Get, "validation.result"),
+            (OpKind::Stream, OpAction::Set, "users"),
+            (OpKind::State, OpAction::Set, "user.saved"),
+            (OpKind::Emit, OpAction::Send, "user.saved"),
+        ],
+        &[
+            (OpKind::State, OpAction::Get, "user.saved"),
+            (OpKind::Stream, OpAction::Set, "email-queue"),
+            (OpKind::State, OpAction::Set, "email.queued"),
+        ],
+    ];
+    for (s, step_ops) in ops.iter().enumerate() {
+        let span = SpanId(n << 8 | (s as u64 + 1));
+        let ts = t0 + s as u64 * 100_000_000;
+        events.push(Event::StepStart(StepStart {
+            t: ts,
+            trace,
+            span,
+            parent: None,
+            name: STEPS[f][s].to_owned(),
+        }));
+        if with_ops {
+            for (i, (kind, action, subject)) in step_ops.iter().enumerate() {
+                events.push(op(
+                    ts + i as u64 * 10_000_000,
+                    trace,
+                    span,
+                    *kind,
+                    *action,
+                    subject,
+                ));
+            }
+        }
+        events.push(Event::StepEnd(StepEnd {
+            t: ts + 95_000_000,
+            trace,
+            span,
+            status: EndStatus::Completed,
+            error: None,
+            name: Some(STEPS[f][s].to_owned()),
+        }));
+    }
+    events.push(Event::TraceEnd(TraceEnd {
+        t: t0 + 325_000_000,
+        trace,
+        status: EndStatus::Completed,
+        error: None,
+    }));
+    events
+}

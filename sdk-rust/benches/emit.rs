@@ -1,2 +1,175 @@
-//! Placeholder.
-fn main() {}
+//! SDK emit cost, side by side with the OpenTelemetry Rust SDK (BatchSpanProcessor with an
+//! exporter that discards) in the same run.
+//!
+//! - `event`: one operation inside an active step (flowscope: one `op` event; OTel: one child span).
+//! - `step`: a step with 3 operations (flowscope: 5 events; OTel: a span with 3 child spans).
+//!
+//! Only the emitting thread is timed. Between timed chunks (smaller than both queues) the
+//! queues are drained untimed, so neither side measures its drop path.
+//!
+//! `cargo bench -p flowscope --bench emit`
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixListener;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use flowscope::wire::{self, AgentReply, Encoding};
+use flowscope::{Client, Config};
+use opentelemetry::trace::{Span, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter,
+};
+
+/// Iterations per timed chunk (fits both queues).
+const CHUNK: u64 = 2_000;
+
+/// A socket peer that completes the handshake and discards every frame.
+fn start_sink(path: &std::path::Path) {
+    let listener = UnixListener::bind(path).expect("bind sink");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut header = [0u8; 4];
+                if stream.read_exact(&mut header).is_err() {
+                    return;
+                }
+                let mut hello = vec![0u8; wire::frame_len(header)];
+                let _ = stream.read_exact(&mut hello);
+                let mut reply = Vec::new();
+                let accept = AgentReply::accept("sink", wire::DEFAULT_MAX_FRAME as u32);
+                wire::encode_frame(Encoding::Json, &accept, 1 << 16, &mut reply).unwrap();
+                let _ = stream.write_all(&reply);
+                let mut buf = vec![0u8; 1 << 20];
+                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+            });
+        }
+    });
+}
+
+#[derive(Debug)]
+struct Discard;
+
+impl SpanExporter for Discard {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        std::hint::black_box(batch);
+        Ok(())
+    }
+}
+
+fn timed_in_chunks(iters: u64, mut body: impl FnMut(), mut drain: impl FnMut()) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(CHUNK);
+        let started = Instant::now();
+        for _ in 0..n {
+            body();
+        }
+        total += started.elapsed();
+        drain();
+        left -= n;
+    }
+    total
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("sink.sock");
+    start_sink(&socket);
+    let client = Client::new(Config::new("bench").socket(&socket));
+    let flush = || {
+        assert!(
+            client.flush(Duration::from_secs(10)),
+            "flowscope flush timed out"
+        )
+    };
+
+    let processor = BatchSpanProcessor::builder(Discard)
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_queue_size(65_536)
+                .with_max_export_batch_size(1024)
+                .build(),
+        )
+        .build();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build();
+    let tracer = provider.tracer("bench");
+    let otel_flush = || {
+        let _ = provider.force_flush();
+    };
+
+    let trace = client.trace("bench-flow").start();
+    let step = trace.step("bench-step").start();
+    let otel_root = tracer.start("flow bench-flow");
+    let root_cx = opentelemetry::Context::current_with_span(otel_root);
+    let otel_step = tracer.start_with_context("bench-step", &root_cx);
+    let step_cx = root_cx.with_span(otel_step);
+
+    let mut group = c.benchmark_group("event");
+    group.bench_function("flowscope", |b| {
+        b.iter_custom(|iters| {
+            timed_in_chunks(iters, || flowscope::state_get("user.email").record(), flush)
+        })
+    });
+    group.bench_function("opentelemetry", |b| {
+        let _attached = step_cx.clone().attach();
+        b.iter_custom(|iters| {
+            timed_in_chunks(
+                iters,
+                || tracer.start("state.get user.email").end(),
+                otel_flush,
+            )
+        })
+    });
+    group.finish();
+    drop(step);
+
+    let mut group = c.benchmark_group("step_with_3_ops");
+    group.bench_function("flowscope", |b| {
+        b.iter_custom(|iters| {
+            timed_in_chunks(
+                iters,
+                || {
+                    let _step = flowscope::step("validate-user").start();
+                    flowscope::state_get("user.email").record();
+                    flowscope::state_set("validation.result").record();
+                    flowscope::emit("user.validated").to("save-user").record();
+                },
+                flush,
+            )
+        })
+    });
+    group.bench_function("opentelemetry", |b| {
+        let _attached = root_cx.clone().attach();
+        b.iter_custom(|iters| {
+            timed_in_chunks(
+                iters,
+                || {
+                    tracer.in_span("validate-user", |_cx| {
+                        tracer.start("state.get user.email").end();
+                        tracer.start("state.set validation.result").end();
+                        tracer.start("emit user.validated").end();
+                    })
+                },
+                otel_flush,
+            )
+        })
+    });
+    group.finish();
+    trace.end();
+    flush();
+    let stats = client.stats();
+    println!(
+        "flowscope client after the run: sent {} dropped {}",
+        stats.sent, stats.dropped
+    );
+    let _ = provider.shutdown();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

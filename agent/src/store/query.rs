@@ -124,7 +124,10 @@ impl TraceQuery {
 
 /// Whether `needle` (lowercase) occurs in `haystack`, ignoring ASCII case, without allocating.
 fn contains_ignore_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+    needle.is_empty()
+        || haystack
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 fn in_range(pos: &Pos, (low, high): &PosRange) -> bool {

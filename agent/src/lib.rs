@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 pub use config::AgentConfig;
 use store::Store;
-use telemetry::IngestMetrics;
+use telemetry::Metrics;
 
 /// Everything the tasks share.
 pub struct AgentState {
@@ -33,8 +33,8 @@ pub struct AgentState {
     pub config: AgentConfig,
     /// Traces and indexes.
     pub store: RwLock<Store>,
-    /// Ingest counters.
-    pub ingest: IngestMetrics,
+    /// Every metric (`/metrics`, `/healthz`).
+    pub metrics: Arc<Metrics>,
     /// Live-update hub.
     pub live: Arc<live::Hub>,
     /// Start time.
@@ -44,9 +44,13 @@ pub struct AgentState {
 impl AgentState {
     /// Fresh state for `config`.
     pub fn new(config: AgentConfig) -> Self {
+        let metrics = Arc::new(Metrics::new());
         Self {
-            store: RwLock::new(Store::new(config.max_traces)),
-            ingest: IngestMetrics::default(),
+            store: RwLock::new(Store::with_metrics(
+                config.max_traces,
+                Arc::clone(&metrics.store),
+            )),
+            metrics,
             live: Arc::new(live::Hub::new(config.live_buffer)),
             started: Instant::now(),
             config,

@@ -1,7 +1,12 @@
-//! The agent's own counters, one place for every thing that happens (read by `/healthz` and,
-//! later, `/metrics`).
+//! The agent's own telemetry: one typed handle per thing that happens, registered once in a
+//! Prometheus registry (`GET /metrics`) and read by `/healthz`. Metric names live only here.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
 
 /// Why a connection was closed by the agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +26,7 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    /// All reasons, in counter order.
+    /// All reasons.
     pub const ALL: [Rejection; 6] = [
         Rejection::FrameTooLarge,
         Rejection::MalformedBatch,
@@ -44,42 +49,395 @@ impl Rejection {
     }
 }
 
+/// Position of an event's kind in [`EVENT_KINDS`].
+pub fn kind_index(event: &flowscope::wire::Event) -> usize {
+    use flowscope::wire::Event;
+    match event {
+        Event::TraceStart(_) => 0,
+        Event::TraceEnd(_) => 1,
+        Event::StepStart(_) => 2,
+        Event::StepEnd(_) => 3,
+        Event::Op(_) => 4,
+        Event::Log(_) => 5,
+        Event::Llm(_) => 6,
+        Event::Artifact(_) => 7,
+        Event::Retry(_) => 8,
+        Event::Checkpoint(_) => 9,
+        Event::Transition(_) => 10,
+        Event::Correlate(_) => 11,
+        Event::Custom(_) => 12,
+        Event::Stats(_) => 13,
+        Event::Unknown => 14,
+    }
+}
+
+/// Event kinds counted separately (wire names).
+pub const EVENT_KINDS: [&str; 15] = [
+    "trace_start",
+    "trace_end",
+    "step_start",
+    "step_end",
+    "op",
+    "log",
+    "llm",
+    "artifact",
+    "retry",
+    "checkpoint",
+    "transition",
+    "correlate",
+    "custom",
+    "stats",
+    "unknown",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// Labels of the step duration histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabels {
+    /// Flow name.
+    pub flow: String,
+    /// Step name.
+    pub step: String,
+    /// completed | failed.
+    pub status: &'static str,
+}
+
+/// Labels of the workflow duration histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FlowLabels {
+    /// Flow name.
+    pub flow: String,
+    /// completed | failed.
+    pub status: &'static str,
+}
+
+/// Labels of the API latency histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// Matched route pattern.
+    pub route: String,
+    /// HTTP status code.
+    pub status: u16,
+}
+
+fn seconds_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 18))
+}
+
+fn api_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.00005, 2.0, 16))
+}
+
 /// Ingest counters.
 #[derive(Debug, Default)]
 pub struct IngestMetrics {
     /// Connections accepted.
-    pub connections_total: AtomicU64,
+    pub connections_total: Counter,
     /// Connections open now.
-    pub connections_open: AtomicU64,
+    pub connections_open: Gauge,
     /// Batch frames decoded.
-    pub frames: AtomicU64,
+    pub frames: Counter,
     /// Events decoded.
-    pub events: AtomicU64,
+    pub events: Counter,
     /// Payload bytes decoded.
-    pub bytes: AtomicU64,
-    rejections: [AtomicU64; 6],
+    pub bytes: Counter,
+    decoded_by_kind: Family<KindLabel, Counter>,
+    rejections: Family<ReasonLabel, Counter>,
 }
 
 impl IngestMetrics {
     /// Counts a rejected connection.
     pub fn rejected(&self, why: Rejection) {
-        let i = Rejection::ALL.iter().position(|r| *r == why).unwrap_or(0);
-        self.rejections[i].fetch_add(1, Ordering::Relaxed);
+        self.rejections
+            .get_or_create(&ReasonLabel { reason: why.code() })
+            .inc();
         tracing::warn!(reason = why.code(), "closing ingest connection");
     }
 
     /// Rejections by reason.
     pub fn rejections(&self) -> impl Iterator<Item = (Rejection, u64)> + '_ {
-        Rejection::ALL
-            .iter()
-            .zip(&self.rejections)
-            .map(|(r, c)| (*r, c.load(Ordering::Relaxed)))
+        Rejection::ALL.iter().map(|r| {
+            (
+                *r,
+                self.rejections
+                    .get_or_create(&ReasonLabel { reason: r.code() })
+                    .get(),
+            )
+        })
     }
 
-    /// Counts a decoded batch.
-    pub fn batch(&self, events: usize, bytes: usize) {
-        self.frames.fetch_add(1, Ordering::Relaxed);
-        self.events.fetch_add(events as u64, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    /// Counts a decoded batch; `kinds[i]` events of kind `EVENT_KINDS[i]`.
+    pub fn batch(&self, kinds: &[u64; EVENT_KINDS.len()], bytes: usize) {
+        self.frames.inc();
+        self.events.inc_by(kinds.iter().sum());
+        self.bytes.inc_by(bytes as u64);
+        for (kind, n) in EVENT_KINDS.iter().zip(kinds).filter(|(_, n)| **n > 0) {
+            self.decoded_by_kind
+                .get_or_create(&KindLabel { kind })
+                .inc_by(*n);
+        }
+    }
+
+    /// Events decoded of one kind.
+    pub fn decoded(&self, kind: &'static str) -> u64 {
+        self.decoded_by_kind
+            .get_or_create(&KindLabel { kind })
+            .get()
+    }
+}
+
+/// Store counters and workflow histograms.
+#[derive(Debug)]
+pub struct StoreMetrics {
+    /// Events applied to traces.
+    pub events_applied: Counter,
+    /// Events of unknown kinds.
+    pub events_unknown: Counter,
+    /// Traces created.
+    pub traces_created: Counter,
+    /// Traces evicted by the LRU bound.
+    pub traces_evicted: Counter,
+    /// Traces failed as abandoned.
+    pub traces_abandoned: Counter,
+    /// Traces stored now (set at scrape time).
+    pub traces_stored: Gauge,
+    /// Step durations by flow/step/status.
+    pub step_duration: Family<StepLabels, Histogram, fn() -> Histogram>,
+    /// Workflow (trace) durations by flow/status.
+    pub workflow_duration: Family<FlowLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for StoreMetrics {
+    fn default() -> Self {
+        Self {
+            events_applied: Counter::default(),
+            events_unknown: Counter::default(),
+            traces_created: Counter::default(),
+            traces_evicted: Counter::default(),
+            traces_abandoned: Counter::default(),
+            traces_stored: Gauge::default(),
+            step_duration: Family::new_with_constructor(seconds_histogram),
+            workflow_duration: Family::new_with_constructor(seconds_histogram),
+        }
+    }
+}
+
+/// Export counters.
+#[derive(Debug, Default)]
+pub struct ExportMetrics {
+    /// Spans accepted by the collector.
+    pub spans_sent: Counter,
+    /// Spans in failed export attempts (they are retried).
+    pub spans_failed: Counter,
+    /// Spans dropped because the queue was full (oldest first) or sampled out never count here.
+    pub spans_dropped: Counter,
+    /// Spans waiting in the export queue.
+    pub queue_spans: Gauge,
+    /// Estimated bytes waiting in the export queue.
+    pub queue_bytes: Gauge,
+    /// 1 when the last export attempt succeeded, 0 when it failed.
+    pub collector_up: Gauge,
+    /// Export attempts that failed.
+    pub export_errors: Counter,
+}
+
+/// API counters.
+#[derive(Debug)]
+pub struct ApiMetrics {
+    /// Request latency by route and status.
+    pub request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        Self {
+            request_duration: Family::new_with_constructor(api_histogram),
+        }
+    }
+}
+
+/// Every metric of the agent, and the registry that exposes them.
+pub struct Metrics {
+    /// Ingest.
+    pub ingest: IngestMetrics,
+    /// Store and workflows.
+    pub store: std::sync::Arc<StoreMetrics>,
+    /// OTLP export.
+    pub export: std::sync::Arc<ExportMetrics>,
+    /// HTTP API.
+    pub api: ApiMetrics,
+    /// Live subscribers (set at scrape time).
+    pub live_subscribers: Gauge,
+    /// Live clients dropped for being slow (set at scrape time).
+    pub live_dropped_clients: Gauge,
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let ingest = IngestMetrics::default();
+        let store = std::sync::Arc::new(StoreMetrics::default());
+        let export = std::sync::Arc::new(ExportMetrics::default());
+        let api = ApiMetrics::default();
+        let live_subscribers = Gauge::default();
+        let live_dropped_clients = Gauge::default();
+        let mut r = Registry::with_prefix("flowscope");
+        r.register(
+            "connections",
+            "Ingest connections accepted",
+            ingest.connections_total.clone(),
+        );
+        r.register(
+            "connections_open",
+            "Ingest connections open now",
+            ingest.connections_open.clone(),
+        );
+        r.register(
+            "frames_received",
+            "Batch frames decoded",
+            ingest.frames.clone(),
+        );
+        r.register(
+            "events_received",
+            "Events decoded (all kinds)",
+            ingest.events.clone(),
+        );
+        r.register(
+            "bytes_received",
+            "Batch payload bytes decoded",
+            ingest.bytes.clone(),
+        );
+        r.register(
+            "events_decoded",
+            "Events decoded by kind",
+            ingest.decoded_by_kind.clone(),
+        );
+        r.register(
+            "connections_rejected",
+            "Connections closed for bad input, by reason",
+            ingest.rejections.clone(),
+        );
+        r.register(
+            "events_applied",
+            "Events applied to traces",
+            store.events_applied.clone(),
+        );
+        r.register(
+            "events_unknown",
+            "Events of unknown kinds, skipped",
+            store.events_unknown.clone(),
+        );
+        r.register(
+            "traces_created",
+            "Traces created",
+            store.traces_created.clone(),
+        );
+        r.register(
+            "traces_evicted",
+            "Traces evicted by the store bound",
+            store.traces_evicted.clone(),
+        );
+        r.register(
+            "traces_abandoned",
+            "Traces failed as abandoned",
+            store.traces_abandoned.clone(),
+        );
+        r.register(
+            "traces_stored",
+            "Traces in the store",
+            store.traces_stored.clone(),
+        );
+        r.register(
+            "step_duration_seconds",
+            "Step durations by flow, step and status",
+            store.step_duration.clone(),
+        );
+        r.register(
+            "workflow_duration_seconds",
+            "Trace durations by flow and status",
+            store.workflow_duration.clone(),
+        );
+        r.register(
+            "export_spans_sent",
+            "Spans accepted by the OTLP collector",
+            export.spans_sent.clone(),
+        );
+        r.register(
+            "export_spans_failed",
+            "Spans in failed export attempts (retried)",
+            export.spans_failed.clone(),
+        );
+        r.register(
+            "export_spans_dropped",
+            "Spans dropped from a full export queue",
+            export.spans_dropped.clone(),
+        );
+        r.register(
+            "export_queue_spans",
+            "Spans waiting in the export queue",
+            export.queue_spans.clone(),
+        );
+        r.register(
+            "export_queue_bytes",
+            "Estimated bytes waiting in the export queue",
+            export.queue_bytes.clone(),
+        );
+        r.register(
+            "export_errors",
+            "Failed export attempts",
+            export.export_errors.clone(),
+        );
+        r.register(
+            "collector_up",
+            "1 when the last OTLP export succeeded",
+            export.collector_up.clone(),
+        );
+        r.register(
+            "api_request_duration_seconds",
+            "HTTP API latency by route",
+            api.request_duration.clone(),
+        );
+        r.register(
+            "live_subscribers",
+            "Open SSE/WebSocket subscribers",
+            live_subscribers.clone(),
+        );
+        r.register(
+            "live_dropped_clients",
+            "Live clients dropped for being slow",
+            live_dropped_clients.clone(),
+        );
+        Self {
+            ingest,
+            store,
+            export,
+            api,
+            live_subscribers,
+            live_dropped_clients,
+            registry: r,
+        }
+    }
+
+    /// The registry in OpenMetrics text.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
     }
 }

@@ -11,7 +11,7 @@ use crate::AgentState;
 
 /// Liveness with the agent's counters.
 pub async fn healthz(State(state): State<Arc<AgentState>>) -> Json<Value> {
-    let ingest = &state.ingest;
+    let ingest = &state.metrics.ingest;
     let store = state.store.read();
     let counters = store.counters();
     let rejections: Map<String, Value> = ingest
@@ -33,11 +33,11 @@ pub async fn healthz(State(state): State<Arc<AgentState>>) -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSeconds": state.started.elapsed().as_secs(),
         "ingest": {
-            "connectionsOpen": ingest.connections_open.load(Ordering::Relaxed),
-            "connectionsTotal": ingest.connections_total.load(Ordering::Relaxed),
-            "frames": ingest.frames.load(Ordering::Relaxed),
-            "events": ingest.events.load(Ordering::Relaxed),
-            "bytes": ingest.bytes.load(Ordering::Relaxed),
+            "connectionsOpen": ingest.connections_open.get(),
+            "connectionsTotal": ingest.connections_total.get(),
+            "frames": ingest.frames.get(),
+            "events": ingest.events.get(),
+            "bytes": ingest.bytes.get(),
             "rejected": rejections,
         },
         "store": {

@@ -5,6 +5,7 @@ mod executions;
 mod flows;
 mod groups;
 mod health;
+mod metrics;
 mod motia;
 mod params;
 pub mod shapes;
@@ -35,6 +36,11 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .route("/motia/traces/{id}", get(motia::get))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            metrics::track_latency,
+        ))
         .merge(crate::ui::router())
         .fallback(|uri: Uri| async move { ApiError::NoRoute(uri.path().to_owned()) })
         .with_state(state)

@@ -2,7 +2,6 @@
 //! answers an error frame and closes this connection only; batches already applied stay.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use flowscope::wire::{self, AgentReply, Encoding, HEADER_LEN, Hello, PROTOCOL_VERSION};
@@ -11,7 +10,7 @@ use tokio::net::UnixStream;
 use tokio::net::unix::OwnedReadHalf;
 
 use crate::AgentState;
-use crate::telemetry::Rejection;
+use crate::telemetry::{EVENT_KINDS, Rejection, kind_index};
 
 /// Largest hello accepted.
 const MAX_HELLO: usize = 64 * 1024;
@@ -28,9 +27,9 @@ enum ReadEnd {
 
 /// Serves one connection to completion.
 pub async fn serve(stream: UnixStream, state: Arc<AgentState>) {
-    let metrics = &state.ingest;
-    metrics.connections_total.fetch_add(1, Ordering::Relaxed);
-    metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+    let metrics = &state.metrics.ingest;
+    metrics.connections_total.inc();
+    metrics.connections_open.inc();
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::with_capacity(256 * 1024, read);
     if let Err((why, message)) = session(&mut reader, &mut write, &state).await {
@@ -48,7 +47,7 @@ pub async fn serve(stream: UnixStream, state: Arc<AgentState>) {
         }
         let _ = write.shutdown().await;
     }
-    metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
+    metrics.connections_open.dec();
 }
 
 async fn session(
@@ -110,7 +109,11 @@ async fn session(
         }
         let events = wire::decode_batch(hello.encoding, &payload)
             .map_err(|e| (Rejection::MalformedBatch, e.to_string()))?;
-        state.ingest.batch(events.len(), payload.len());
+        let mut kinds = [0u64; EVENT_KINDS.len()];
+        for event in &events {
+            kinds[kind_index(event)] += 1;
+        }
+        state.metrics.ingest.batch(&kinds, payload.len());
         let now = flowscope::now_nanos();
         state.store.write().apply_batch(&service, events, now);
     }

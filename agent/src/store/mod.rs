@@ -16,10 +16,16 @@ pub use flows::{FlowStatus, StepStatusCounts};
 pub use index::{GroupEntry, Indexes};
 pub use query::{Cursor, Page, TraceQuery};
 
+use crate::telemetry::{FlowLabels, StepLabels, StoreMetrics};
+use crate::trace::builder::Applied;
 use crate::trace::group::{GroupSummary, summarize};
 use crate::trace::{Trace, TraceStatus, builder};
 
-/// Lifetime counters of the store.
+fn seconds(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// A snapshot of the store's lifetime counters.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct StoreCounters {
     /// Events applied to traces.
@@ -38,7 +44,7 @@ pub struct StoreCounters {
 pub struct Store {
     traces: LruCache<TraceId, Trace>,
     index: Indexes,
-    counters: StoreCounters,
+    metrics: Arc<StoreMetrics>,
     client_stats: HashMap<Arc<str>, ClientStats>,
     /// Traces changed since the live publisher last looked.
     dirty: HashSet<TraceId>,
@@ -47,12 +53,17 @@ pub struct Store {
 }
 
 impl Store {
-    /// A store holding at most `max_traces` traces.
+    /// A store holding at most `max_traces` traces, with metrics of its own.
     pub fn new(max_traces: NonZeroUsize) -> Self {
+        Self::with_metrics(max_traces, Arc::default())
+    }
+
+    /// A store reporting into `metrics`.
+    pub fn with_metrics(max_traces: NonZeroUsize, metrics: Arc<StoreMetrics>) -> Self {
         Self {
             traces: LruCache::new(max_traces),
             index: Indexes::default(),
-            counters: StoreCounters::default(),
+            metrics,
             client_stats: HashMap::new(),
             dirty: HashSet::new(),
             last_dirty: None,
@@ -73,11 +84,13 @@ impl Store {
                 Event::Stats(stats) => {
                     self.client_stats.insert(Arc::clone(service), stats);
                 }
-                _ => self.counters.events_unknown += 1,
+                _ => {
+                    self.metrics.events_unknown.inc();
+                }
             }
             return;
         };
-        self.counters.events_applied += 1;
+        self.metrics.events_applied.inc();
         if !self.traces.contains(&id) {
             let first = builder::event_times(&event).map_or(now_ns, |(t, _)| t);
             self.insert(Trace::new(id, Arc::clone(service), first, now_ns));
@@ -89,7 +102,8 @@ impl Store {
         if is_start && trace.service != *service {
             trace.service = Arc::clone(service);
         }
-        builder::apply(trace, &mut self.index, event, now_ns);
+        let applied = builder::apply(trace, &mut self.index, event, now_ns);
+        self.observe(id, &applied);
         if self.last_dirty != Some(id) {
             self.dirty.insert(id);
             self.last_dirty = Some(id);
@@ -132,10 +146,10 @@ impl Store {
             && let Some((_, evicted)) = self.traces.pop_lru()
         {
             self.index.remove_trace(&evicted);
-            self.counters.traces_evicted += 1;
+            self.metrics.traces_evicted.inc();
         }
         self.index.add_trace(&trace);
-        self.counters.traces_created += 1;
+        self.metrics.traces_created.inc();
         self.traces.put(trace.id, trace);
     }
 
@@ -156,7 +170,7 @@ impl Store {
                 self.dirty.insert(*id);
             }
         }
-        self.counters.traces_abandoned += stale.len() as u64;
+        self.metrics.traces_abandoned.inc_by(stale.len() as u64);
         stale.len()
     }
 
@@ -197,7 +211,55 @@ impl Store {
 
     /// Lifetime counters.
     pub fn counters(&self) -> StoreCounters {
-        self.counters
+        let m = &self.metrics;
+        m.traces_stored.set(self.traces.len() as i64);
+        StoreCounters {
+            events_applied: m.events_applied.get(),
+            events_unknown: m.events_unknown.get(),
+            traces_created: m.traces_created.get(),
+            traces_evicted: m.traces_evicted.get(),
+            traces_abandoned: m.traces_abandoned.get(),
+        }
+    }
+
+    /// Records step and workflow durations when something ended.
+    fn observe(&self, id: TraceId, applied: &Applied) {
+        let Some(trace) = self.traces.peek(&id) else {
+            return;
+        };
+        match applied {
+            Applied::StepEnded(span) => {
+                let Some(step) = trace.step(*span) else {
+                    return;
+                };
+                let (Some(start), Some(end)) = (step.start_ns, step.end_ns) else {
+                    return;
+                };
+                let labels = StepLabels {
+                    flow: trace.flow().to_owned(),
+                    step: step.name.clone(),
+                    status: step.status.as_str(),
+                };
+                self.metrics
+                    .step_duration
+                    .get_or_create(&labels)
+                    .observe(seconds(end.saturating_sub(start)));
+            }
+            Applied::TraceEnded => {
+                let Some(duration) = trace.duration_ns() else {
+                    return;
+                };
+                let labels = FlowLabels {
+                    flow: trace.flow().to_owned(),
+                    status: trace.status.as_str(),
+                };
+                self.metrics
+                    .workflow_duration
+                    .get_or_create(&labels)
+                    .observe(seconds(duration));
+            }
+            _ => {}
+        }
     }
 
     /// Latest `stats` event per service.

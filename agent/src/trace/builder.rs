@@ -1,7 +1,7 @@
 //! Applies events to a trace, keeping the indexes in step. Events may arrive in any order:
 //! an end before its start, operations before their step, anything before `trace_start`.
 
-use flowscope::wire::{CorrelationMethod, EndStatus, Event, OpKind};
+use flowscope::wire::{CorrelationMethod, EndStatus, Event, OpKind, SpanId};
 
 use super::model::{Operation, Step, StepStatus, Trace, TraceStatus};
 use crate::store::index::{Indexes, insert_key};
@@ -9,8 +9,23 @@ use crate::store::index::{Indexes, insert_key};
 /// Why a trace failed when it stopped receiving events.
 pub const ABANDONED: &str = "abandoned";
 
+/// What an applied event completed, for metrics and export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Nothing that ends a span.
+    Nothing,
+    /// An operation was appended to the step (or to the trace when `None`).
+    Op(Option<SpanId>),
+    /// An LLM call was appended to the step's (or trace's) events.
+    Llm(Option<SpanId>),
+    /// A step ended.
+    StepEnded(SpanId),
+    /// The trace ended.
+    TraceEnded,
+}
+
 /// Applies one event (already routed to `trace` by its trace id).
-pub fn apply(trace: &mut Trace, idx: &mut Indexes, event: Event, now_ns: u64) {
+pub fn apply(trace: &mut Trace, idx: &mut Indexes, event: Event, now_ns: u64) -> Applied {
     let id = trace.id;
     trace.last_activity_ns = now_ns;
     if let Some((t, end)) = event_times(&event) {
@@ -39,6 +54,7 @@ pub fn apply(trace: &mut Trace, idx: &mut Indexes, event: Event, now_ns: u64) {
             if let Some(cid) = start.cid {
                 correlate(trace, idx, cid, CorrelationMethod::Manual, None);
             }
+            Applied::Nothing
         }
         Event::TraceEnd(end) => {
             let status = match end.status {
@@ -49,6 +65,7 @@ pub fn apply(trace: &mut Trace, idx: &mut Indexes, event: Event, now_ns: u64) {
             trace.failure_reason = (status == TraceStatus::Failed).then_some("error");
             trace.end_ns = Some(end.t);
             trace.error = end.error;
+            Applied::TraceEnded
         }
         Event::StepStart(start) => {
             let (step, _) = trace.step_mut(start.span);
@@ -58,6 +75,7 @@ pub fn apply(trace: &mut Trace, idx: &mut Indexes, event: Event, now_ns: u64) {
                 step.status = StepStatus::Running;
             }
             rename_step(step, idx, id, start.name);
+            Applied::Nothing
         }
         Event::StepEnd(end) => {
             let (step, _) = trace.step_mut(end.span);
@@ -72,6 +90,7 @@ pub fn apply(trace: &mut Trace, idx: &mut Indexes, event: Event, now_ns: u64) {
             {
                 rename_step(step, idx, id, name);
             }
+            Applied::StepEnded(end.span)
         }
         Event::Op(op) => {
             if let Some(subject) = op_subject(&op) {
@@ -103,14 +122,24 @@ pub fn apply(trace: &mut Trace, idx: &mut Indexes, event: Event, now_ns: u64) {
                 }
                 None => trace.ops.push(operation),
             }
+            Applied::Op(op.span)
         }
-        Event::Correlate(c) => correlate(trace, idx, c.cid, c.method, c.name),
-        Event::Stats(_) | Event::Unknown => {}
+        Event::Correlate(c) => {
+            correlate(trace, idx, c.cid, c.method, c.name);
+            Applied::Nothing
+        }
+        Event::Stats(_) | Event::Unknown => Applied::Nothing,
         other => {
             let span = step_event_span(&other);
+            let llm = matches!(other, Event::Llm(_));
             match span {
                 Some(span) => trace.step_mut(span).0.events.push(other),
                 None => trace.events.push(other),
+            }
+            if llm {
+                Applied::Llm(span)
+            } else {
+                Applied::Nothing
             }
         }
     }

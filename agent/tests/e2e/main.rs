@@ -5,6 +5,7 @@ mod bad_input;
 mod filters;
 mod lifecycle;
 mod live;
+mod metrics;
 mod reconnect;
 mod registration;
 mod socket;

@@ -3,6 +3,7 @@
 //!
 //! `cargo bench -p flowscope-agent --bench query`
 
+#[allow(dead_code)] // shared with the ingest bench, which uses the rest
 mod workload;
 
 use std::sync::Arc;
@@ -40,7 +41,8 @@ fn main() {
     let base = format!("http://{}", agent.http_addr);
     let client = reqwest::blocking::Client::new();
     let id = |n: u64| TraceId(0x1000_0000_0000_0000_0000_0000_0000_0000 | n as u128).to_string();
-    let queries: Vec<(&str, Box<dyn Fn(usize) -> String>)> = vec![
+    type PathFor = Box<dyn Fn(usize) -> String>;
+    let queries: Vec<(&str, PathFor)> = vec![
         (
             "GET /api/traces/{id}",
             Box::new(|i| format!("/api/traces/{}", id((i as u64 * 7919) % TRACES))),

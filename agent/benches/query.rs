@@ -41,8 +41,8 @@ fn main() {
     let base = format!("http://{}", agent.http_addr);
     let client = reqwest::blocking::Client::new();
     let id = |n: u64| TraceId(0x1000_0000_0000_0000_0000_0000_0000_0000 | n as u128).to_string();
-    type PathFor = Box<dyn Fn(usize) -> String>;
-    let queries: Vec<(&str, PathFor)> = vec![
+    type PathFor<'a> = Box<dyn Fn(usize) -> String + 'a>;
+    let queries: Vec<(&str, PathFor<'_>)> = vec![
         (
             "GET /api/traces/{id}",
             Box::new(|i| format!("/api/traces/{}", id((i as u64 * 7919) % TRACES))),

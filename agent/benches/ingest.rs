@@ -110,7 +110,7 @@ fn ingest_run(runtime: &tokio::runtime::Runtime, connections: u64, traces_per_co
 }
 
 fn store_bytes(traces: u64, with_ops: bool) -> isize {
-    let service: Arc<str> = "bench".into();
+    let service = Arc::new(flowscope_agent::trace::Origin::named("bench"));
     // Measured from before the events exist: apply consumes them, moving their strings into the store.
     let before = LIVE.load(Ordering::Relaxed);
     let batches: Vec<_> = (0..traces).map(|n| trace_events(n, with_ops)).collect();

@@ -31,7 +31,7 @@ fn main() {
     config.max_traces = std::num::NonZeroUsize::new(TRACES as usize).unwrap();
     let agent = runtime.block_on(run_with(config)).expect("agent");
     {
-        let service: Arc<str> = "bench".into();
+        let service = Arc::new(flowscope_agent::trace::Origin::named("bench"));
         let mut store = agent.state.store.write();
         for n in 0..TRACES {
             store.apply_batch(&service, trace_events(n, true), 0);

@@ -76,6 +76,44 @@ pub struct AgentArgs {
     /// Heartbeat period of the live streams.
     #[arg(long, env = "FLOWSCOPE_HEARTBEAT", default_value = "15s", value_parser = humantime::parse_duration, global = true)]
     pub heartbeat: Duration,
+    /// OTLP collector base endpoint; forwarding is off without one.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
+    /// Full OTLP traces endpoint (used as is; wins over --otlp-endpoint).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", global = true)]
+    pub otlp_traces_endpoint: Option<String>,
+    /// OTLP transport. Headers, timeout and compression come from the standard
+    /// OTEL_EXPORTER_OTLP_{HEADERS,TIMEOUT,COMPRESSION} variables.
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_PROTOCOL",
+        value_enum,
+        default_value = "http/protobuf",
+        global = true
+    )]
+    pub otlp_protocol: crate::export::OtlpProtocol,
+    /// Fraction of traces forwarded (0..1, by trace id).
+    #[arg(
+        long,
+        env = "FLOWSCOPE_OTLP_SAMPLE_RATIO",
+        default_value_t = 1.0,
+        global = true
+    )]
+    pub otlp_sample_ratio: f64,
+    /// Export queue bound, spans (oldest dropped beyond it).
+    #[arg(
+        long,
+        env = "FLOWSCOPE_OTLP_QUEUE_SPANS",
+        default_value_t = 100_000,
+        global = true
+    )]
+    pub otlp_queue_spans: usize,
+    /// Export queue bound, estimated bytes.
+    #[arg(long, env = "FLOWSCOPE_OTLP_QUEUE_BYTES", default_value_t = 64 * 1024 * 1024, global = true)]
+    pub otlp_queue_bytes: usize,
+    /// Longest delay between retries while the collector is down.
+    #[arg(long, env = "FLOWSCOPE_OTLP_MAX_BACKOFF", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub otlp_max_backoff: Duration,
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "FLOWSCOPE_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -100,6 +138,8 @@ pub struct AgentConfig {
     pub live_buffer: usize,
     /// Live heartbeat period.
     pub heartbeat: Duration,
+    /// OTLP forwarding.
+    pub export: crate::export::ExportConfig,
 }
 
 impl AgentConfig {
@@ -114,6 +154,7 @@ impl AgentConfig {
             stall_after: Duration::from_secs(120),
             live_buffer: 4096,
             heartbeat: Duration::from_secs(15),
+            export: crate::export::ExportConfig::default(),
         }
     }
 }
@@ -132,6 +173,16 @@ impl From<&AgentArgs> for AgentConfig {
             stall_after: args.stall_after,
             live_buffer: args.live_buffer,
             heartbeat: args.heartbeat,
+            export: crate::export::ExportConfig {
+                endpoint: args.otlp_endpoint.clone().filter(|e| !e.is_empty()),
+                traces_endpoint: args.otlp_traces_endpoint.clone().filter(|e| !e.is_empty()),
+                protocol: args.otlp_protocol,
+                sample_ratio: args.otlp_sample_ratio,
+                queue_spans: args.otlp_queue_spans,
+                queue_bytes: args.otlp_queue_bytes,
+                max_backoff: args.otlp_max_backoff,
+                ..crate::export::ExportConfig::default()
+            },
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod config;
 pub mod demo;
+pub mod export;
 pub mod ingest;
 pub mod live;
 pub mod store;
@@ -64,6 +65,9 @@ pub enum StartError {
     /// The ingest socket could not be bound.
     #[error(transparent)]
     Socket(#[from] ingest::BindError),
+    /// The OTLP exporter could not be configured.
+    #[error(transparent)]
+    Export(#[from] export::ExportError),
     /// The HTTP address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Http {
@@ -130,6 +134,15 @@ pub async fn run_with(config: AgentConfig) -> Result<RunningAgent, StartError> {
             tracing::error!(%err, "http server failed");
         }
     });
+    let mut tasks = vec![];
+    if let Some((exporter, task)) = export::start(
+        &state.config.export,
+        Arc::clone(&state.metrics.export),
+        watch_rx.clone(),
+    )? {
+        state.store.write().set_exporter(exporter);
+        tasks.push(task);
+    }
     let sweeper = tokio::spawn(sweep_abandoned(Arc::clone(&state), watch_rx.clone()));
     let publisher = tokio::spawn(live::publish_changes(Arc::clone(&state), watch_rx));
     Ok(RunningAgent {
@@ -137,7 +150,10 @@ pub async fn run_with(config: AgentConfig) -> Result<RunningAgent, StartError> {
         http_addr,
         state,
         shutdown,
-        tasks: vec![ingest_task, http_task, sweeper, publisher],
+        tasks: tasks
+            .into_iter()
+            .chain([ingest_task, http_task, sweeper, publisher])
+            .collect(),
     })
 }
 

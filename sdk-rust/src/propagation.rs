@@ -28,6 +28,9 @@ impl TraceParent {
     /// Parses a header value; `None` for anything the spec says to ignore.
     pub fn parse(value: &str) -> Option<Self> {
         let value = value.trim_matches(|c| c == ' ' || c == '\t');
+        if !value.is_ascii() {
+            return None; // also keeps the byte-index slicing below on char boundaries
+        }
         let bytes = value.as_bytes();
         if bytes.len() < 55 || !is_lower_hex(&value[..2]) {
             return None;
@@ -157,6 +160,8 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
             "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "€€€€€€€€€€€€€€€€€€€€",
+            "00-4bf92f3577b34da6a3ce929d0e0e47€-00f067aa0ba902b7-01",
         ] {
             assert_eq!(TraceParent::parse(bad), None, "{bad:?} should be ignored");
         }

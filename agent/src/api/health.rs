@@ -58,7 +58,16 @@ pub async fn healthz(State(state): State<Arc<AgentState>>) -> Json<Value> {
     }))
 }
 
-/// Ready once listening (it is, if this answers).
+/// Ready once listening (it is, if this answers), with the exporter's state.
 pub async fn readyz(State(state): State<Arc<AgentState>>) -> Json<Value> {
-    Json(json!({ "ready": true, "socket": state.config.socket_path, "exporter": "off" }))
+    let store = state.store.read();
+    let exporter = match store.exporter() {
+        None => json!({"state": "off"}),
+        Some(exporter) => json!({
+            "state": exporter.queue().state().as_str(),
+            "queuedSpans": exporter.queue().len(),
+            "protocol": format!("{:?}", state.config.export.protocol),
+        }),
+    };
+    Json(json!({ "ready": true, "socket": state.config.socket_path, "exporter": exporter }))
 }

@@ -2,6 +2,7 @@
 
 mod error;
 mod executions;
+mod export;
 mod flows;
 mod groups;
 mod health;
@@ -26,6 +27,7 @@ pub fn router(state: Arc<AgentState>) -> Router {
     Router::new()
         .route("/api/traces", get(traces::list))
         .route("/api/traces/{id}", get(traces::get))
+        .route("/api/traces/{id}/export", get(export::export))
         .route("/api/groups", get(groups::list))
         .route("/api/groups/{id}", get(groups::get))
         .route("/api/executions/{id}/trace", get(executions::get))

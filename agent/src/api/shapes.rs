@@ -131,7 +131,7 @@ pub fn trace_summary<'a>(store: &Store, trace: &'a Trace) -> TraceSummaryJson<'a
     TraceSummaryJson {
         id: trace.id,
         flow_name: trace.flow(),
-        service: &trace.service,
+        service: &trace.origin.service,
         status: trace.status.as_str(),
         start_time: unix_ms(trace.start_ns),
         duration: trace.duration_ns().map(ms),

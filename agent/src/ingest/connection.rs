@@ -11,6 +11,7 @@ use tokio::net::unix::OwnedReadHalf;
 
 use crate::AgentState;
 use crate::telemetry::{EVENT_KINDS, Rejection, kind_index};
+use crate::trace::Origin;
 
 /// Largest hello accepted.
 const MAX_HELLO: usize = 64 * 1024;
@@ -94,12 +95,17 @@ async fn session(
     {
         return Ok(());
     }
-    let service: Arc<str> = if hello.service.is_empty() {
-        "unknown_service".into()
-    } else {
-        hello.service.into()
-    };
-    tracing::debug!(%service, sdk = %hello.sdk, pid = ?hello.pid, "client connected");
+    let origin = Arc::new(Origin {
+        service: if hello.service.is_empty() {
+            "unknown_service".into()
+        } else {
+            hello.service
+        },
+        sdk: hello.sdk,
+        pid: hello.pid,
+        host: hello.host,
+    });
+    tracing::debug!(service = %origin.service, sdk = %origin.sdk, pid = ?origin.pid, "client connected");
 
     loop {
         match read_frame(reader, max_frame, &mut payload).await {
@@ -115,7 +121,7 @@ async fn session(
         }
         state.metrics.ingest.batch(&kinds, payload.len());
         let now = flowscope::now_nanos();
-        state.store.write().apply_batch(&service, events, now);
+        state.store.write().apply_batch(&origin, events, now);
     }
 }
 

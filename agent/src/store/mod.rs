@@ -19,7 +19,7 @@ pub use query::{Cursor, Page, TraceQuery};
 use crate::telemetry::{FlowLabels, StepLabels, StoreMetrics};
 use crate::trace::builder::Applied;
 use crate::trace::group::{GroupSummary, summarize};
-use crate::trace::{Trace, TraceStatus, builder};
+use crate::trace::{Origin, Trace, TraceStatus, builder};
 
 fn seconds(ns: u64) -> f64 {
     ns as f64 / 1e9
@@ -50,6 +50,8 @@ pub struct Store {
     dirty: HashSet<TraceId>,
     /// The last trace marked dirty (consecutive events mostly hit one trace).
     last_dirty: Option<TraceId>,
+    /// OTLP forwarding, when configured.
+    exporter: Option<crate::export::Exporter>,
 }
 
 impl Store {
@@ -67,22 +69,24 @@ impl Store {
             client_stats: HashMap::new(),
             dirty: HashSet::new(),
             last_dirty: None,
+            exporter: None,
         }
     }
 
     /// Applies a decoded batch from a connection of `service`. `now_ns` is the agent's clock.
-    pub fn apply_batch(&mut self, service: &Arc<str>, events: Vec<Event>, now_ns: u64) {
+    pub fn apply_batch(&mut self, origin: &Arc<Origin>, events: Vec<Event>, now_ns: u64) {
         for event in events {
-            self.apply(service, event, now_ns);
+            self.apply(origin, event, now_ns);
         }
     }
 
     /// Applies one event.
-    pub fn apply(&mut self, service: &Arc<str>, event: Event, now_ns: u64) {
+    pub fn apply(&mut self, origin: &Arc<Origin>, event: Event, now_ns: u64) {
         let Some(id) = event.trace_id() else {
             match event {
                 Event::Stats(stats) => {
-                    self.client_stats.insert(Arc::clone(service), stats);
+                    self.client_stats
+                        .insert(origin.service.as_str().into(), stats);
                 }
                 _ => {
                     self.metrics.events_unknown.inc();
@@ -93,17 +97,28 @@ impl Store {
         self.metrics.events_applied.inc();
         if !self.traces.contains(&id) {
             let first = builder::event_times(&event).map_or(now_ns, |(t, _)| t);
-            self.insert(Trace::new(id, Arc::clone(service), first, now_ns));
+            self.insert(Trace::new(id, Arc::clone(origin), first, now_ns));
         }
         let is_start = matches!(event, Event::TraceStart(_));
         let Some(trace) = self.traces.get_mut(&id) else {
             return;
         };
-        if is_start && trace.service != *service {
-            trace.service = Arc::clone(service);
+        if is_start && !Arc::ptr_eq(&trace.origin, origin) {
+            trace.origin = Arc::clone(origin);
         }
         let applied = builder::apply(trace, &mut self.index, event, now_ns);
         self.observe(id, &applied);
+        if let Some(exporter) = &self.exporter
+            && applied != Applied::Nothing
+            && let Some(trace) = self.traces.peek(&id)
+        {
+            let previous = if applied == Applied::TraceEnded {
+                self.previous_in_group(trace)
+            } else {
+                None
+            };
+            exporter.offer(trace, applied, previous);
+        }
         if self.last_dirty != Some(id) {
             self.dirty.insert(id);
             self.last_dirty = Some(id);
@@ -172,6 +187,28 @@ impl Store {
         }
         self.metrics.traces_abandoned.inc_by(stale.len() as u64);
         stale.len()
+    }
+
+    /// Turns OTLP forwarding on.
+    pub fn set_exporter(&mut self, exporter: crate::export::Exporter) {
+        self.exporter = Some(exporter);
+    }
+
+    /// The exporter, if forwarding is on.
+    pub fn exporter(&self) -> Option<&crate::export::Exporter> {
+        self.exporter.as_ref()
+    }
+
+    /// The trace started just before `trace` in its group.
+    pub fn previous_in_group(&self, trace: &Trace) -> Option<TraceId> {
+        let group = self.index.groups.get(trace.correlation_id.as_deref()?)?;
+        group
+            .traces
+            .iter()
+            .filter_map(|id| self.traces.peek(id))
+            .filter(|t| (t.start_ns, t.id) < (trace.start_ns, trace.id))
+            .max_by_key(|t| (t.start_ns, t.id))
+            .map(|t| t.id)
     }
 
     /// Takes the ids of traces changed since the last call (still stored ones only).

@@ -4,5 +4,5 @@
 pub mod builder;
 mod model;
 
-pub use model::{Announced, OpCounts, Operation, Step, StepStatus, Trace, TraceStatus};
+pub use model::{Announced, OpCounts, Operation, Origin, Step, StepStatus, Trace, TraceStatus};
 pub mod group;

@@ -159,6 +159,39 @@ impl Step {
     }
 }
 
+/// Who sent a trace: the SDK connection's hello (becomes the OTLP resource).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Origin {
+    /// `service.name`.
+    pub service: String,
+    /// SDK name/version, e.g. `python/0.1.0`.
+    pub sdk: String,
+    /// Process id.
+    pub pid: Option<u32>,
+    /// Host name.
+    pub host: Option<String>,
+}
+
+impl Origin {
+    /// An origin known only by its service name.
+    pub fn named(service: impl Into<String>) -> Self {
+        Self {
+            service: service.into(),
+            ..Self::default()
+        }
+    }
+
+    /// `service.instance.id`: host and pid when known.
+    pub fn instance_id(&self) -> String {
+        match (&self.host, self.pid) {
+            (Some(host), Some(pid)) => format!("{host}/{pid}"),
+            (None, Some(pid)) => pid.to_string(),
+            (Some(host), None) => host.clone(),
+            (None, None) => self.service.clone(),
+        }
+    }
+}
+
 /// What the live stream has told subscribers about a trace so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Announced {
@@ -178,8 +211,8 @@ pub struct Trace {
     pub id: TraceId,
     /// Flow name, `None` until `trace_start` arrives.
     pub flow_name: Option<String>,
-    /// Service of the connection that sent `trace_start` (or the first event).
-    pub service: Arc<str>,
+    /// The connection that sent `trace_start` (or the first event).
+    pub origin: Arc<Origin>,
     /// Entry type.
     pub entry: EntryType,
     /// Entry step name.
@@ -222,11 +255,11 @@ pub struct Trace {
 
 impl Trace {
     /// A trace known only by its id so far.
-    pub fn new(id: TraceId, service: Arc<str>, first_event_ns: u64, now_ns: u64) -> Self {
+    pub fn new(id: TraceId, origin: Arc<Origin>, first_event_ns: u64, now_ns: u64) -> Self {
         Self {
             id,
             flow_name: None,
-            service,
+            origin,
             entry: EntryType::Api,
             entry_step: None,
             correlation_id: None,

@@ -6,6 +6,7 @@ mod filters;
 mod lifecycle;
 mod live;
 mod metrics;
+mod otlp;
 mod reconnect;
 mod registration;
 mod socket;

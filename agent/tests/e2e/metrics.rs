@@ -5,7 +5,7 @@ use prometheus_parse::{Sample, Scrape, Value};
 use crate::registration::send_registration;
 use crate::support::{Agent, RawConn, flush};
 
-fn scrape(agent: &Agent) -> Scrape {
+pub fn scrape(agent: &Agent) -> Scrape {
     let resp = reqwest::blocking::get(format!("{}/metrics", agent.base)).unwrap();
     assert_eq!(resp.status(), 200);
     assert!(
@@ -25,7 +25,7 @@ fn find<'a>(scrape: &'a Scrape, name: &str, labels: &[(&str, &str)]) -> Option<&
         .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
 }
 
-fn number(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub fn number(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     match find(scrape, name, labels).map(|s| &s.value) {
         Some(Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v)) => *v,
         other => panic!("{name}{labels:?}: {other:?}"),

@@ -34,7 +34,28 @@ impl Agent {
 
     /// Starts an agent, or returns its stderr when it exits instead.
     pub fn try_start_at(socket: &Path, extra: &[&str]) -> Result<Agent, String> {
+        Agent::try_start_with_env(socket, extra, &[])
+    }
+
+    /// Starts an agent with extra environment variables.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Agent {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("flowscope.sock");
+        let mut agent = Agent::try_start_with_env(&socket, extra, env)
+            .unwrap_or_else(|e| panic!("agent did not start: {e}"));
+        agent._dir = Some(dir);
+        agent
+    }
+
+    fn try_start_with_env(
+        socket: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Agent, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_flowscope"))
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .envs(env.iter().copied())
             .arg("--socket")
             .arg(socket)
             .args(["--http", "127.0.0.1:0", "--log", "warn"])
@@ -204,4 +225,149 @@ pub fn ids(list: &Value) -> Vec<String> {
         .iter()
         .map(|t| t["id"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// A real OTLP receiver process (`tests/otlp-receiver`), killed on drop.
+pub struct Receiver {
+    child: Child,
+    /// gRPC address.
+    pub grpc: String,
+    /// HTTP address.
+    pub http: String,
+}
+
+fn receiver_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("otlp-receiver");
+    if !bin.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "otlp-receiver"])
+            .status()
+            .expect("cargo build otlp-receiver");
+        assert!(status.success(), "building otlp-receiver failed");
+    }
+    bin
+}
+
+impl Receiver {
+    /// Starts a receiver on free ports.
+    pub fn start() -> Receiver {
+        Receiver::start_on("127.0.0.1:0", "127.0.0.1:0")
+    }
+
+    /// Starts a receiver on given addresses (to restart one in place).
+    pub fn start_on(grpc: &str, http: &str) -> Receiver {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut child = Command::new(receiver_bin())
+                .args(["--grpc", grpc, "--http", http])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn otlp-receiver");
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let addr = |key: &str| {
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix(key))
+                    .map(str::to_owned)
+            };
+            if let (Some(grpc), Some(http)) = (addr("grpc="), addr("http=")) {
+                return Receiver { child, grpc, http };
+            }
+            // The port may still be held by the previous process for a moment.
+            let _ = child.wait();
+            assert!(
+                Instant::now() < deadline,
+                "otlp-receiver did not start on {grpc} {http}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every request received so far (OTLP/JSON), with transport and authorization header.
+    pub fn requests(&self) -> Vec<Value> {
+        let body: Value = reqwest::blocking::get(format!("http://{}/received", self.http))
+            .unwrap()
+            .json()
+            .unwrap();
+        body["requests"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Every span received so far, each with its resource attributes under `"resource"`.
+    pub fn spans(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        for request in self.requests() {
+            for resource_spans in request["request"]["resourceSpans"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                for scope in resource_spans["scopeSpans"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    for span in scope["spans"].as_array().into_iter().flatten() {
+                        let mut span = span.clone();
+                        span["resource"] = resource_spans["resource"]["attributes"].clone();
+                        span["scope"] = scope["scope"]["name"].clone();
+                        out.push(span);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Polls until `ready` holds over the received spans (10 s at most).
+    #[track_caller]
+    pub fn wait_spans(&self, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let spans = self.spans();
+            if ready(&spans) {
+                return spans;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out; {} spans received",
+                spans.len()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the process.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An OTLP attribute's value (`stringValue`, `intValue` as number, `boolValue`, `doubleValue`).
+pub fn otlp_attr(attributes: &Value, key: &str) -> Option<Value> {
+    let kv = attributes.as_array()?.iter().find(|kv| kv["key"] == key)?;
+    let value = &kv["value"];
+    for typed in ["stringValue", "boolValue", "doubleValue"] {
+        if !value[typed].is_null() {
+            return Some(value[typed].clone());
+        }
+    }
+    value["intValue"]
+        .as_str()
+        .and_then(|s| s.parse::<i64>().ok())
+        .map(Value::from)
 }

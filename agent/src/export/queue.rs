@@ -1,0 +1,195 @@
+//! The bounded export queue (by span count and estimated bytes). Producers never wait: beyond
+//! the bound the oldest spans are dropped and counted.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use opentelemetry::Value;
+use opentelemetry_sdk::trace::SpanData;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::telemetry::ExportMetrics;
+use crate::trace::Origin;
+
+/// A span waiting for export, with the resource it belongs to.
+pub struct Queued {
+    /// Whose resource.
+    pub origin: Arc<Origin>,
+    /// The span.
+    pub span: SpanData,
+    /// Its estimated encoded size.
+    pub bytes: usize,
+}
+
+/// Collector state as seen by the exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectorState {
+    /// Nothing exported yet.
+    Unknown,
+    /// The last export succeeded.
+    Up,
+    /// The last export failed.
+    Down,
+}
+
+impl CollectorState {
+    /// API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CollectorState::Unknown => "unknown",
+            CollectorState::Up => "up",
+            CollectorState::Down => "down",
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    items: VecDeque<Queued>,
+    bytes: usize,
+}
+
+/// The queue shared by the store (producer) and the export worker (consumer).
+pub struct ExportQueue {
+    inner: Mutex<Inner>,
+    max_spans: usize,
+    max_bytes: usize,
+    metrics: Arc<ExportMetrics>,
+    state: AtomicU8,
+    /// Wakes the worker when spans arrive.
+    pub notify: Notify,
+}
+
+fn value_size(value: &Value) -> usize {
+    match value {
+        Value::String(s) => s.as_str().len(),
+        _ => 8,
+    }
+}
+
+/// A rough encoded size: names, keys and values plus fixed overhead.
+fn estimate(span: &SpanData) -> usize {
+    let attributes: usize = span
+        .attributes
+        .iter()
+        .map(|kv| kv.key.as_str().len() + value_size(&kv.value) + 4)
+        .sum();
+    let events: usize = span
+        .events
+        .iter()
+        .map(|e| {
+            e.name.len()
+                + 16
+                + e.attributes
+                    .iter()
+                    .map(|kv| kv.key.as_str().len() + value_size(&kv.value) + 4)
+                    .sum::<usize>()
+        })
+        .sum();
+    64 + span.name.len() + attributes + events + span.links.len() * 40
+}
+
+impl ExportQueue {
+    /// A queue bounded at `max_spans` spans and `max_bytes` estimated bytes.
+    pub fn new(max_spans: usize, max_bytes: usize, metrics: Arc<ExportMetrics>) -> Self {
+        Self {
+            inner: Mutex::default(),
+            max_spans: max_spans.max(1),
+            max_bytes: max_bytes.max(1),
+            metrics,
+            state: AtomicU8::new(0),
+            notify: Notify::new(),
+        }
+    }
+
+    /// Appends spans, dropping the oldest beyond the bound.
+    pub fn push(&self, origin: &Arc<Origin>, spans: Vec<SpanData>) {
+        if spans.is_empty() {
+            return;
+        }
+        let mut inner = self.inner.lock();
+        for span in spans {
+            let bytes = estimate(&span);
+            inner.bytes += bytes;
+            inner.items.push_back(Queued {
+                origin: Arc::clone(origin),
+                span,
+                bytes,
+            });
+        }
+        self.enforce_bound(&mut inner);
+        drop(inner);
+        self.notify.notify_one();
+    }
+
+    /// Takes up to `max` spans from the front.
+    pub fn take(&self, max: usize) -> Vec<Queued> {
+        let mut inner = self.inner.lock();
+        let n = max.min(inner.items.len());
+        let taken: Vec<Queued> = inner.items.drain(..n).collect();
+        inner.bytes -= taken.iter().map(|q| q.bytes).sum::<usize>();
+        self.update_gauges(&inner);
+        taken
+    }
+
+    /// Puts spans whose export failed back at the front (they are the oldest).
+    pub fn requeue(&self, spans: Vec<Queued>) {
+        let mut inner = self.inner.lock();
+        for item in spans.into_iter().rev() {
+            inner.bytes += item.bytes;
+            inner.items.push_front(item);
+        }
+        self.enforce_bound(&mut inner);
+    }
+
+    /// Spans waiting.
+    pub fn len(&self) -> usize {
+        self.inner.lock().items.len()
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The collector state.
+    pub fn state(&self) -> CollectorState {
+        match self.state.load(Ordering::Relaxed) {
+            1 => CollectorState::Up,
+            2 => CollectorState::Down,
+            _ => CollectorState::Unknown,
+        }
+    }
+
+    /// Records the outcome of an export attempt.
+    pub fn set_state(&self, state: CollectorState) {
+        let code = match state {
+            CollectorState::Unknown => 0,
+            CollectorState::Up => 1,
+            CollectorState::Down => 2,
+        };
+        self.state.store(code, Ordering::Relaxed);
+        self.metrics
+            .collector_up
+            .set(i64::from(state == CollectorState::Up));
+    }
+
+    fn enforce_bound(&self, inner: &mut Inner) {
+        while inner.items.len() > self.max_spans
+            || (inner.bytes > self.max_bytes && inner.items.len() > 1)
+        {
+            if let Some(oldest) = inner.items.pop_front() {
+                inner.bytes -= oldest.bytes;
+                self.metrics.spans_dropped.inc();
+            }
+        }
+        self.update_gauges(inner);
+    }
+
+    fn update_gauges(&self, inner: &Inner) {
+        self.metrics.queue_spans.set(inner.items.len() as i64);
+        self.metrics.queue_bytes.set(inner.bytes as i64);
+    }
+}

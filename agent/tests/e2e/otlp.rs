@@ -1,0 +1,497 @@
+//! OTLP forwarding to a real receiver process over gRPC and HTTP/protobuf: span tree, names,
+//! kinds, attributes, events, status, links, resource; collector outages; no endpoint.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::metrics::{number, scrape};
+use crate::registration::send_registration;
+use crate::support::{Agent, Receiver, flush, otlp_attr};
+
+// OTLP enum values.
+const KIND_INTERNAL: i64 = 1;
+const KIND_SERVER: i64 = 2;
+const KIND_CLIENT: i64 = 3;
+const KIND_PRODUCER: i64 = 4;
+const KIND_CONSUMER: i64 = 5;
+const STATUS_OK: i64 = 1;
+const STATUS_ERROR: i64 = 2;
+
+fn attr(span: &Value, key: &str) -> Value {
+    otlp_attr(&span["attributes"], key).unwrap_or(Value::Null)
+}
+
+fn by_trace(spans: &[Value]) -> HashMap<String, Vec<Value>> {
+    let mut out: HashMap<String, Vec<Value>> = HashMap::new();
+    for span in spans {
+        out.entry(span["traceId"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(span.clone());
+    }
+    out
+}
+
+fn named<'a>(spans: &'a [Value], name: &str) -> Vec<&'a Value> {
+    spans.iter().filter(|s| s["name"] == name).collect()
+}
+
+fn one<'a>(spans: &'a [Value], name: &str) -> &'a Value {
+    let found = named(spans, name);
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one span named {name:?}, got {}",
+        found.len()
+    );
+    found[0]
+}
+
+fn children<'a>(spans: &'a [Value], parent: &Value) -> Vec<&'a Value> {
+    spans
+        .iter()
+        .filter(|s| s["parentSpanId"] == parent["spanId"])
+        .collect()
+}
+
+fn event<'a>(span: &'a Value, name: &str) -> &'a Value {
+    span["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} event on {}", span["name"]))
+}
+
+/// The spans the agent's own OTLP/JSON export endpoint gives for a trace.
+fn exported(agent: &Agent, trace: &str) -> Vec<Value> {
+    let body = agent.get_ok(&format!("/api/traces/{trace}/export?format=otlp"));
+    body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn grpc_export_maps_registration_llm_and_failing_order_flows() {
+    let receiver = Receiver::start();
+    let endpoint = format!("http://{}", receiver.grpc);
+    let agent = Agent::start(&["--otlp-endpoint", &endpoint, "--otlp-protocol", "grpc"]);
+    let client = agent.client();
+    flowscope_agent::demo::run_round(&client, 1);
+    flush(&client);
+    let list = agent.wait_for("/api/traces?limit=100", |_, b| {
+        b["traces"].as_array().is_some_and(|t| t.len() == 6)
+    });
+    let traces: Vec<String> = list["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect();
+    // Every span of every trace arrives, and it is exactly what the export endpoint shows.
+    let expected: HashMap<String, Vec<Value>> = traces
+        .iter()
+        .map(|t| (t.clone(), exported(&agent, t)))
+        .collect();
+    let total: usize = expected.values().map(Vec::len).sum();
+    let spans = receiver.wait_spans(|s| s.len() >= total);
+    assert_eq!(spans.len(), total, "no duplicates");
+    let got = by_trace(&spans);
+    for (trace, want) in &expected {
+        let mut got_ids: Vec<&str> = got[trace]
+            .iter()
+            .map(|s| s["spanId"].as_str().unwrap())
+            .collect();
+        let mut want_ids: Vec<&str> = want.iter().map(|s| s["spanId"].as_str().unwrap()).collect();
+        got_ids.sort_unstable();
+        want_ids.sort_unstable();
+        assert_eq!(got_ids, want_ids, "trace {trace}");
+    }
+    assert!(receiver.requests().iter().all(|r| r["transport"] == "grpc"));
+
+    // Resource and scope.
+    let resource = &spans[0]["resource"];
+    assert_eq!(
+        otlp_attr(resource, "service.name"),
+        Some("e2e-tests".into())
+    );
+    assert_eq!(
+        otlp_attr(resource, "process.pid"),
+        Some(Value::from(std::process::id()))
+    );
+    assert_eq!(
+        otlp_attr(resource, "telemetry.sdk.name"),
+        Some("flowscope".into())
+    );
+    assert_eq!(
+        otlp_attr(resource, "telemetry.sdk.language"),
+        Some("rust".into())
+    );
+    assert!(otlp_attr(resource, "service.instance.id").is_some());
+    assert_eq!(spans[0]["scope"], "flowscope");
+
+    // Registration: root → 3 steps → their operations.
+    let registration = got
+        .values()
+        .find(|s| !named(s, "flow user-registration").is_empty())
+        .unwrap();
+    let root = one(registration, "flow user-registration");
+    assert_eq!(root["kind"], KIND_SERVER);
+    assert_eq!(root["parentSpanId"], "");
+    assert_eq!(root["status"]["code"], STATUS_OK);
+    assert_eq!(attr(root, "openinference.span.kind"), "CHAIN");
+    let steps: Vec<&str> = children(registration, root)
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps.iter().copied().collect::<HashSet<_>>(),
+        HashSet::from(["validate-user", "save-user", "send-email"])
+    );
+    let validate = one(registration, "validate-user");
+    assert_eq!(attr(validate, "flowscope.ops.state"), 3);
+    let ops: HashSet<&str> = children(registration, validate)
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ops,
+        HashSet::from([
+            "state.get user.email",
+            "state.set validation.status",
+            "state.set validation.result",
+            "emit user.validated"
+        ])
+    );
+    let emit = one(registration, "emit user.validated");
+    assert_eq!(emit["kind"], KIND_PRODUCER);
+    assert_eq!(attr(emit, "messaging.destination.name"), "user.validated");
+    assert_eq!(attr(emit, "flowscope.emit.target_step"), "save-user");
+    assert_eq!(
+        one(registration, "state.get user.email")["kind"],
+        KIND_INTERNAL
+    );
+    assert_eq!(
+        event(one(registration, "send-email"), "log")["attributes"][1]["value"]["stringValue"],
+        "welcome email queued"
+    );
+
+    // Chat: three correlated traces, an LLM span in each, links to the previous message.
+    let chats: Vec<&Vec<Value>> = got
+        .values()
+        .filter(|s| !named(s, "flow chat-message").is_empty())
+        .collect();
+    assert_eq!(chats.len(), 3);
+    let mut linked = 0;
+    for chat in &chats {
+        let root = one(chat, "flow chat-message");
+        assert_eq!(attr(root, "session.id"), "thread-1");
+        assert_eq!(attr(root, "gen_ai.conversation.id"), "thread-1");
+        assert_eq!(attr(root, "flowscope.correlation_id"), "thread-1");
+        let llm = one(chat, "chat gpt-4o-mini");
+        assert_eq!(llm["kind"], KIND_CLIENT);
+        assert_eq!(attr(llm, "gen_ai.operation.name"), "chat");
+        assert_eq!(attr(llm, "gen_ai.provider.name"), "openai");
+        assert_eq!(attr(llm, "gen_ai.request.model"), "gpt-4o-mini");
+        assert_eq!(attr(llm, "openinference.span.kind"), "LLM");
+        assert_eq!(attr(llm, "llm.model_name"), "gpt-4o-mini");
+        let (input, output) = (
+            attr(llm, "gen_ai.usage.input_tokens"),
+            attr(llm, "gen_ai.usage.output_tokens"),
+        );
+        assert!([42, 52, 62].contains(&input.as_i64().unwrap()), "{input}");
+        assert_eq!(attr(llm, "llm.token_count.prompt"), input);
+        assert_eq!(attr(llm, "llm.token_count.completion"), output);
+        assert_eq!(
+            attr(llm, "llm.token_count.total").as_i64(),
+            Some(input.as_i64().unwrap() + output.as_i64().unwrap())
+        );
+        assert!(
+            attr(llm, "gen_ai.input.messages")
+                .as_str()
+                .unwrap()
+                .contains("\"role\":\"user\"")
+        );
+        assert!(attr(llm, "output.value").as_str().is_some());
+        assert!(
+            event(llm, "gen_ai.content.prompt")["attributes"][0]["value"]["stringValue"]
+                .is_string()
+        );
+        let parent = chat
+            .iter()
+            .find(|s| s["spanId"] == llm["parentSpanId"])
+            .expect("llm parent step");
+        assert_eq!(parent["parentSpanId"], root["spanId"]);
+        let links = root["links"].as_array().unwrap();
+        if let Some(link) = links.first() {
+            linked += 1;
+            assert_ne!(link["traceId"], root["traceId"]);
+            assert!(traces.contains(&link["traceId"].as_str().unwrap().to_owned()));
+        }
+    }
+    assert_eq!(
+        linked, 2,
+        "messages 2 and 3 link to the message before them"
+    );
+
+    // Order: the event-triggered trace fails; exception event; retry/checkpoint/transition events.
+    let failing = got
+        .values()
+        .find(|s| !named(s, "reserve-inventory").is_empty())
+        .unwrap();
+    let root = one(failing, "flow order-processing");
+    assert_eq!(root["kind"], KIND_CONSUMER);
+    assert_eq!(root["status"]["code"], STATUS_ERROR);
+    assert_eq!(root["status"]["message"], "sku-123 is out of stock");
+    let exception = event(root, "exception");
+    assert_eq!(
+        otlp_attr(&exception["attributes"], "exception.type"),
+        Some("OutOfStock".into())
+    );
+    assert_eq!(
+        root["links"].as_array().unwrap().len(),
+        1,
+        "link to the create-order trace that emitted it"
+    );
+    let step = one(failing, "reserve-inventory");
+    assert_eq!(step["status"]["code"], STATUS_ERROR);
+    let exception = event(step, "exception");
+    assert!(
+        otlp_attr(&exception["attributes"], "exception.stacktrace")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .contains("inventory.rs:42")
+    );
+    let payment = one(failing, "process-payment");
+    assert_eq!(
+        otlp_attr(
+            &event(payment, "retry")["attributes"],
+            "flowscope.retry.attempt"
+        ),
+        Some(1.into())
+    );
+    assert!(
+        otlp_attr(
+            &event(payment, "checkpoint")["attributes"],
+            "flowscope.checkpoint.id"
+        )
+        .is_some()
+    );
+    assert_eq!(
+        otlp_attr(
+            &event(payment, "transition")["attributes"],
+            "flowscope.transition.to"
+        ),
+        Some("paid".into())
+    );
+
+    let m = scrape(&agent);
+    assert_eq!(
+        number(&m, "flowscope_export_spans_sent_total", &[]),
+        total as f64
+    );
+    assert_eq!(number(&m, "flowscope_collector_up", &[]), 1.0);
+    assert_eq!(agent.get_ok("/readyz")["exporter"]["state"], "up");
+}
+
+#[test]
+fn http_protobuf_export_honours_otel_headers_and_csv_export_works() {
+    let receiver = Receiver::start();
+    let endpoint = format!("http://{}", receiver.http);
+    let agent = Agent::start_with_env(
+        &["--otlp-protocol", "http/protobuf"],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20t0k"),
+        ],
+    );
+    let client = agent.client();
+    let id = send_registration(&client);
+    flush(&client);
+    let spans = receiver.wait_spans(|s| s.len() >= 15);
+    assert_eq!(spans.len(), 15);
+    assert!(spans.iter().all(|s| s["traceId"] == id.to_string()));
+    let requests = receiver.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r["transport"] == "http" && r["authorization"] == "Bearer t0k"),
+        "{requests:?}"
+    );
+    let root = one(&spans, "flow user-registration");
+    assert_eq!(
+        root["startTimeUnixNano"], "1703943052000000000",
+        "int64 as a string, exact start"
+    );
+    assert_eq!(root["endTimeUnixNano"], "1703943052325000000");
+
+    let resp = reqwest::blocking::get(format!("{}/api/traces/{id}/export?format=csv", agent.base))
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = resp.text().unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 1 + 3 + 11, "{csv}");
+    assert!(
+        lines[1].contains(",step,validate-user,completed,0,95,"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains(",op,state.get user.email,ok,2,15,"),
+        "{}",
+        lines[2]
+    );
+    let (status, body) = agent.get(&format!("/api/traces/{id}/export?format=xml"));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_parameter"))
+    );
+}
+
+fn wait_metric(agent: &Agent, name: &str, want: f64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = number(&scrape(agent), name, &[]);
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} = {got}, wanted {want}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn collector_outage_loses_nothing_inside_the_bound_and_drops_oldest_beyond_it() {
+    let mut receiver = Receiver::start();
+    let (grpc, http) = (receiver.grpc.clone(), receiver.http.clone());
+    let endpoint = format!("http://{grpc}");
+    let agent = Agent::start(&[
+        "--otlp-endpoint",
+        &endpoint,
+        "--otlp-protocol",
+        "grpc",
+        "--otlp-queue-spans",
+        "200",
+        "--otlp-max-backoff",
+        "100ms",
+    ]);
+    let client = agent.client();
+    let first = send_registration(&client).to_string();
+    flush(&client);
+    receiver.wait_spans(|s| s.len() == 15);
+
+    // Down, inside the bound: 10 traces × 15 spans = 150 ≤ 200.
+    receiver.kill();
+    let during: Vec<String> = (0..10)
+        .map(|_| send_registration(&client).to_string())
+        .collect();
+    flush(&client);
+    agent.wait_for("/readyz", |_, b| {
+        b["exporter"]["state"] == "down" && b["exporter"]["queuedSpans"] == 150
+    });
+    let receiver = Receiver::start_on(&grpc, &http);
+    let spans = receiver.wait_spans(|s| s.len() >= 150);
+    std::thread::sleep(Duration::from_millis(300));
+    let spans = if spans.len() == 150 {
+        receiver.spans()
+    } else {
+        spans
+    };
+    assert_eq!(spans.len(), 150, "every queued span exactly once");
+    let ids: HashSet<&str> = spans
+        .iter()
+        .map(|s| s["spanId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 150);
+    let traces: HashSet<&str> = spans
+        .iter()
+        .map(|s| s["traceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        traces,
+        during.iter().map(String::as_str).collect(),
+        "not the one sent before: {first}"
+    );
+    wait_metric(&agent, "flowscope_collector_up", 1.0);
+    assert_eq!(
+        number(&scrape(&agent), "flowscope_export_spans_dropped_total", &[]),
+        0.0
+    );
+    assert!(number(&scrape(&agent), "flowscope_export_errors_total", &[]) >= 1.0);
+
+    // Down, beyond the bound: 30 traces × 15 = 450 spans; the oldest 250 are dropped.
+    let mut receiver = receiver;
+    receiver.kill();
+    let beyond: Vec<String> = (0..30)
+        .map(|_| send_registration(&client).to_string())
+        .collect();
+    flush(&client);
+    wait_metric(&agent, "flowscope_export_spans_dropped_total", 250.0);
+    agent.wait_for("/readyz", |_, b| b["exporter"]["queuedSpans"] == 200);
+    let receiver = Receiver::start_on(&grpc, &http);
+    let spans = receiver.wait_spans(|s| s.len() >= 200);
+    std::thread::sleep(Duration::from_millis(300));
+    let spans = if spans.len() == 200 {
+        receiver.spans()
+    } else {
+        spans
+    };
+    assert_eq!(spans.len(), 200);
+    let per_trace = by_trace(&spans);
+    for newest in &beyond[17..] {
+        assert_eq!(
+            per_trace.get(newest).map_or(0, Vec::len),
+            15,
+            "the newest traces arrive whole"
+        );
+    }
+    for oldest in &beyond[..16] {
+        assert!(
+            !per_trace.contains_key(oldest),
+            "the oldest spans were the ones dropped"
+        );
+    }
+}
+
+#[test]
+fn no_endpoint_means_no_exporter_and_sampling_zero_sends_nothing() {
+    let agent = Agent::start_with_env(&[], &[("OTEL_EXPORTER_OTLP_ENDPOINT", "")]);
+    let client = agent.client();
+    let id = send_registration(&client);
+    flush(&client);
+    agent.wait_trace(id, |t| t["status"] == "completed");
+    assert_eq!(agent.get_ok("/readyz")["exporter"]["state"], "off");
+    let m = scrape(&agent);
+    for metric in [
+        "flowscope_export_spans_sent_total",
+        "flowscope_export_errors_total",
+        "flowscope_export_spans_dropped_total",
+    ] {
+        assert_eq!(number(&m, metric, &[]), 0.0, "{metric}");
+    }
+    // The OTLP/JSON export endpoint works without an exporter.
+    assert_eq!(exported(&agent, &id.to_string()).len(), 15);
+
+    let receiver = Receiver::start();
+    let endpoint = format!("http://{}", receiver.grpc);
+    let sampled_out = Agent::start(&[
+        "--otlp-endpoint",
+        &endpoint,
+        "--otlp-protocol",
+        "grpc",
+        "--otlp-sample-ratio",
+        "0",
+    ]);
+    let client = sampled_out.client();
+    let id = send_registration(&client);
+    flush(&client);
+    sampled_out.wait_trace(id, |t| t["status"] == "completed");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(receiver.spans().is_empty());
+}

@@ -1,1 +1,37 @@
-//! Python bindings of the flowscope client (skeleton).
+//! Python bindings of the flowscope client: the private module `flowscope._native`.
+//!
+//! This crate only translates. Python keeps the current trace/step in a `contextvars.ContextVar`
+//! holding a [`context::PySpan`]; each instrumentation call is one method call on
+//! [`client::PyClient`] that builds one `flowscope::wire` event from that handle and hands it to
+//! `flowscope::Client::emit` (O(1), never blocks). Framing, batching, the queue and the socket
+//! writer all live in `sdk-rust`. The typed public API is the hand-written package in
+//! `python/flowscope/`.
+
+use pyo3::prelude::*;
+
+mod client;
+mod context;
+mod convert;
+mod error;
+mod propagation;
+
+/// Reseeds this thread's id generator. Called in a forked child (`os.register_at_fork`): rand 0.9
+/// does not reseed on fork, so parent and child would otherwise draw the same trace/span ids.
+#[pyfunction]
+fn reseed_after_fork() {
+    // A failure leaves the inherited state; ids then still differ once the child's new writer
+    // and any other thread draw from fresh per-thread generators.
+    let _ = rand::rng().reseed();
+}
+
+/// The module `flowscope._native`.
+#[pymodule]
+#[pyo3(name = "_native")]
+fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<client::PyClient>()?;
+    m.add_class::<context::PySpan>()?;
+    m.add_function(wrap_pyfunction!(reseed_after_fork, m)?)?;
+    propagation::register(m)?;
+    m.add("SDK_VERSION", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

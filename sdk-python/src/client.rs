@@ -1,0 +1,518 @@
+//! `flowscope._native.Client`: one `flowscope::Client` (queue + writer thread) and one method
+//! per event kind. Each method builds the wire event from a [`PySpan`] handle and queues it; none
+//! blocks (except `flush`, which releases the GIL while it waits).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flowscope::wire::{
+    Artifact, Checkpoint, Correlate, CorrelationMethod, Custom, EndStatus, EntryType, ErrorInfo,
+    Event, Llm, Log, LogLevel, Op, OpAction, OpKind, Retry, StepEnd, StepStart, TraceEnd, TraceId,
+    TraceStart, Transition,
+};
+use flowscope::{Client, Config, new_span_id, new_trace_id, now_nanos};
+use pyo3::prelude::*;
+use pyo3::types::{PyAny, PyDict};
+
+use crate::context::{PySpan, TraceShared};
+use crate::convert;
+use crate::error::{PyErrExt, invalid};
+
+/// A client: a bounded queue drained by a background writer to the agent socket.
+#[pyclass(frozen, module = "flowscope._native", name = "Client")]
+pub struct PyClient {
+    inner: Client,
+}
+
+fn entry_type(s: &str) -> PyResult<EntryType> {
+    match s {
+        "api" => Ok(EntryType::Api),
+        "cron" => Ok(EntryType::Cron),
+        "event" => Ok(EntryType::Event),
+        _ => Err(invalid("entry type", s, "api, cron, event")),
+    }
+}
+
+fn parse_method(s: &str) -> PyResult<CorrelationMethod> {
+    match s {
+        "manual" => Ok(CorrelationMethod::Manual),
+        "header" => Ok(CorrelationMethod::Header),
+        "event" => Ok(CorrelationMethod::Event),
+        "state" => Ok(CorrelationMethod::State),
+        "temporal" => Ok(CorrelationMethod::Temporal),
+        _ => Err(invalid(
+            "correlation method",
+            s,
+            "manual, header, event, state, temporal",
+        )),
+    }
+}
+
+fn op_kind(s: &str) -> PyResult<OpKind> {
+    match s {
+        "state" => Ok(OpKind::State),
+        "emit" => Ok(OpKind::Emit),
+        "stream" => Ok(OpKind::Stream),
+        _ => Err(invalid("operation kind", s, "state, emit, stream")),
+    }
+}
+
+/// Unknown actions are kept as `other`, as the protocol says.
+fn op_action(s: &str) -> OpAction {
+    match s {
+        "get" => OpAction::Get,
+        "set" => OpAction::Set,
+        "delete" => OpAction::Delete,
+        "clear" => OpAction::Clear,
+        "send" => OpAction::Send,
+        _ => OpAction::Other,
+    }
+}
+
+/// Python's logging names are accepted too (`warning`, `critical`, `fatal`).
+fn log_level(s: &str) -> PyResult<LogLevel> {
+    match s {
+        "trace" => Ok(LogLevel::Trace),
+        "debug" => Ok(LogLevel::Debug),
+        "info" => Ok(LogLevel::Info),
+        "warn" | "warning" => Ok(LogLevel::Warn),
+        "error" | "critical" | "fatal" => Ok(LogLevel::Error),
+        _ => Err(invalid(
+            "log level",
+            s,
+            "trace, debug, info, warn, warning, error, critical",
+        )),
+    }
+}
+
+/// The status and error of a `step_end` / `trace_end`.
+fn ending(
+    failed: bool,
+    message: Option<String>,
+    error_type: Option<String>,
+    code: Option<String>,
+    stack: Option<String>,
+) -> (EndStatus, Option<ErrorInfo>) {
+    if !failed {
+        return (EndStatus::Completed, None);
+    }
+    let error = ErrorInfo {
+        message: message.unwrap_or_default(),
+        error_type,
+        code,
+        stack,
+    };
+    (EndStatus::Failed, Some(error))
+}
+
+#[pymethods]
+impl PyClient {
+    /// Starts a client. `service=""` falls back to `OTEL_SERVICE_NAME`; `socket=None` to
+    /// `FLOWSCOPE_SOCKET` and the default path; `disabled=None` to `FLOWSCOPE_DISABLED`.
+    #[new]
+    #[pyo3(signature = (service="", socket=None, disabled=None, queue_capacity=None))]
+    fn new(
+        service: &str,
+        socket: Option<PathBuf>,
+        disabled: Option<bool>,
+        queue_capacity: Option<usize>,
+    ) -> Self {
+        let mut config = Config::from_env(service);
+        if let Some(path) = socket {
+            config = config.socket(path);
+        }
+        if let Some(disabled) = disabled {
+            config = config.disabled(disabled);
+        }
+        if let Some(capacity) = queue_capacity {
+            config = config.queue_capacity(capacity);
+        }
+        config.sdk = format!("python/{}", env!("CARGO_PKG_VERSION"));
+        Self {
+            inner: Client::new(config),
+        }
+    }
+
+    /// Service name sent to the agent.
+    #[getter]
+    fn service(&self) -> &str {
+        &self.inner.config().service
+    }
+
+    /// Agent socket path.
+    #[getter]
+    fn socket(&self) -> String {
+        self.inner
+            .config()
+            .socket_path
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Whether every call is a no-op.
+    #[getter]
+    fn disabled(&self) -> bool {
+        self.inner.is_disabled()
+    }
+
+    /// Waits up to `timeout` seconds until everything queued so far is written (or dropped).
+    fn flush(&self, py: Python<'_>, timeout: f64) -> bool {
+        let timeout = Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or(Duration::MAX);
+        let client = self.inner.clone();
+        py.detach(move || client.flush(timeout))
+    }
+
+    /// Counters: enqueued, sent, dropped, reconnects, queued, connected.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.stats();
+        let d = PyDict::new(py);
+        d.set_item("enqueued", s.enqueued)?;
+        d.set_item("sent", s.sent)?;
+        d.set_item("dropped", s.dropped)?;
+        d.set_item("reconnects", s.reconnects)?;
+        d.set_item("queued", s.queued)?;
+        d.set_item("connected", s.connected)?;
+        Ok(d)
+    }
+
+    /// Never lets this client's queue and writer be torn down. Used in a forked child on the
+    /// client inherited from the parent: its writer thread does not exist there and its locks may
+    /// be held, so dropping it could hang; it is abandoned instead, and a new client started.
+    fn leak(&self) {
+        std::mem::forget(self.inner.clone());
+    }
+
+    /// Sends `trace_start` and returns the trace's handle. A correlation id whose method is not
+    /// `manual` is sent as a separate `correlate` event (first) so the agent records how it was
+    /// found.
+    #[pyo3(signature = (
+        flow, entry="api", step=None, correlation_id=None, correlation_method="manual",
+        parent_trace=None, attributes=None, trace_id=None, tracestate=None
+    ))]
+    #[allow(clippy::too_many_arguments)] // mirrors the Python keyword arguments
+    fn trace_start(
+        &self,
+        flow: String,
+        entry: &str,
+        step: Option<String>,
+        correlation_id: Option<String>,
+        correlation_method: &str,
+        parent_trace: Option<&str>,
+        attributes: Option<&Bound<'_, PyDict>>,
+        trace_id: Option<&str>,
+        tracestate: Option<String>,
+    ) -> PyResult<PySpan> {
+        let entry = entry_type(entry)?;
+        let method = parse_method(correlation_method)?;
+        let parent = parent_trace
+            .map(TraceId::from_hex)
+            .transpose()
+            .py_err()?
+            .filter(|t| t.is_valid());
+        let trace = match trace_id.map(TraceId::from_hex).transpose().py_err()? {
+            Some(t) if t.is_valid() => t,
+            _ => new_trace_id(),
+        };
+        let correlation_id = correlation_id.filter(|c| !c.is_empty());
+        let t = now_nanos();
+        let shared = Arc::new(TraceShared {
+            flow: flow.clone(),
+            root_span: new_span_id(),
+            cid: Mutex::new(correlation_id.as_deref().map(Arc::from)),
+            tracestate,
+        });
+        let (start_cid, later) = match method {
+            CorrelationMethod::Manual => (correlation_id, None),
+            _ => (None, correlation_id),
+        };
+        if let Some(cid) = later {
+            // Before `trace_start`: the agent otherwise links a trace with a parent to the
+            // parent's group first (method `event`), and the first link's method is kept.
+            self.inner.emit(Event::Correlate(Correlate {
+                t,
+                trace,
+                cid,
+                method,
+                name: None,
+            }));
+        }
+        self.inner.emit(Event::TraceStart(TraceStart {
+            t,
+            trace,
+            flow,
+            entry,
+            step,
+            cid: start_cid,
+            parent,
+            attrs: attributes.map(convert::attributes),
+        }));
+        Ok(PySpan {
+            trace,
+            span: None,
+            parent: None,
+            name: None,
+            shared,
+        })
+    }
+
+    /// Sends `trace_end` for the trace of `span`.
+    #[pyo3(signature = (span, failed=false, message=None, error_type=None, code=None, stack=None))]
+    fn trace_end(
+        &self,
+        span: &PySpan,
+        failed: bool,
+        message: Option<String>,
+        error_type: Option<String>,
+        code: Option<String>,
+        stack: Option<String>,
+    ) {
+        let (status, error) = ending(failed, message, error_type, code, stack);
+        self.inner.emit(Event::TraceEnd(TraceEnd {
+            t: now_nanos(),
+            trace: span.trace,
+            status,
+            error,
+        }));
+    }
+
+    /// Sends `step_start` under `parent` (the trace or a step) and returns the step's handle.
+    fn step_start(&self, parent: &PySpan, name: String) -> PySpan {
+        let span = new_span_id();
+        let handle = PySpan {
+            trace: parent.trace,
+            span: Some(span),
+            parent: parent.span,
+            name: Some(Arc::from(name.as_str())),
+            shared: Arc::clone(&parent.shared),
+        };
+        self.inner.emit(Event::StepStart(StepStart {
+            t: now_nanos(),
+            trace: parent.trace,
+            span,
+            parent: parent.span,
+            name,
+        }));
+        handle
+    }
+
+    /// Sends `step_end` for the step `span` (ignored for a trace handle).
+    #[pyo3(signature = (span, failed=false, message=None, error_type=None, code=None, stack=None))]
+    fn step_end(
+        &self,
+        span: &PySpan,
+        failed: bool,
+        message: Option<String>,
+        error_type: Option<String>,
+        code: Option<String>,
+        stack: Option<String>,
+    ) {
+        let Some(id) = span.span else { return };
+        let (status, error) = ending(failed, message, error_type, code, stack);
+        self.inner.emit(Event::StepEnd(StepEnd {
+            t: now_nanos(),
+            trace: span.trace,
+            span: id,
+            status,
+            error,
+            name: span.name.as_deref().map(str::to_owned),
+        }));
+    }
+
+    /// Sends an `op` that ended now after `dur` ns. `subject` is the state key, emit topic or
+    /// stream name; `detail` the emit target step or the stream item id.
+    #[pyo3(signature = (span, kind, action, subject=None, detail=None, dur=0, error=None))]
+    #[allow(clippy::too_many_arguments)] // one flat call per event is the cheap path
+    fn op(
+        &self,
+        span: &PySpan,
+        kind: &str,
+        action: &str,
+        subject: Option<String>,
+        detail: Option<String>,
+        dur: u64,
+        error: Option<String>,
+    ) -> PyResult<()> {
+        let kind = op_kind(kind)?;
+        let (key, topic, stream, to, id) = match kind {
+            OpKind::State => (subject, None, None, None, None),
+            OpKind::Emit => (None, subject, None, detail, None),
+            OpKind::Stream => (None, None, subject, None, detail),
+        };
+        self.inner.emit(Event::Op(Op {
+            t: now_nanos().saturating_sub(dur),
+            trace: span.trace,
+            span: span.span,
+            kind,
+            action: op_action(action),
+            key,
+            topic,
+            to,
+            stream,
+            id,
+            dur,
+            ok: error.is_none(),
+            error,
+        }));
+        Ok(())
+    }
+
+    /// Sends a `log` line.
+    #[pyo3(signature = (span, level, msg, fields=None))]
+    fn log(
+        &self,
+        span: &PySpan,
+        level: &str,
+        msg: String,
+        fields: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        let level = log_level(level)?;
+        self.inner.emit(Event::Log(Log {
+            t: now_nanos(),
+            trace: span.trace,
+            span: span.span,
+            level,
+            msg,
+            fields: fields.filter(|f| !f.is_empty()).map(convert::attributes),
+        }));
+        Ok(())
+    }
+
+    /// Sends an `llm` call that ended now after `dur` ns.
+    #[pyo3(signature = (
+        span, model, provider=None, prompt=None, response=None, input_tokens=None,
+        output_tokens=None, cost=None, dur=0
+    ))]
+    #[allow(clippy::too_many_arguments)] // mirrors the Python keyword arguments
+    fn llm(
+        &self,
+        span: &PySpan,
+        model: String,
+        provider: Option<String>,
+        prompt: Option<String>,
+        response: Option<String>,
+        input_tokens: Option<u64>,
+        output_tokens: Option<u64>,
+        cost: Option<f64>,
+        dur: u64,
+    ) {
+        self.inner.emit(Event::Llm(Llm {
+            t: now_nanos().saturating_sub(dur),
+            trace: span.trace,
+            span: span.span,
+            model,
+            provider,
+            prompt,
+            response,
+            input_tokens,
+            output_tokens,
+            cost,
+            dur,
+        }));
+    }
+
+    /// Sends an `artifact`.
+    #[pyo3(signature = (span, name, url=None, preview=None, mime=None, size=None))]
+    fn artifact(
+        &self,
+        span: &PySpan,
+        name: String,
+        url: Option<String>,
+        preview: Option<String>,
+        mime: Option<String>,
+        size: Option<u64>,
+    ) {
+        self.inner.emit(Event::Artifact(Artifact {
+            t: now_nanos(),
+            trace: span.trace,
+            span: span.span,
+            name,
+            url,
+            preview,
+            mime,
+            size,
+        }));
+    }
+
+    /// Sends a `retry`.
+    #[pyo3(signature = (span, attempt, reason=None, backoff_ms=None))]
+    fn retry(&self, span: &PySpan, attempt: u32, reason: Option<String>, backoff_ms: Option<u64>) {
+        self.inner.emit(Event::Retry(Retry {
+            t: now_nanos(),
+            trace: span.trace,
+            span: span.span,
+            attempt,
+            reason,
+            backoff_ms,
+        }));
+    }
+
+    /// Sends a `checkpoint`.
+    fn checkpoint(&self, span: &PySpan, id: String) {
+        self.inner.emit(Event::Checkpoint(Checkpoint {
+            t: now_nanos(),
+            trace: span.trace,
+            span: span.span,
+            id,
+        }));
+    }
+
+    /// Sends a `transition`.
+    #[pyo3(signature = (span, from_state, to_state, action=None))]
+    fn transition(
+        &self,
+        span: &PySpan,
+        from_state: String,
+        to_state: String,
+        action: Option<String>,
+    ) {
+        self.inner.emit(Event::Transition(Transition {
+            t: now_nanos(),
+            trace: span.trace,
+            span: span.span,
+            from: from_state,
+            to: to_state,
+            action,
+        }));
+    }
+
+    /// Joins the trace of `span` to the group `cid` and remembers it for outgoing calls.
+    #[pyo3(signature = (span, cid, method="manual", name=None))]
+    fn correlate(
+        &self,
+        span: &PySpan,
+        cid: String,
+        method: &str,
+        name: Option<String>,
+    ) -> PyResult<()> {
+        let method = parse_method(method)?;
+        if cid.is_empty() {
+            return Ok(());
+        }
+        span.shared.set_cid(&cid);
+        self.inner.emit(Event::Correlate(Correlate {
+            t: now_nanos(),
+            trace: span.trace,
+            cid,
+            method,
+            name,
+        }));
+        Ok(())
+    }
+
+    /// Sends a `custom` event; `payload` is converted to JSON.
+    #[pyo3(signature = (span, name, payload=None))]
+    fn custom(&self, span: &PySpan, name: String, payload: Option<&Bound<'_, PyAny>>) {
+        self.inner.emit(Event::Custom(Custom {
+            t: now_nanos(),
+            trace: span.trace,
+            span: span.span,
+            name,
+            payload: payload.map(|p| convert::value(p, 0)),
+        }));
+    }
+
+    fn __repr__(&self) -> String {
+        format!("{:?}", self.inner)
+    }
+}

@@ -1,0 +1,119 @@
+"""inject/extract: X-Motia-Correlation-Id and W3C Trace Context parsing rules."""
+
+from __future__ import annotations
+
+import pytest
+
+import flowscope
+from conftest import Agent
+
+VALID = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+# Values W3C Trace Context says a receiver must ignore.
+INVALID_TRACEPARENTS = [
+    "",
+    "garbage",
+    VALID + "-extra",  # version 00 is exactly 55 characters
+    "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  # version ff is forbidden
+    "00-00000000000000000000000000000000-00f067aa0ba902b7-01",  # all-zero trace id
+    "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",  # all-zero parent id
+    "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",  # upper-case hex
+    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",  # non-hex flags
+    "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  # wrong separator
+    "0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  # short version
+    "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",  # short trace id
+    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b-01",  # short parent id
+    "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",  # future version glued field
+    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba9é2b7-01",  # non-ASCII
+    "ü" * 60,  # non-ASCII, long enough to reach the byte-indexed parser
+    "€" * 20,  # a 3-byte character across the version field
+    VALID + "," + VALID,  # two traceparent headers joined
+]
+
+
+def test_parses_the_spec_example() -> None:
+    assert flowscope.parse_traceparent(VALID) == (
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "00f067aa0ba902b7",
+        1,
+    )
+    got = flowscope.extract({"traceparent": VALID, "tracestate": "congo=t61rcWkgMzE"})
+    assert got.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert got.parent_span_id == "00f067aa0ba902b7"
+    assert got.flags == 1
+    assert got.tracestate == "congo=t61rcWkgMzE"
+
+
+def test_future_versions_with_extra_fields_are_accepted() -> None:
+    future = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-what-the-future-holds"
+    assert flowscope.parse_traceparent(future) == (
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "00f067aa0ba902b7",
+        0,
+    )
+
+
+@pytest.mark.parametrize("value", INVALID_TRACEPARENTS)
+def test_invalid_traceparent_is_ignored_with_its_tracestate(value: str) -> None:
+    assert flowscope.parse_traceparent(value) is None
+    got = flowscope.extract(
+        {"traceparent": value, "tracestate": "a=b", "X-Motia-Correlation-Id": "t-1"}
+    )
+    assert got == flowscope.Incoming(correlation_id="t-1")
+
+
+def test_header_shapes_and_cases() -> None:
+    want = flowscope.extract({"traceparent": VALID, "x-motia-correlation-id": "c"})
+    shapes = [
+        {"Traceparent": VALID, "X-Motia-Correlation-Id": " c "},
+        [(b"traceparent", VALID.encode()), (b"x-motia-correlation-id", b"c")],  # ASGI
+        [("TRACEPARENT", VALID), ("X-MOTIA-CORRELATION-ID", "c")],
+        {"REQUEST_METHOD": "GET", "HTTP_TRACEPARENT": VALID, "HTTP_X_MOTIA_CORRELATION_ID": "c"},
+    ]
+    for headers in shapes:
+        assert flowscope.extract(headers) == want, headers
+    assert want.correlation_id == "c" and want.trace_id is not None
+
+
+def test_repeated_tracestate_headers_are_joined() -> None:
+    got = flowscope.extract([("traceparent", VALID), ("tracestate", "a=1"), ("tracestate", "b=2")])
+    assert got.tracestate == "a=1,b=2"
+
+
+def test_empty_or_oversized_correlation_id_is_ignored() -> None:
+    assert flowscope.extract({"x-motia-correlation-id": "   "}).correlation_id is None
+    assert flowscope.extract({"x-motia-correlation-id": "x" * 300}).correlation_id is None
+    assert flowscope.extract({}) == flowscope.Incoming()
+
+
+def test_inject_carries_current_step_tracestate_and_correlation(agent: Agent) -> None:
+    with flowscope.trace("propagation", headers={"traceparent": VALID, "tracestate": "k=v"}) as tr:
+        root = flowscope.inject()
+        assert root["traceparent"].startswith(f"00-{tr.trace_id}-")
+        assert root["tracestate"] == "k=v"
+        assert "x-motia-correlation-id" not in root
+        with flowscope.step("call") as st:
+            flowscope.correlate("conv-1")
+            headers = flowscope.inject({"accept": "json"})
+    assert headers == {
+        "accept": "json",
+        "traceparent": f"00-{tr.trace_id}-{st.span_id}-01",
+        "tracestate": "k=v",
+        "x-motia-correlation-id": "conv-1",
+    }
+    assert flowscope.parse_traceparent(headers["traceparent"]) is not None
+    t = agent.trace(tr.trace_id)  # type: ignore[arg-type]
+    # The incoming traceparent's trace is the parent of this one.
+    assert t["parentTraceId"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert t["correlationId"] == "conv-1"
+
+
+def test_trace_headers_apply_correlation_with_method_header(agent: Agent) -> None:
+    with flowscope.trace(
+        "propagation", headers={"x-motia-correlation-id": "hdr-1", "traceparent": "bogus"}
+    ) as tr:
+        pass
+    t = agent.trace(tr.trace_id)  # type: ignore[arg-type]
+    assert t["correlationId"] == "hdr-1"
+    assert t["correlationMethod"] == "header"
+    assert "parentTraceId" not in t

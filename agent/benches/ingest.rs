@@ -124,6 +124,30 @@ fn store_bytes(traces: u64, with_ops: bool) -> isize {
     after - before
 }
 
+/// Decode-only and apply-only rates (no socket), to see where ingest time goes.
+fn breakdown() {
+    let frames = frames(0, 50_000);
+    let total = (50_000 * EVENTS_PER_TRACE) as f64;
+    let started = Instant::now();
+    let decoded: Vec<Vec<flowscope::wire::Event>> = frames
+        .iter()
+        .map(|f| wire::decode_batch(Encoding::Msgpack, &f[4..]).expect("decode"))
+        .collect();
+    let decode = started.elapsed();
+    let origin = Arc::new(flowscope_agent::trace::Origin::named("bench"));
+    let mut store = Store::new(std::num::NonZeroUsize::new(10_000).unwrap());
+    let started = Instant::now();
+    for batch in decoded {
+        store.apply_batch(&origin, batch, 0);
+    }
+    let apply = started.elapsed();
+    println!(
+        "  breakdown, one thread: decode {:.2} M events/s, build+store {:.2} M events/s",
+        total / decode.as_secs_f64() / 1e6,
+        total / apply.as_secs_f64() / 1e6
+    );
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -148,6 +172,8 @@ fn main() {
                 .join(", ")
         );
     }
+
+    breakdown();
 
     let traces = 10_000u64;
     let full = store_bytes(traces, true);

@@ -157,6 +157,23 @@ mod tests {
     }
 
     #[test]
+    fn kind_need_not_come_first() {
+        let json = br#"[{"t":1,"tr":"0000000000000000000000000000000a","id":"c1","k":"checkpoint"},{"x":1,"k":"nope"}]"#;
+        let events = decode_batch(Encoding::Json, json).unwrap();
+        assert_eq!(events[0].kind(), "checkpoint");
+        assert_eq!(events[1], Event::Unknown);
+        let missing = br#"[{"t":1,"tr":"0000000000000000000000000000000a"}]"#;
+        assert!(decode_batch(Encoding::Json, missing).is_err());
+    }
+
+    #[test]
+    fn escaped_keys_and_values_decode() {
+        let json = br#"[{"\u006b":"log","t":1,"tr":"0000000000000000000000000000000a","msg":"caf\u00e9"}]"#;
+        let events = decode_batch(Encoding::Json, json).unwrap();
+        assert!(matches!(&events[0], Event::Log(l) if l.msg == "café"));
+    }
+
+    #[test]
     fn known_kind_with_missing_field_is_malformed() {
         let json = br#"[{"k":"step_start","t":1,"tr":"0000000000000000000000000000000a"}]"#;
         assert!(decode_batch(Encoding::Json, json).is_err());

@@ -3,7 +3,12 @@
 //! See `PROTOCOL.md` at the crate root for the field tables. Optional fields are omitted on the
 //! wire when absent; unknown fields are ignored and unknown kinds decode as [`Event::Unknown`].
 
-use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::ids::{SpanId, TraceId};
 
@@ -14,7 +19,11 @@ pub type Attributes = serde_json::Map<String, serde_json::Value>;
 pub type UnixNanos = u64;
 
 /// One event. The serde tag `k` carries the kind in snake_case (`trace_start`, `op`, …).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Decoding is hand-written for speed: when `k` is the first key (as every flowscope SDK writes
+/// it) the rest of the map goes straight into the variant's struct, with no intermediate buffer;
+/// otherwise the map is buffered once and decoded the same way.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "k", rename_all = "snake_case")]
 pub enum Event {
     /// A run of a flow begins.
@@ -46,8 +55,89 @@ pub enum Event {
     /// Client-side counters, sent periodically by the SDK writer.
     Stats(ClientStats),
     /// A kind this version does not know; counted and skipped by the agent.
-    #[serde(other)]
     Unknown,
+}
+
+/// A map key or kind name, borrowed from the input when possible.
+struct Text<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+/// Decodes the variant named `kind` from a deserializer over the rest of its fields.
+fn variant<'de, D: Deserializer<'de>>(kind: &str, fields: D) -> Result<Event, D::Error> {
+    Ok(match kind {
+        "trace_start" => Event::TraceStart(TraceStart::deserialize(fields)?),
+        "trace_end" => Event::TraceEnd(TraceEnd::deserialize(fields)?),
+        "step_start" => Event::StepStart(StepStart::deserialize(fields)?),
+        "step_end" => Event::StepEnd(StepEnd::deserialize(fields)?),
+        "op" => Event::Op(Op::deserialize(fields)?),
+        "log" => Event::Log(Log::deserialize(fields)?),
+        "llm" => Event::Llm(Llm::deserialize(fields)?),
+        "artifact" => Event::Artifact(Artifact::deserialize(fields)?),
+        "retry" => Event::Retry(Retry::deserialize(fields)?),
+        "checkpoint" => Event::Checkpoint(Checkpoint::deserialize(fields)?),
+        "transition" => Event::Transition(Transition::deserialize(fields)?),
+        "correlate" => Event::Correlate(Correlate::deserialize(fields)?),
+        "custom" => Event::Custom(Custom::deserialize(fields)?),
+        "stats" => Event::Stats(ClientStats::deserialize(fields)?),
+        _ => {
+            IgnoredAny::deserialize(fields)?;
+            Event::Unknown
+        }
+    })
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EventVisitor;
+        impl<'de> Visitor<'de> for EventVisitor {
+            type Value = Event;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an event map with a `k` kind")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
+                let first: Option<Text<'de>> = map.next_key()?;
+                if first.as_ref().is_some_and(|k| k.0 == "k") {
+                    let kind: Text<'de> = map.next_value()?;
+                    return variant(&kind.0, MapAccessDeserializer::new(map));
+                }
+                // `k` is not first: buffer the map once, then decode from the buffer.
+                let mut buffered = serde_json::Map::new();
+                if let Some(key) = first {
+                    buffered.insert(key.0.into_owned(), map.next_value()?);
+                }
+                while let Some((key, value)) = map.next_entry::<String, serde_json::Value>()? {
+                    buffered.insert(key, value);
+                }
+                let kind = match buffered.get("k") {
+                    Some(serde_json::Value::String(kind)) => kind.clone(),
+                    _ => return Err(de::Error::missing_field("k")),
+                };
+                variant(&kind, serde_json::Value::Object(buffered)).map_err(de::Error::custom)
+            }
+        }
+        deserializer.deserialize_map(EventVisitor)
+    }
 }
 
 impl Event {

@@ -73,13 +73,13 @@ pub async fn get(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    params::none(raw.as_deref())?;
-    let trace_id = params::trace_id(&id)?;
-    let store = state.store.read();
-    let trace = store.peek(trace_id).ok_or(ApiError::NotFound {
-        what: "execution",
-        id: id.clone(),
-    })?;
+    params::render_trace(&state, &id, raw.as_deref(), "execution", |_, trace| {
+        Json(execution_tree(&id, trace)).into_response()
+    })
+}
+
+/// The `{execution_id, trace_id, root: {…, children}}` document.
+fn execution_tree(id: &str, trace: &Trace) -> Value {
     let mut children_of: HashMap<Option<SpanId>, Vec<&Step>> = HashMap::new();
     for step in trace.steps_in_time_order() {
         // A parent we never heard of makes the step a root child.
@@ -90,7 +90,7 @@ pub async fn get(
         .get(&None)
         .map(|kids| kids.iter().map(|k| node(k, trace, &children_of)).collect())
         .unwrap_or_default();
-    Ok(Json(json!({
+    json!({
         "execution_id": id,
         "trace_id": trace.id,
         "root": {
@@ -103,6 +103,5 @@ pub async fn get(
             "children": roots,
         },
         "dashboards": {},
-    }))
-    .into_response())
+    })
 }

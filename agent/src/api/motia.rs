@@ -101,11 +101,7 @@ pub async fn get(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    params::none(raw.as_deref())?;
-    let trace_id = params::trace_id(&id)?;
-    let store = state.store.read();
-    let trace = store
-        .peek(trace_id)
-        .ok_or(ApiError::NotFound { what: "trace", id })?;
-    Ok(Json(motia_trace(&store, trace)).into_response())
+    params::render_trace(&state, &id, raw.as_deref(), "trace", |store, trace| {
+        Json(motia_trace(store, trace)).into_response()
+    })
 }

@@ -110,6 +110,25 @@ pub fn trace_id(value: &str) -> Result<TraceId, ApiError> {
     })
 }
 
+/// Looks up the trace a path names (the endpoint takes no query parameters) and renders it
+/// under the store's read lock. `what` names the thing in a 404 ("trace", "execution").
+pub fn render_trace(
+    state: &crate::AgentState,
+    id: &str,
+    raw: Option<&str>,
+    what: &'static str,
+    render: impl FnOnce(&crate::store::Store, &crate::trace::Trace) -> axum::response::Response,
+) -> Result<axum::response::Response, ApiError> {
+    none(raw)?;
+    let trace_id = trace_id(id)?;
+    let store = state.store.read();
+    let trace = store.peek(trace_id).ok_or_else(|| ApiError::NotFound {
+        what,
+        id: id.to_owned(),
+    })?;
+    Ok(render(&store, trace))
+}
+
 /// Refuses any query parameter (for endpoints that take none).
 pub fn none(raw: Option<&str>) -> Result<(), ApiError> {
     match pairs(raw)?.into_iter().next() {

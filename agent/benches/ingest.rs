@@ -8,8 +8,7 @@
 mod workload;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant};
 use flowscope::wire::{self, Encoding};
 use flowscope_agent::store::Store;
 use flowscope_agent::{AgentConfig, run_with};
-use workload::{EVENTS_PER_TRACE, OPS_PER_TRACE, STEPS_PER_TRACE, trace_events};
+use workload::{EVENTS_PER_TRACE, OPS_PER_TRACE, STEPS_PER_TRACE, connect, frames, trace_events};
 
 /// Counts live heap bytes.
 struct Counting;
@@ -44,36 +43,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-/// Pre-encoded frames (1024 events each) for `traces` traces starting at number `first`.
-fn frames(first: u64, traces: u64) -> Vec<Vec<u8>> {
-    let events: Vec<_> = (first..first + traces)
-        .flat_map(|n| trace_events(n, true))
-        .collect();
-    events
-        .chunks(1024)
-        .map(|chunk| {
-            let mut out = Vec::new();
-            wire::encode_batch(Encoding::Msgpack, chunk, wire::DEFAULT_MAX_FRAME, &mut out)
-                .expect("encode");
-            out
-        })
-        .collect()
-}
-
-fn connect(socket: &std::path::Path) -> UnixStream {
-    let mut stream = UnixStream::connect(socket).expect("connect");
-    let mut hello = Vec::new();
-    let body =
-        serde_json::json!({"v": 1, "encoding": "msgpack", "sdk": "bench", "service": "bench"});
-    wire::encode_frame(Encoding::Json, &body, 65536, &mut hello).unwrap();
-    stream.write_all(&hello).unwrap();
-    let mut header = [0u8; 4];
-    stream.read_exact(&mut header).unwrap();
-    let mut reply = vec![0u8; wire::frame_len(header)];
-    stream.read_exact(&mut reply).unwrap();
-    stream
-}
 
 fn ingest_run(runtime: &tokio::runtime::Runtime, connections: u64, traces_per_conn: u64) -> f64 {
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,10 @@
 //! Shared bench workload: registration-style traces (trace_start, 3 steps with 11 ops in all,
 //! trace_end = 19 events each) with unique ids.
 
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+
+use flowscope::wire::{self, Encoding};
 use flowscope::wire::{
     EndStatus, EntryType, Event, Op, OpAction, OpKind, SpanId, StepEnd, StepStart, TraceEnd,
     TraceId, TraceStart,
@@ -124,3 +128,35 @@ pub fn trace_events(n: u64, with_ops: bool) -> Vec<Event> {
     }));
     events
 }
+
+/// Pre-encoded frames (1024 events each) for `traces` traces starting at number `first`.
+pub fn frames(first: u64, traces: u64) -> Vec<Vec<u8>> {
+    let events: Vec<_> = (first..first + traces)
+        .flat_map(|n| trace_events(n, true))
+        .collect();
+    events
+        .chunks(1024)
+        .map(|chunk| {
+            let mut out = Vec::new();
+            wire::encode_batch(Encoding::Msgpack, chunk, wire::DEFAULT_MAX_FRAME, &mut out)
+                .expect("encode");
+            out
+        })
+        .collect()
+}
+
+/// Connects to the agent socket and completes the msgpack handshake.
+pub fn connect(socket: &std::path::Path) -> UnixStream {
+    let mut stream = UnixStream::connect(socket).expect("connect");
+    let mut hello = Vec::new();
+    let body =
+        serde_json::json!({"v": 1, "encoding": "msgpack", "sdk": "bench", "service": "bench"});
+    wire::encode_frame(Encoding::Json, &body, 65536, &mut hello).unwrap();
+    stream.write_all(&hello).unwrap();
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).unwrap();
+    let mut reply = vec![0u8; wire::frame_len(header)];
+    stream.read_exact(&mut reply).unwrap();
+    stream
+}
+

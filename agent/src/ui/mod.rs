@@ -7,12 +7,27 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-/// (path under `/`, content type, bytes) for every embedded file.
-const ASSETS: &[(&str, &str, &[u8])] = &[(
-    "index.html",
-    "text/html; charset=utf-8",
-    include_bytes!("assets/index.html"),
-)];
+/// One embedded file: `(name, content type, bytes of assets/<name>)`.
+macro_rules! asset {
+    ($name:literal, $mime:literal) => {
+        ($name, $mime, include_bytes!(concat!("assets/", $name)))
+    };
+}
+
+/// (path under `/ui/`, content type, bytes) for every embedded file. `index.html` is also `/`.
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    asset!("index.html", "text/html; charset=utf-8"),
+    asset!("app.css", "text/css; charset=utf-8"),
+    asset!("app.js", "text/javascript; charset=utf-8"),
+    asset!("api.js", "text/javascript; charset=utf-8"),
+    asset!("util.js", "text/javascript; charset=utf-8"),
+    asset!("traces.js", "text/javascript; charset=utf-8"),
+    asset!("timeline.js", "text/javascript; charset=utf-8"),
+    asset!("details.js", "text/javascript; charset=utf-8"),
+    asset!("groups.js", "text/javascript; charset=utf-8"),
+    asset!("flows.js", "text/javascript; charset=utf-8"),
+    asset!("favicon.svg", "image/svg+xml"),
+];
 
 fn asset(path: &str) -> Response {
     match ASSETS.iter().find(|(name, _, _)| *name == path) {

@@ -1,0 +1,577 @@
+// The horizontal timeline: one row per step, bars positioned and scaled by time, operation badges,
+// duration labels and emit arrows. Rows are virtualized (only the visible ones, plus a margin,
+// exist in the DOM), so a trace with thousands of steps renders in constant time.
+
+import { h, icon, fmtDuration, fmtTick, niceStep, rafThrottle } from './util.js';
+
+export const ROW_H = 34;
+const BAR_H = 16;
+const OVERSCAN = 8;
+const PAD_L = 10; // px between the label column and time 0
+const PAD_R = 18; // px after the end of the trace
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** Precomputed layout of one trace (pure data, no DOM). */
+export function layoutTrace(trace, now = Date.now()) {
+  const steps = trace.steps || [];
+  const n = steps.length;
+  const running = trace.status === 'running';
+  const nowRel = Math.max(0, now - trace.startTime);
+  const index = new Map();
+  const rows = new Array(n);
+  let maxEnd = 0;
+  for (let i = 0; i < n; i++) {
+    const s = steps[i];
+    index.set(s.id, i);
+    let start = s.startTime;
+    if (start === undefined || start === null) start = s.ops && s.ops.length ? s.ops[0].startTime : 0;
+    let end;
+    let open = false;
+    if (s.duration !== undefined && s.duration !== null) end = start + s.duration;
+    else if (s.status === 'running' && running) {
+      end = Math.max(start, nowRel);
+      open = true;
+    } else end = start;
+    if (end > maxEnd) maxEnd = end;
+    let llm = 0;
+    let retries = 0;
+    for (const e of s.events || []) {
+      if (e.type === 'llm') llm++;
+      else if (e.type === 'retry') retries++;
+    }
+    rows[i] = { step: s, start, end, open, depth: 0, llm, retries, external: null };
+  }
+  // Nesting depth from parent span ids.
+  for (let i = 0; i < n; i++) {
+    let d = 0;
+    let p = rows[i].step.parentId;
+    // Depth capped at 12, which also stops a (malformed) parent cycle.
+    while (p && d < 12) {
+      const j = index.get(p);
+      if (j === undefined || j === i) break;
+      d++;
+      p = rows[j].step.parentId;
+    }
+    rows[i].depth = d;
+  }
+  let total = Math.max(trace.duration || 0, maxEnd, running ? nowRel : 0);
+  if (!(total > 0)) total = 1;
+
+  // Emit arrows: an emit op with `to` points at the first step of that name starting at or after
+  // the emit (step starts are whole ms, so allow a little slack); targets in other traces are
+  // listed on the row instead.
+  const byName = new Map();
+  for (let i = 0; i < n; i++) {
+    const name = rows[i].step.name;
+    let list = byName.get(name);
+    if (!list) byName.set(name, (list = []));
+    list.push(i);
+  }
+  const arrows = [];
+  for (let i = 0; i < n; i++) {
+    const ops = rows[i].step.ops;
+    if (!ops) continue;
+    for (const op of ops) {
+      if (op.kind !== 'emit' || !op.to) continue;
+      const cands = byName.get(op.to);
+      let target = -1;
+      if (cands) {
+        // Binary search for the first candidate starting at/after op time − 1.5 ms.
+        const t = op.startTime - 1.5;
+        let lo = 0;
+        let hi = cands.length;
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          if (rows[cands[mid]].start < t) lo = mid + 1;
+          else hi = mid;
+        }
+        for (let k = lo; k < cands.length; k++) {
+          if (cands[k] !== i) {
+            target = cands[k];
+            break;
+          }
+        }
+        if (target < 0) target = cands.find((c) => c !== i) ?? -1;
+      }
+      if (target >= 0) arrows.push({ from: i, to: target, at: op.startTime, topic: op.topic || '', target: op.to });
+      else (rows[i].external ||= []).push({ topic: op.topic || '', to: op.to });
+    }
+  }
+  return { id: trace.id, rows, total, arrows, index, running };
+}
+
+function svgEl(tag, attrs) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  return el;
+}
+
+const BADGES = [
+  ['state', 'state operation'],
+  ['emit', 'emit'],
+  ['stream', 'stream operation'],
+];
+
+export class Timeline {
+  constructor(root, { onSelect, onRendered } = {}) {
+    this.root = root;
+    this.onSelect = onSelect;
+    this.onRendered = onRendered;
+    this.layout = null;
+    this.selected = null;
+    this.width = 0;
+    this.labelW = 220;
+    this.renderedFor = null;
+
+    this.view = null; // {t0, t1} in ms from the trace start when zoomed; null = whole trace
+    this.axisInner = h('div', { class: 'tl-inner' });
+    this.brush = h('div', { class: 'tl-brush', hidden: true });
+    this.axisTrack = h('div', { class: 'tl-axis-track', title: 'Drag to zoom into a time range · double-click to fit' }, this.axisInner, this.brush);
+    const zbtn = (label, title, fn, cls = '') => h('button', { class: `zoom-btn ${cls}`, type: 'button', title, 'aria-label': title, onclick: fn }, label);
+    this.fitBtn = zbtn('Fit', 'Show the whole trace (0)', () => this.fit(), 'zoom-fit');
+    this.axis = h(
+      'div',
+      { class: 'tl-axis' },
+      h(
+        'div',
+        { class: 'tl-axis-label' },
+        h('span', { class: 'tl-axis-title' }, 'Step'),
+        h(
+          'span',
+          { class: 'zoom' },
+          zbtn('−', 'Zoom out (−)', () => this.zoomBy(2)),
+          zbtn('+', 'Zoom in (+)', () => this.zoomBy(0.5)),
+          this.fitBtn,
+        ),
+      ),
+      this.axisTrack,
+    );
+    this.setupAxisDrag();
+    this.grid = h('div', { class: 'tl-grid' });
+    this.rowsEl = h('div', { class: 'tl-rows' });
+    this.svg = svgEl('svg', { class: 'tl-arrows', 'aria-hidden': 'true' });
+    const defs = svgEl('defs', {});
+    const marker = svgEl('marker', {
+      id: 'fs-arrowhead',
+      viewBox: '0 0 10 10',
+      refX: '8',
+      refY: '5',
+      markerWidth: '7',
+      markerHeight: '7',
+      orient: 'auto-start-reverse',
+    });
+    marker.appendChild(svgEl('path', { d: 'M0,1 L9,5 L0,9 z', class: 'tl-arrowhead' }));
+    defs.appendChild(marker);
+    this.svg.appendChild(defs);
+    this.arrowLayer = svgEl('g', {});
+    this.svg.appendChild(this.arrowLayer);
+    this.canvas = h('div', { class: 'tl-canvas' }, this.grid, this.svg, this.rowsEl);
+    this.scroll = h(
+      'div',
+      { class: 'tl-scroll', tabindex: '0', role: 'listbox', 'aria-label': 'Steps (use ↑/↓ to move between steps)' },
+      this.canvas,
+    );
+    this.root.replaceChildren(this.axis, this.scroll);
+
+    this.renderRowsThrottled = rafThrottle(() => this.renderRows());
+    this.scroll.addEventListener('scroll', this.renderRowsThrottled, { passive: true });
+    this.rowsEl.addEventListener('click', (e) => {
+      const row = e.target.closest('.tl-row');
+      if (row) this.onSelect?.(row.dataset.id);
+    });
+    // Ctrl/⌘ + wheel (and trackpad pinch) zooms around the pointer; Shift + wheel pans.
+    this.scroll.addEventListener(
+      'wheel',
+      (e) => {
+        if (!this.layout) return;
+        if (e.ctrlKey || e.metaKey) {
+          e.preventDefault();
+          this.zoomBy(Math.exp(e.deltaY * 0.0025), this.timeAtX(e.clientX));
+        } else if (e.shiftKey && this.view) {
+          e.preventDefault();
+          const d = e.deltaY || e.deltaX;
+          this.panBy((d / this.innerWidth()) * (this.view.t1 - this.view.t0));
+        }
+      },
+      { passive: false },
+    );
+    this.ro = new ResizeObserver(() => this.measure());
+    this.ro.observe(this.scroll);
+  }
+
+  /** Reads the width; returns true when it changed. */
+  readWidth() {
+    const w = this.scroll.clientWidth;
+    if (!w || w === this.width) return false;
+    this.width = w;
+    this.labelW = w < 520 ? 116 : w < 800 ? 170 : 220;
+    this.root.style.setProperty('--label-w', `${this.labelW}px`);
+    return true;
+  }
+
+  measure() {
+    const h = this.scroll.clientHeight;
+    const heightChanged = h !== this.height;
+    this.height = h;
+    if (this.readWidth()) {
+      this.renderAxis();
+      this.renderRows();
+    } else if (heightChanged) this.renderRows();
+  }
+
+  /** Shows a trace (or updates it in place when it is the same one). */
+  setTrace(trace, now = Date.now(), selected = undefined) {
+    const same = this.layout && this.layout.id === trace.id;
+    this.layout = layoutTrace(trace, now);
+    this.canvas.style.height = `${this.layout.rows.length * ROW_H}px`;
+    if (!same) {
+      this.scroll.scrollTop = 0;
+      this.renderedFor = null;
+      this.view = null;
+      this.root.classList.remove('zoomed');
+    }
+    if (selected !== undefined) this.selected = selected;
+    this.readWidth();
+    this.renderAxis();
+    this.renderRows();
+  }
+
+  /** Re-lays out a running trace as time passes. */
+  tick(trace, now = Date.now()) {
+    if (!this.layout || this.layout.id !== trace.id || trace.status !== 'running') return;
+    this.setTrace(trace, now);
+  }
+
+  clear() {
+    this.layout = null;
+    this.rowsEl.replaceChildren();
+    this.arrowLayer.replaceChildren();
+    this.grid.replaceChildren();
+    this.axisInner.replaceChildren();
+    this.canvas.style.height = '0px';
+  }
+
+  select(stepId, { scroll = true } = {}) {
+    const changed = (stepId || null) !== this.selected;
+    this.selected = stepId || null;
+    let moved = false;
+    if (this.layout && stepId && scroll) {
+      const i = this.layout.index.get(stepId);
+      if (i !== undefined) moved = this.ensureVisible(i);
+    }
+    if (changed || moved) this.renderRows();
+  }
+
+  /** The id of the step `delta` rows away from the selection (first/last when none). */
+  neighbour(delta) {
+    if (!this.layout || !this.layout.rows.length) return null;
+    const rows = this.layout.rows;
+    const cur = this.selected ? this.layout.index.get(this.selected) : undefined;
+    let i = !Number.isFinite(delta) ? (delta > 0 ? rows.length - 1 : 0) : cur === undefined ? (delta > 0 ? 0 : rows.length - 1) : cur + delta;
+    i = Math.max(0, Math.min(rows.length - 1, i));
+    return rows[i].step.id;
+  }
+
+  ensureVisible(i) {
+    const top = i * ROW_H;
+    const viewH = this.scroll.clientHeight || 300;
+    if (top < this.scroll.scrollTop || top + ROW_H > this.scroll.scrollTop + viewH) {
+      this.scroll.scrollTop = Math.max(0, top - viewH / 2 + ROW_H / 2);
+      return true;
+    }
+    return false;
+  }
+
+  innerWidth() {
+    return Math.max(40, this.width - this.labelW - PAD_L - PAD_R);
+  }
+
+  /** The visible time window in ms from the trace start. */
+  win() {
+    if (this.view) return this.view;
+    return { t0: 0, t1: this.layout ? this.layout.total : 1 };
+  }
+
+  /** Time (ms) under a client x coordinate. */
+  timeAtX(clientX) {
+    const rect = this.scroll.getBoundingClientRect();
+    const { t0, t1 } = this.win();
+    const f = (clientX - rect.left - this.labelW - PAD_L) / this.innerWidth();
+    return t0 + Math.min(1, Math.max(0, f)) * (t1 - t0);
+  }
+
+  setView(t0, t1) {
+    const total = this.layout ? this.layout.total : 1;
+    const minSpan = Math.max(total / 1e5, 0.01);
+    let span = Math.max(minSpan, t1 - t0);
+    if (span >= total) {
+      this.view = null;
+    } else {
+      t0 = Math.max(0, Math.min(total - span, t0));
+      this.view = { t0, t1: t0 + span };
+    }
+    this.root.classList.toggle('zoomed', !!this.view);
+    this.renderAxis();
+    this.renderRows();
+  }
+
+  /** Zooms by `factor` (<1 = in) around time `at` (default: the selected step, else the middle). */
+  zoomBy(factor, at) {
+    if (!this.layout) return;
+    const { t0, t1 } = this.win();
+    if (at === undefined) {
+      const i = this.selected ? this.layout.index.get(this.selected) : undefined;
+      const r = i !== undefined ? this.layout.rows[i] : null;
+      at = r && r.end >= t0 && r.start <= t1 ? (r.start + r.end) / 2 : (t0 + t1) / 2;
+    }
+    const f = (at - t0) / (t1 - t0 || 1);
+    const span = (t1 - t0) * factor;
+    this.setView(at - f * span, at - f * span + span);
+  }
+
+  panBy(ms) {
+    if (!this.view) return;
+    this.setView(this.view.t0 + ms, this.view.t1 + ms);
+  }
+
+  fit() {
+    this.setView(0, Infinity);
+  }
+
+  /** Zooms to a step (with a margin). */
+  zoomToStep(stepId) {
+    const i = this.layout && this.layout.index.get(stepId);
+    if (i === undefined) return;
+    const r = this.layout.rows[i];
+    const d = Math.max(r.end - r.start, this.layout.total / 1e4, 0.05);
+    this.setView(r.start - d * 0.15, r.end + d * 0.15);
+  }
+
+  setupAxisDrag() {
+    let startX = null;
+    const track = this.axisTrack;
+    const local = (e) => e.clientX - track.getBoundingClientRect().left;
+    track.addEventListener('pointerdown', (e) => {
+      if (!this.layout || e.button !== 0) return;
+      startX = local(e);
+      track.setPointerCapture(e.pointerId);
+      this.brush.hidden = false;
+      this.brush.style.left = `${startX}px`;
+      this.brush.style.width = '0px';
+    });
+    track.addEventListener('pointermove', (e) => {
+      if (startX === null) return;
+      const x = local(e);
+      this.brush.style.left = `${Math.min(x, startX)}px`;
+      this.brush.style.width = `${Math.abs(x - startX)}px`;
+    });
+    const end = (e) => {
+      if (startX === null) return;
+      const x = local(e);
+      const a = Math.min(x, startX);
+      const b = Math.max(x, startX);
+      startX = null;
+      this.brush.hidden = true;
+      if (b - a < 4) return;
+      const left = track.getBoundingClientRect().left;
+      this.setView(this.timeAtX(left + a), this.timeAtX(left + b));
+    };
+    track.addEventListener('pointerup', end);
+    track.addEventListener('pointercancel', () => {
+      startX = null;
+      this.brush.hidden = true;
+    });
+    track.addEventListener('dblclick', () => this.fit());
+  }
+
+  renderAxis() {
+    if (!this.layout) return;
+    const { t0, t1 } = this.win();
+    const span = t1 - t0;
+    const step = niceStep(span, Math.max(2, Math.floor(this.innerWidth() / 110)));
+    const ticks = [];
+    const lines = [];
+    for (let k = Math.ceil(t0 / step - 1e-9); ; k++) {
+      const t = k * step;
+      if (t > t1 + step * 1e-9) break;
+      const f = (t - t0) / span;
+      const pct = `${f * 100}%`;
+      ticks.push(h('div', { class: `tl-tick${f > 0.93 ? ' end' : ''}`, style: { left: pct } }, h('span', null, fmtTick(t, step))));
+      lines.push(h('div', { class: 'tl-gridline', style: { left: pct } }));
+      if (ticks.length > 60) break;
+    }
+    this.axisInner.replaceChildren(...ticks);
+    this.grid.replaceChildren(...lines);
+  }
+
+  renderRows() {
+    const L = this.layout;
+    if (!L) return;
+    const n = L.rows.length;
+    const viewH = this.scroll.clientHeight || 600;
+    const top = this.scroll.scrollTop;
+    const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
+    const last = Math.min(n - 1, Math.ceil((top + viewH) / ROW_H) + OVERSCAN);
+    const frag = document.createDocumentFragment();
+    for (let i = first; i <= last; i++) frag.appendChild(this.renderRow(i));
+    this.rowsEl.replaceChildren(frag);
+    this.renderArrows(first, last);
+    if (this.renderedFor !== L.id) {
+      this.renderedFor = L.id;
+      this.onRendered?.(L.id, n);
+    }
+  }
+
+  renderRow(i) {
+    const L = this.layout;
+    const r = L.rows[i];
+    const s = r.step;
+    const { t0, t1 } = this.win();
+    const span = t1 - t0;
+    // Unclipped position (the clip box hides what is outside the window) and the visible part.
+    const rawStart = (r.start - t0) / span;
+    const rawEnd = Math.max(rawStart, (r.end - t0) / span);
+    const startF = Math.min(1, Math.max(0, rawStart));
+    const endF = Math.min(1, Math.max(0, rawEnd));
+    const offLeft = rawEnd < 0;
+    const offRight = rawStart > 1;
+    const dur = r.end - r.start;
+    const status = s.status;
+    const selected = this.selected === s.id;
+
+    const bar = h('div', {
+      class: `tl-bar s-${status}${r.open ? ' open' : ''}`,
+      style: { left: `${rawStart * 100}%`, width: `${(rawEnd - rawStart) * 100}%` },
+    });
+    // Operation ticks on the bar, when there is room to see them.
+    const ops = s.ops || [];
+    const barPx = (endF - startF) * this.innerWidth();
+    const fullBarPx = (rawEnd - rawStart) * this.innerWidth();
+    if (ops.length && ops.length <= 40 && fullBarPx > 24 && fullBarPx < 20000 && dur > 0) {
+      for (const op of ops) {
+        const f = Math.min(1, Math.max(0, (op.startTime - r.start) / dur));
+        const wf = Math.min(1 - f, Math.max(0, (op.duration || 0) / dur));
+        bar.appendChild(
+          h('span', {
+            class: `tl-op k-${op.kind}${op.ok === false ? ' fail' : ''}`,
+            style: { left: `${f * 100}%`, width: `${wf * 100}%` },
+          }),
+        );
+      }
+    }
+
+    const info = h('div', { class: 'tl-info' });
+    info.appendChild(h('span', { class: 'tl-dur' }, r.open ? fmtDuration(dur) : s.duration == null ? 'no end' : fmtDuration(s.duration)));
+    const counts = s.operations || {};
+    for (const [kind, what] of BADGES) {
+      const c = counts[kind] || 0;
+      if (!c) continue;
+      info.appendChild(
+        h(
+          'span',
+          { class: `badge b-${kind}`, dataset: { kind, count: c }, title: `${c} ${what}${c === 1 ? '' : 's'}` },
+          icon(kind),
+          String(c),
+        ),
+      );
+    }
+    if (r.llm) info.appendChild(h('span', { class: 'badge b-llm', dataset: { kind: 'llm', count: r.llm }, title: `${r.llm} LLM call${r.llm === 1 ? '' : 's'}` }, icon('llm'), String(r.llm)));
+    if (r.retries) info.appendChild(h('span', { class: 'badge b-retry', dataset: { kind: 'retry', count: r.retries }, title: `${r.retries} retr${r.retries === 1 ? 'y' : 'ies'}` }, icon('retry'), String(r.retries)));
+    if (r.external)
+      for (const x of r.external)
+        info.appendChild(h('span', { class: 'badge b-ext', title: `emit ${x.topic} → ${x.to} (runs in another trace)` }, icon('emit'), x.to));
+
+    // Put the label where there is room: after the bar, before it, or (no room either side)
+    // inside it.
+    const iw = this.innerWidth();
+    const need = 58 + (info.childElementCount - 1) * 38;
+    const rightPx = (1 - endF) * iw + PAD_R;
+    const leftPx = startF * iw + PAD_L;
+    if (offLeft || offRight) {
+      info.classList.add('off', offLeft ? 'off-left' : 'off-right');
+      if (offLeft) info.style.left = '2px';
+      else {
+        info.style.right = '2px';
+        info.classList.add('left');
+      }
+      info.insertBefore(h('span', { class: 'off-arrow' }, offLeft ? '◂' : '▸'), offLeft ? info.firstChild : null);
+    } else if (rightPx >= need || (rightPx >= leftPx && barPx < need)) info.style.left = `calc(${endF * 100}% + 6px)`;
+    else if (leftPx >= need || leftPx > barPx) {
+      info.style.right = `calc(${(1 - startF) * 100}% + 6px)`;
+      info.classList.add('left');
+    } else {
+      info.style.left = `calc(${startF * 100}% + 6px)`;
+      info.classList.add('inside');
+    }
+
+    const statusIcon =
+      status === 'failed' ? icon('x', 'st st-failed') : status === 'completed' ? icon('check', 'st st-completed') : h('span', { class: `st-dot s-${status}` });
+    const label = h(
+      'div',
+      { class: 'tl-label', style: { paddingLeft: `${10 + r.depth * 14}px` } },
+      statusIcon,
+      h('span', { class: 'tl-name' }, s.name),
+    );
+    const title = `${s.name} · ${status} · starts +${fmtDuration(r.start)} · ${s.duration == null ? 'no end yet' : fmtDuration(s.duration)}`;
+    return h(
+      'div',
+      {
+        class: `tl-row s-${status}${selected ? ' selected' : ''}`,
+        style: { transform: `translateY(${i * ROW_H}px)` },
+        role: 'option',
+        'aria-selected': selected ? 'true' : 'false',
+        title,
+        dataset: { id: s.id, index: i, name: s.name, start: r.start },
+      },
+      label,
+      h('div', { class: 'tl-track' }, h('div', { class: 'tl-inner' }, h('div', { class: 'tl-clip' }, bar), info)),
+    );
+  }
+
+  renderArrows(first, last) {
+    const L = this.layout;
+    const layer = this.arrowLayer;
+    if (!L.arrows.length) {
+      layer.replaceChildren();
+      return;
+    }
+    const x0 = this.labelW + PAD_L;
+    const iw = this.innerWidth();
+    const { t0, t1 } = this.win();
+    const xAt = (ms) => x0 + Math.min(1, Math.max(0, (ms - t0) / (t1 - t0))) * iw;
+    const frag = document.createDocumentFragment();
+    let count = 0;
+    for (const a of L.arrows) {
+      const lo = Math.min(a.from, a.to);
+      const hi = Math.max(a.from, a.to);
+      if (hi < first || lo > last) continue;
+      if (++count > 400) break;
+      const src = L.rows[a.from];
+      const dst = L.rows[a.to];
+      if ((a.at < t0 && dst.start < t0) || (a.at > t1 && dst.start > t1)) continue;
+      const x1 = Math.min(xAt(src.end), Math.max(xAt(src.start), xAt(a.at)));
+      const x2 = xAt(dst.start) + 1.5;
+      const down = a.to > a.from;
+      const y1 = a.from * ROW_H + ROW_H / 2 + (down ? BAR_H / 2 : -BAR_H / 2);
+      const y2 = a.to * ROW_H + ROW_H / 2 + (down ? -BAR_H / 2 - 1 : BAR_H / 2 + 1);
+      const dy = (y2 - y1) * 0.55;
+      const selected = this.selected && (this.selected === src.step.id || this.selected === dst.step.id);
+      const path = svgEl('path', {
+        d: `M${x1.toFixed(1)},${y1} C${x1.toFixed(1)},${(y1 + dy).toFixed(1)} ${x2.toFixed(1)},${(y2 - dy).toFixed(1)} ${x2.toFixed(1)},${y2}`,
+        class: `tl-arrow${selected ? ' hl' : ''}`,
+        'marker-end': 'url(#fs-arrowhead)',
+        'data-from': src.step.id,
+        'data-to': dst.step.id,
+      });
+      const t = svgEl('title', {});
+      t.textContent = `emit ${a.topic} → ${a.target}`;
+      path.appendChild(t);
+      frag.appendChild(path);
+    }
+    layer.replaceChildren(frag);
+  }
+
+  destroy() {
+    this.ro.disconnect();
+  }
+}

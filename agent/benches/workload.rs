@@ -159,4 +159,3 @@ pub fn connect(socket: &std::path::Path) -> UnixStream {
     stream.read_exact(&mut reply).unwrap();
     stream
 }
-

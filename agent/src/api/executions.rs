@@ -73,8 +73,9 @@ pub async fn get(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    params::render_trace(&state, &id, raw.as_deref(), "execution", |_, trace| {
-        Json(execution_tree(&id, trace)).into_response()
+    params::none(raw.as_deref())?;
+    params::render_trace(&state, &id, "execution", |_, trace| {
+        Ok(Json(execution_tree(&id, trace)).into_response())
     })
 }
 

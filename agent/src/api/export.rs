@@ -68,7 +68,11 @@ pub async fn export(
             csv(trace),
         )
             .into_response(),
-        _ => (headers, Json(shapes::trace_full(&store, trace))).into_response(),
+        _ => (
+            headers,
+            Json(shapes::trace_full(&store, trace, shapes::View::Full)),
+        )
+            .into_response(),
     })
 }
 

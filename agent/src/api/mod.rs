@@ -28,6 +28,7 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .route("/api/traces", get(traces::list))
         .route("/api/traces/{id}", get(traces::get))
         .route("/api/traces/{id}/export", get(export::export))
+        .route("/api/traces/{id}/steps/{span}", get(traces::step))
         .route("/api/groups", get(groups::list))
         .route("/api/groups/{id}", get(groups::get))
         .route("/api/executions/{id}/trace", get(executions::get))

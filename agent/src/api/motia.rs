@@ -101,7 +101,8 @@ pub async fn get(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    params::render_trace(&state, &id, raw.as_deref(), "trace", |store, trace| {
-        Json(motia_trace(store, trace)).into_response()
+    params::none(raw.as_deref())?;
+    params::render_trace(&state, &id, "trace", |store, trace| {
+        Ok(Json(motia_trace(store, trace)).into_response())
     })
 }

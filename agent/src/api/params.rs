@@ -110,23 +110,48 @@ pub fn trace_id(value: &str) -> Result<TraceId, ApiError> {
     })
 }
 
-/// Looks up the trace a path names (the endpoint takes no query parameters) and renders it
-/// under the store's read lock. `what` names the thing in a 404 ("trace", "execution").
+/// Looks up the trace a path names and renders it under the store's read lock. `what` names
+/// the thing in a 404 ("trace", "execution").
 pub fn render_trace(
     state: &crate::AgentState,
     id: &str,
-    raw: Option<&str>,
     what: &'static str,
-    render: impl FnOnce(&crate::store::Store, &crate::trace::Trace) -> axum::response::Response,
+    render: impl FnOnce(
+        &crate::store::Store,
+        &crate::trace::Trace,
+    ) -> Result<axum::response::Response, ApiError>,
 ) -> Result<axum::response::Response, ApiError> {
-    none(raw)?;
     let trace_id = trace_id(id)?;
     let store = state.store.read();
     let trace = store.peek(trace_id).ok_or_else(|| ApiError::NotFound {
         what,
         id: id.to_owned(),
     })?;
-    Ok(render(&store, trace))
+    render(&store, trace)
+}
+
+/// The `view` parameter of `GET /api/traces/{id}` (`full`, the default, or `timeline`).
+pub fn trace_view(raw: Option<&str>) -> Result<super::shapes::View, ApiError> {
+    let mut view = super::shapes::View::Full;
+    for (name, value) in pairs(raw)? {
+        match (name.as_str(), value.as_str()) {
+            ("view", "full") => view = super::shapes::View::Full,
+            ("view", "timeline") => view = super::shapes::View::Timeline,
+            ("view", other) => {
+                return Err(ApiError::bad_param(
+                    "view",
+                    format!("expected full or timeline, got `{other}`"),
+                ));
+            }
+            (other, _) => {
+                return Err(ApiError::bad_param(
+                    other,
+                    "unknown parameter; expected view",
+                ));
+            }
+        }
+    }
+    Ok(view)
 }
 
 /// Refuses any query parameter (for endpoints that take none).

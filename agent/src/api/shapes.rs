@@ -247,10 +247,29 @@ pub struct StepJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     duration: Option<u64>,
     operations: CountsJson,
-    ops: Vec<OpJson<'a>>,
-    events: Vec<Value>,
+    /// Operations (full view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ops: Option<Vec<OpJson<'a>>>,
+    /// Events (full view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<Vec<Value>>,
+    /// Emits only, for arrows (timeline view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    emits: Option<Vec<OpJson<'a>>>,
+    /// Events per type (timeline view).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_counts: Option<std::collections::BTreeMap<&'static str, u32>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a ErrorInfo>,
+}
+
+/// How much of each step a trace response carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Everything: operations and events in full.
+    Full,
+    /// What a timeline draws: counts, emits (for arrows), event counts and errors.
+    Timeline,
 }
 
 /// Start offset and duration of a step, in whole ms.
@@ -263,8 +282,10 @@ pub fn step_timing(step: &Step, trace_start: u64) -> (Option<u64>, Option<u64>) 
     (start, duration)
 }
 
-fn step_json<'a>(step: &'a Step, trace_start: u64) -> StepJson<'a> {
+/// One step in the given view.
+pub fn step_json<'a>(step: &'a Step, trace_start: u64, view: View) -> StepJson<'a> {
     let (start_time, duration) = step_timing(step, trace_start);
+    let full = view == View::Full;
     StepJson {
         id: step.id,
         parent_id: step.parent,
@@ -273,12 +294,27 @@ fn step_json<'a>(step: &'a Step, trace_start: u64) -> StepJson<'a> {
         start_time,
         duration,
         operations: step.counts.into(),
-        ops: step.ops.iter().map(|op| op_json(op, trace_start)).collect(),
-        events: step
-            .events
-            .iter()
-            .map(|e| event_json(e, trace_start))
-            .collect(),
+        ops: full.then(|| step.ops.iter().map(|op| op_json(op, trace_start)).collect()),
+        events: full.then(|| {
+            step.events
+                .iter()
+                .map(|e| event_json(e, trace_start))
+                .collect()
+        }),
+        emits: (!full).then(|| {
+            step.ops
+                .iter()
+                .filter(|op| op.kind == OpKind::Emit)
+                .map(|op| op_json(op, trace_start))
+                .collect()
+        }),
+        event_counts: (!full).then(|| {
+            let mut counts = std::collections::BTreeMap::new();
+            for event in &step.events {
+                *counts.entry(event.kind()).or_insert(0) += 1;
+            }
+            counts
+        }),
         error: step.error.as_ref(),
     }
 }
@@ -300,8 +336,8 @@ pub struct TraceJson<'a> {
     events: Vec<Value>,
 }
 
-/// Builds the full trace.
-pub fn trace_full<'a>(store: &Store, trace: &'a Trace) -> TraceJson<'a> {
+/// Builds the trace in the given view.
+pub fn trace_full<'a>(store: &Store, trace: &'a Trace, view: View) -> TraceJson<'a> {
     let start = trace.start_ns;
     TraceJson {
         summary: trace_summary(store, trace),
@@ -311,7 +347,7 @@ pub fn trace_full<'a>(store: &Store, trace: &'a Trace) -> TraceJson<'a> {
         steps: trace
             .steps_in_time_order()
             .into_iter()
-            .map(|s| step_json(s, start))
+            .map(|s| step_json(s, start, view))
             .collect(),
         ops: trace.ops.iter().map(|op| op_json(op, start)).collect(),
         events: trace.events.iter().map(|e| event_json(e, start)).collect(),

@@ -36,7 +36,29 @@ pub async fn get(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    params::render_trace(&state, &id, raw.as_deref(), "trace", |store, trace| {
-        Json(shapes::trace_full(store, trace)).into_response()
+    let view = params::trace_view(raw.as_deref())?;
+    params::render_trace(&state, &id, "trace", |store, trace| {
+        Ok(Json(shapes::trace_full(store, trace, view)).into_response())
+    })
+}
+
+/// One step with its operations and events (`GET /api/traces/{id}/steps/{spanId}`).
+pub async fn step(
+    State(state): State<Arc<AgentState>>,
+    Path((id, span)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    params::none(raw.as_deref())?;
+    let span_id = flowscope::wire::SpanId::from_hex(&span).map_err(|e| ApiError::BadId {
+        what: "span id",
+        value: span.clone(),
+        message: e.to_string(),
+    })?;
+    params::render_trace(&state, &id, "trace", |_, trace| {
+        let step = trace.step(span_id).ok_or_else(|| ApiError::NotFound {
+            what: "step",
+            id: span.clone(),
+        })?;
+        Ok(Json(shapes::step_json(step, trace.start_ns, shapes::View::Full)).into_response())
     })
 }

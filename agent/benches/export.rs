@@ -158,4 +158,5 @@ fn main() {
     run(&runtime, None, &batches);
     run(&runtime, Some(&endpoint), &batches);
     let _ = receiver.kill();
+    let _ = receiver.wait();
 }

@@ -259,15 +259,35 @@ fn step_events(events: &[WireEvent]) -> Vec<Event> {
         .collect()
 }
 
-fn op_name(op: &Operation) -> String {
-    let action = match op.action {
+fn action_name(action: OpAction) -> &'static str {
+    match action {
         OpAction::Get => "get",
         OpAction::Set => "set",
         OpAction::Delete => "delete",
         OpAction::Clear => "clear",
         OpAction::Send => "send",
         OpAction::Other => "other",
-    };
+    }
+}
+
+fn kind_name(kind: OpKind) -> &'static str {
+    match kind {
+        OpKind::State => "state",
+        OpKind::Emit => "emit",
+        OpKind::Stream => "stream",
+    }
+}
+
+fn entry_name(entry: EntryType) -> &'static str {
+    match entry {
+        EntryType::Api => "api",
+        EntryType::Cron => "cron",
+        EntryType::Event => "event",
+    }
+}
+
+fn op_name(op: &Operation) -> String {
+    let action = action_name(op.action);
     let subject = op.subject.as_deref().unwrap_or("");
     match op.kind {
         OpKind::State => format!("state.{action} {subject}").trim_end().to_owned(),
@@ -280,11 +300,8 @@ fn op_name(op: &Operation) -> String {
 pub fn op_span(trace: &Trace, step: Option<&Step>, index: usize, op: &Operation) -> SpanData {
     let parent = step.map_or_else(|| root_span_id(trace.id), |s| s.id);
     let mut attributes = vec![
-        KeyValue::new("flowscope.op.kind", format!("{:?}", op.kind).to_lowercase()),
-        KeyValue::new(
-            "flowscope.op.action",
-            format!("{:?}", op.action).to_lowercase(),
-        ),
+        KeyValue::new("flowscope.op.kind", kind_name(op.kind)),
+        KeyValue::new("flowscope.op.action", action_name(op.action)),
     ];
     let subject = op.subject.as_deref().map(str::to_owned);
     let detail = op.detail.as_deref().map(str::to_owned);
@@ -470,10 +487,7 @@ pub fn root_span(trace: &Trace, previous: Option<wire::TraceId>) -> SpanData {
     };
     let mut attributes = vec![
         KeyValue::new("flowscope.flow.name", trace.flow().to_owned()),
-        KeyValue::new(
-            "flowscope.entry.type",
-            format!("{:?}", trace.entry).to_lowercase(),
-        ),
+        KeyValue::new("flowscope.entry.type", entry_name(trace.entry)),
         KeyValue::new("openinference.span.kind", "CHAIN"),
         KeyValue::new("flowscope.steps.total", trace.steps.len() as i64),
     ];

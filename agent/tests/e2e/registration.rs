@@ -162,22 +162,61 @@ fn timeline_view_and_step_endpoint_split_the_full_trace() {
     flush(&client);
     let full = agent.wait_trace(id, |t| t["status"] == "completed");
     let timeline = agent.get_ok(&format!("/api/traces/{id}?view=timeline"));
-    for (light, heavy) in timeline["steps"].as_array().unwrap().iter().zip(full["steps"].as_array().unwrap()) {
-        assert!(light.get("ops").is_none() && light.get("events").is_none(), "{light}");
-        for field in ["id", "name", "status", "startTime", "duration", "operations"] {
+    for (light, heavy) in timeline["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(full["steps"].as_array().unwrap())
+    {
+        assert!(
+            light.get("ops").is_none() && light.get("events").is_none(),
+            "{light}"
+        );
+        for field in [
+            "id",
+            "name",
+            "status",
+            "startTime",
+            "duration",
+            "operations",
+        ] {
             assert_eq!(light[field], heavy[field]);
         }
-        let emits: Vec<&Value> = heavy["ops"].as_array().unwrap().iter().filter(|o| o["kind"] == "emit").collect();
-        assert_eq!(light["emits"].as_array().unwrap().iter().collect::<Vec<_>>(), emits);
-        let step = agent.get_ok(&format!("/api/traces/{id}/steps/{}", heavy["id"].as_str().unwrap()));
+        let emits: Vec<&Value> = heavy["ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["kind"] == "emit")
+            .collect();
+        assert_eq!(
+            light["emits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .collect::<Vec<_>>(),
+            emits
+        );
+        let step = agent.get_ok(&format!(
+            "/api/traces/{id}/steps/{}",
+            heavy["id"].as_str().unwrap()
+        ));
         assert_eq!(&step, heavy, "the step endpoint gives the full step");
     }
     assert_eq!(timeline["steps"][0]["emits"][0]["to"], "save-user");
     assert_eq!(timeline["steps"][0]["eventCounts"], json!({}));
     let (status, body) = agent.get(&format!("/api/traces/{id}?view=tiny"));
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_parameter")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_parameter"))
+    );
     let (status, body) = agent.get(&format!("/api/traces/{id}/steps/00000000000000ff"));
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
     let (status, body) = agent.get(&format!("/api/traces/{id}/steps/nope"));
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_id")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_id"))
+    );
 }

@@ -1,0 +1,5 @@
+//! Link setup for a Node-API addon (napi-build).
+
+fn main() {
+    napi_build::setup();
+}

@@ -1,0 +1,42 @@
+//! Error bridging, both ways.
+//!
+//! JavaScript → agent: a thrown value's name, message, code and stack become an
+//! [`ErrorInfo`]. Rust → JavaScript: [`NapiErrExt`] turns any displayable error into a
+//! `napi::Error` (used only on cold paths such as `init`; the emit functions never throw).
+
+use std::fmt::Display;
+
+use flowscope::ErrorInfo;
+use napi::Status;
+
+/// Converts a `Result` with a displayable error into a napi result (a JavaScript exception).
+pub(crate) trait NapiErrExt<T> {
+    /// The error becomes an `Error` with the given status (`InvalidArg` ⇒ a `TypeError`-like
+    /// code `InvalidArg` on the JavaScript side) and a message prefixed with `context`.
+    fn napi_err(self, status: Status, context: &str) -> napi::Result<T>;
+}
+
+impl<T, E: Display> NapiErrExt<T> for Result<T, E> {
+    fn napi_err(self, status: Status, context: &str) -> napi::Result<T> {
+        self.map_err(|e| napi::Error::new(status, format!("{context}: {e}")))
+    }
+}
+
+/// The error object of a failed step or trace, from the parts JavaScript extracted from the
+/// thrown value (`name`, `message`, `code`, `stack`). `None` when nothing was given.
+pub(crate) fn error_info(
+    message: Option<String>,
+    error_type: Option<String>,
+    code: Option<String>,
+    stack: Option<String>,
+) -> Option<ErrorInfo> {
+    if message.is_none() && error_type.is_none() && code.is_none() && stack.is_none() {
+        return None;
+    }
+    Some(ErrorInfo {
+        message: message.unwrap_or_default(),
+        error_type: error_type.filter(|t| !t.is_empty()),
+        code: code.filter(|c| !c.is_empty()),
+        stack: stack.filter(|s| !s.is_empty()),
+    })
+}

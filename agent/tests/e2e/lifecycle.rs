@@ -176,7 +176,7 @@ fn a_trace_started_by_an_emit_joins_its_parents_group() {
 
 #[test]
 fn silent_running_traces_fail_as_abandoned() {
-    let agent = Agent::start(&["--abandon-after", "300ms"]);
+    let agent = Agent::start(&["--abandon-after", "1s"]);
     let client = agent.client();
     let trace = client.trace("stuck").start();
     let id = trace.id();

@@ -27,7 +27,7 @@ fn no_agent_means_fast_emits_and_counted_drops_then_reconnect() {
         "10k traces took {total:?} with no agent"
     );
     assert!(
-        slowest < Duration::from_millis(100),
+        slowest < Duration::from_millis(250),
         "an emit blocked for {slowest:?}"
     );
     let stats = client.stats();

@@ -92,8 +92,14 @@ pub fn apply(trace: &mut Trace, idx: &mut Indexes, event: Event, now_ns: u64) ->
             }
             Applied::StepEnded(end.span)
         }
-        Event::Op(op) => {
-            if let Some(subject) = op_subject(&op) {
+        Event::Op(mut op) => {
+            // Moved, not copied: decoded strings have no spare capacity, so boxing is free.
+            let subject = match op.kind {
+                OpKind::State => op.key.take(),
+                OpKind::Emit => op.topic.take(),
+                OpKind::Stream => op.stream.take(),
+            };
+            if let Some(subject) = subject.as_deref() {
                 match op.kind {
                     OpKind::State => insert_key(&mut idx.state_key, subject, id),
                     OpKind::Emit => insert_key(&mut idx.topic, subject, id),
@@ -107,7 +113,7 @@ pub fn apply(trace: &mut Trace, idx: &mut Indexes, event: Event, now_ns: u64) ->
                 ok: op.ok,
                 start_ns: op.t,
                 duration_ns: op.dur,
-                subject: op_subject(&op).map(Into::into),
+                subject: subject.map(String::into_boxed_str),
                 detail: match kind {
                     OpKind::Emit => op.to.map(String::into_boxed_str),
                     _ => op.id.map(String::into_boxed_str),
@@ -191,14 +197,6 @@ fn rename_step(step: &mut Step, idx: &mut Indexes, id: flowscope::wire::TraceId,
         }
         insert_key(&mut idx.step, &name, id);
         step.name = name;
-    }
-}
-
-fn op_subject(op: &flowscope::wire::Op) -> Option<&str> {
-    match op.kind {
-        OpKind::State => op.key.as_deref(),
-        OpKind::Emit => op.topic.as_deref(),
-        OpKind::Stream => op.stream.as_deref(),
     }
 }
 

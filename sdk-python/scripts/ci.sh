@@ -20,7 +20,9 @@ CACHE="${FLOWSCOPE_CACHE:-$HOME/.cache/flowscope}"
 VENV="$CACHE/venv-python"
 AGENT_BIN="${FLOWSCOPE_AGENT_BIN:-$ROOT/target/debug/flowscope}"
 PY="$VENV/bin/python"
-TEST_DEPS=(pytest uvicorn requests httpx opentelemetry-sdk)
+# Test and bench dependencies, pinned (pytest, uvicorn, requests, httpx, opentelemetry-sdk and
+# everything they pull in): regenerate with `pip freeze` from the venv after an upgrade.
+TEST_LOCK="$ROOT/sdk-python/requirements-test.txt"
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -38,10 +40,11 @@ if [[ ! -x "$PY" ]] || ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 1
 fi
 
 deps_stamp="$VENV/.flowscope-test-deps"
-if [[ "$(cat "$deps_stamp" 2>/dev/null)" != "${TEST_DEPS[*]}" ]]; then
-    echo "ci.sh: installing test dependencies: ${TEST_DEPS[*]}"
-    "$PY" -m pip install --quiet "${TEST_DEPS[@]}"
-    echo "${TEST_DEPS[*]}" > "$deps_stamp"
+deps_hash="$(sha256sum "$TEST_LOCK" | cut -d' ' -f1)"
+if [[ "$(cat "$deps_stamp" 2>/dev/null)" != "$deps_hash" ]]; then
+    echo "ci.sh: installing pinned test dependencies from $TEST_LOCK"
+    "$PY" -m pip install --quiet -r "$TEST_LOCK"
+    echo "$deps_hash" > "$deps_stamp"
 fi
 
 # Everything the wheel is built from.

@@ -259,6 +259,10 @@ test('clicking a step shows its operations, LLM calls and errors; the URL makes 
   assert.equal(await page.$$eval('.llm-card .copy-btn', (b) => b.length), 2, 'copy buttons for prompt and response');
   const badge = await page.getAttribute(`.tl-row[data-id="${llmStep.id}"] .badge[data-kind=llm]`, 'data-count');
   assert.equal(badge, '1', 'LLM badge on the bar');
+  // The header totals the trace's LLM calls and tokens (the timeline view only counts the calls).
+  const llmEvents = chat.steps.flatMap((s) => s.events).filter((e) => e.type === 'llm');
+  const tokens = llmEvents.reduce((n, e) => n + e.totalTokens, 0);
+  await waitFor(async () => (await page.textContent('.tl-header .badge.b-llm')).includes(`${llmEvents.length} LLM · ${tokens.toLocaleString('en-US')} tokens`), { what: 'LLM totals in the header' });
   await screenshot(page, '05-step-llm');
 
   // Failed step: error with stack, error log; retry on the previous step.
@@ -346,7 +350,8 @@ test('keyboard: j/k and arrows move through the list, Enter focuses the timeline
   await waitFor(async () => (await selected()) === ids[2], { what: 'third selected' });
   await page.keyboard.press('k');
   await waitFor(async () => (await selected()) === ids[1], { what: 'back to second' });
-  await page.waitForSelector('.tl-row');
+  // The second trace's timeline (while it loads, the pane still shows the third one's).
+  await page.waitForSelector('.timeline-pane:not(.loading) .tl-row');
   await page.keyboard.press('Enter');
   assert.ok(await page.evaluate(() => document.activeElement.classList.contains('tl-scroll')), 'timeline focused');
   await page.keyboard.press('ArrowDown');
@@ -361,6 +366,89 @@ test('keyboard: j/k and arrows move through the list, Enter focuses the timeline
   await page.keyboard.press('/');
   assert.equal(await page.evaluate(() => document.activeElement.name), 'q');
   assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
+test('a step is fetched in full only when selected, cached, and refetched after a live update', async () => {
+  const client = await WireClient.connect(agent.socket);
+  const tr = traceId();
+  const a = spanId();
+  const b = spanId();
+  const t0 = nowNs();
+  await client.send([
+    { k: 'trace_start', t: t0, tr, flow: 'lazy-details', entry: 'api', step: 'load-cart' },
+    { k: 'step_start', t: t0, tr, sp: a, name: 'load-cart' },
+    { k: 'op', t: t0 + msToNs(1), tr, sp: a, op: 'state', action: 'get', key: 'cart.items', dur: msToNs(1) },
+    { k: 'op', t: t0 + msToNs(2), tr, sp: a, op: 'emit', action: 'send', topic: 'cart.loaded', to: 'price-cart', dur: msToNs(0.1) },
+    { k: 'retry', t: t0 + msToNs(2), tr, sp: a, attempt: 1, reason: 'cache miss' },
+    { k: 'step_end', t: t0 + msToNs(3), tr, sp: a, name: 'load-cart' },
+    { k: 'step_start', t: t0 + msToNs(4), tr, sp: b, name: 'price-cart' },
+    { k: 'log', t: t0 + msToNs(5), tr, sp: b, level: 'info', msg: 'pricing 1 item' },
+  ]);
+  await waitFor(async () => (await getJson(agent.url, `api/traces/${tr}`)).steps.length === 2, { what: 'lazy-details trace' });
+
+  const page = await newPage(browser);
+  const requests = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.startsWith(`/api/traces/${tr}`)) requests.push(u.pathname.slice(`/api/traces/${tr}`.length) + u.search);
+  });
+  const stepRequests = (sp) => requests.filter((r) => r === `/steps/${sp}`).length;
+  const detailsOf = (name) => waitFor(async () => (await page.textContent('.details .dt-name').catch(() => null)) === name, { what: `details of ${name}` });
+
+  await openTraces(page, `#/traces/${tr}`);
+  await page.waitForSelector('.tl-row[data-name="price-cart"]');
+  // The timeline comes from the timeline view: arrows from emits, badges from the counts.
+  assert.ok(requests.length >= 1 && requests.every((r) => r === '?view=timeline'), `only the timeline view is fetched: ${requests}`);
+  assert.deepEqual(await page.$$eval('.tl-arrow', (ps) => ps.map((p) => [p.dataset.from, p.dataset.to])), [[a, b]]);
+  assert.equal(await page.getAttribute('.tl-row[data-name="load-cart"] .badge[data-kind=state]', 'data-count'), '1');
+  assert.equal(await page.getAttribute('.tl-row[data-name="load-cart"] .badge[data-kind=retry]', 'data-count'), '1');
+
+  // Selecting a step fetches it once; selecting it again uses the cache.
+  await page.click('.tl-row[data-name="load-cart"]');
+  await detailsOf('load-cart');
+  assert.ok((await page.textContent('.details .ops-table')).includes('cart.items'));
+  assert.match(await page.textContent('.details .dt-events'), /Retry #1.*cache miss/s);
+  await page.click('.tl-row[data-name="price-cart"]');
+  await detailsOf('price-cart');
+  assert.match(await page.textContent('.details .dt-logs'), /pricing 1 item/);
+  await page.click('.tl-row[data-name="load-cart"]');
+  await detailsOf('load-cart');
+  assert.equal(stepRequests(a), 1, 'load-cart fetched once');
+  assert.equal(stepRequests(b), 1, 'price-cart fetched once');
+
+  // A live update of the trace refetches the open step and drops the others from the cache.
+  await page.click('.tl-row[data-name="price-cart"]');
+  await detailsOf('price-cart');
+  await client.send([{ k: 'op', t: t0 + msToNs(6), tr, sp: b, op: 'state', action: 'set', key: 'cart.total', dur: msToNs(1) }]);
+  await page.waitForSelector('.details .ops-table');
+  assert.ok((await page.textContent('.details .ops-table')).includes('cart.total'), 'new operation shown');
+  assert.equal(await page.textContent('.details .dt-name'), 'price-cart');
+  assert.ok(stepRequests(b) >= 2, 'price-cart refetched');
+
+  // A step that cannot be loaded: its summary, a notice and a retry.
+  await page.route(`**/api/traces/${tr}/steps/${a}`, (route) =>
+    route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ error: { code: 'unavailable', message: 'agent busy' } }) }),
+  );
+  await page.click('.tl-row[data-name="load-cart"]');
+  await page.waitForSelector('.details .step-unavailable');
+  assert.equal(await page.textContent('.details .dt-name'), 'load-cart');
+  assert.match(await page.textContent('.details .step-unavailable'), /agent busy/);
+  assert.equal(stepRequests(a), 2, 'load-cart refetched after the update');
+  await page.unroute(`**/api/traces/${tr}/steps/${a}`);
+  await page.click('.details .step-unavailable button');
+  await page.waitForSelector('.details .ops-table');
+  assert.ok((await page.textContent('.details .ops-table')).includes('cart.items'));
+  assert.equal(await page.$('.details .step-unavailable'), null);
+
+  await client.send([
+    { k: 'step_end', t: t0 + msToNs(8), tr, sp: b, name: 'price-cart' },
+    { k: 'trace_end', t: t0 + msToNs(9), tr },
+  ]);
+  await client.close();
+  assert.ok(!requests.includes(''), 'the full trace is never fetched (no LLM calls)');
+  // The 503 above is logged by the browser; nothing else may be.
+  assert.deepEqual(page.errors.filter((e) => !/status of 503/.test(e)), []);
   await page.context().close();
 });
 
@@ -511,6 +599,29 @@ test('live updates also work over the WebSocket transport', async () => {
   await page.context().close();
 });
 
+/**
+ * Waits for the page's `flowscope:timeline-rendered` mark and returns `__flowscope.traceLoad`. A
+ * plain evaluate rather than page.waitForFunction: that injects Playwright's large helper script,
+ * whose compilation (≈10 ms of main thread) would otherwise land inside the window being measured.
+ */
+function renderedTraceLoad(page) {
+  return page.evaluate(
+    () =>
+      new Promise((resolve, reject) => {
+        const done = () => {
+          const load = window.__flowscope && window.__flowscope.traceLoad;
+          if (!load || !load.rendered) return false;
+          resolve({ ...load });
+          return true;
+        };
+        if (done()) return;
+        const obs = new PerformanceObserver(() => done() && obs.disconnect());
+        obs.observe({ type: 'mark', buffered: true });
+        setTimeout(() => reject(new Error('the timeline did not render in 30 s')), 30_000);
+      }),
+  );
+}
+
 test(`a ${BIG_STEPS}-span trace renders fast with virtualized rows`, async () => {
   const client = await WireClient.connect(agent.socket);
   const big = bigTraceEvents({ n: BIG_STEPS });
@@ -524,14 +635,18 @@ test(`a ${BIG_STEPS}-span trace renders fast with virtualized rows`, async () =>
   const runs = [];
   for (let i = 0; i < 3; i++) {
     const page = await newPage(browser);
+    const fetched = [];
+    page.on('request', (r) => r.url().includes(`/api/traces/${big.tr}`) && fetched.push(r.url().slice(r.url().indexOf('/api/'))));
     await page.goto(`${agent.url}/#/traces/${big.tr}`);
-    const load = await page.waitForFunction(() => window.__flowscope?.traceLoad?.rendered && window.__flowscope.traceLoad, null, { timeout: 30_000 }).then((h) => h.jsonValue());
+    const load = await renderedTraceLoad(page);
     const net = await page.evaluate((id) => {
-      const e = performance.getEntriesByType('resource').find((r) => r.name.endsWith(`/api/traces/${id}`));
+      const e = performance.getEntriesByType('resource').find((r) => r.name.endsWith(`/api/traces/${id}?view=timeline`));
       return e ? { ttfb: e.responseStart - e.requestStart, download: e.responseEnd - e.responseStart, bytes: e.encodedBodySize || e.transferSize } : null;
     }, big.tr);
     runs.push({ pageLoadToRendered: load.rendered, fetchStart: load.start, apiWait: load.fetched - load.start, render: load.rendered - load.fetched, net });
     assert.equal(load.steps, BIG_STEPS);
+    // Only the timeline view: the 2 MB full trace is never fetched for a timeline.
+    assert.deepEqual(fetched, [`/api/traces/${big.tr}?view=timeline`]);
     if (i < 2) await page.context().close();
     else {
       // Virtualized: only the visible rows (plus a margin) are in the DOM.

@@ -13,10 +13,13 @@ export class ApiError extends Error {
 export async function getJson(path, { signal } = {}) {
   let res;
   try {
+    // Started by index.html while the modules loaded; one use only, later loads are fresh (app.js
+    // drops whatever the first route did not use).
     const early = window.__flowscopePrefetch;
-    if (early && early.path === path) {
-      window.__flowscopePrefetch = null; // one use only; later loads are fresh
-      res = await early.response;
+    const pre = early && Object.hasOwn(early, path) ? early[path] : null;
+    if (pre) {
+      delete early[path];
+      res = await pre;
     } else res = await fetch(path, { signal, headers: { accept: 'application/json' } });
   } catch (e) {
     if (e.name === 'AbortError') throw e;
@@ -57,7 +60,12 @@ export function tracesUrl(filters, cursor, limit = 100) {
 
 export const api = {
   traces: (filters, cursor, opts) => getJson(tracesUrl(filters, cursor), opts),
+  /** The full trace: every step's operations and events (2 MB for 5,000 steps). */
   trace: (id, opts) => getJson(`api/traces/${encodeURIComponent(id)}`, opts),
+  /** What the timeline draws: per step, op counts, emits and event counts, no ops/events. */
+  traceTimeline: (id, opts) => getJson(`api/traces/${encodeURIComponent(id)}?view=timeline`, opts),
+  /** One step in full (the step object of the full view). */
+  step: (id, spanId, opts) => getJson(`api/traces/${encodeURIComponent(id)}/steps/${encodeURIComponent(spanId)}`, opts),
   groups: (opts) => getJson('api/groups', opts),
   group: (id, opts) => getJson(`api/groups/${encodeURIComponent(id)}`, opts),
   flows: (opts) => getJson('api/flows', opts),

@@ -226,6 +226,8 @@ function main() {
     for (const m of document.querySelectorAll('details.menu[open]')) if (!m.contains(e.target) || e.target.closest('.menu-list a')) m.open = false;
   });
   onRoute();
+  // The first route took what index.html prefetched for it; anything left over would be stale.
+  window.__flowscopePrefetch = null;
 
   const transport = new URLSearchParams(location.search).get('transport') === 'ws' ? 'ws' : 'sse';
   const live = new LiveStream({

@@ -6,8 +6,13 @@ import { h, icon, copyButton, fmtDuration, fmtOffset, fmtBytes, fmtNumber, fmtCo
 const REDACTION = /\[(?:redacted|REDACTED)[^\]]*\]|<redacted>|«redacted»|\*{4,}|\bREDACTED\b/;
 const LONG_TEXT = 600;
 
-/** Builds the details panel body for one step of a trace. */
-export function renderStepDetails(step, trace, { onClose, onPrev, onNext, onZoom } = {}) {
+/**
+ * Builds the details panel body for one step of a trace: the step in full (`ops`, `events`), as
+ * `GET /api/traces/{id}/steps/{spanId}` returns it. `unavailable` (a message, with `onRetry`): the
+ * full step could not be loaded, so `step` is the timeline's summary and only its facts and error
+ * are shown.
+ */
+export function renderStepDetails(step, trace, { onClose, onPrev, onNext, onZoom, unavailable = null, onRetry } = {}) {
   const start = step.startTime ?? 0;
   const events = step.events || [];
   const ops = step.ops || [];
@@ -47,6 +52,18 @@ export function renderStepDetails(step, trace, { onClose, onPrev, onNext, onZoom
 
   const body = h('div', { class: 'dt-body' }, facts);
   if (step.error) body.appendChild(errorBlock(step.error));
+  if (unavailable) {
+    body.appendChild(
+      h(
+        'div',
+        { class: 'empty-note step-unavailable', role: 'alert' },
+        h('strong', null, 'Cannot load the operations and events of this step. '),
+        h('span', { class: 'muted' }, unavailable),
+        onRetry ? h('button', { class: 'btn btn-xs', type: 'button', onclick: onRetry }, 'Retry') : null,
+      ),
+    );
+    return h('div', { class: 'details-inner', dataset: { stepId: step.id } }, head, body);
+  }
   if (ops.length) body.appendChild(section('Operations', ops.length, opsTable(ops, start, dur), 'ops'));
   if (llm.length) body.appendChild(section('LLM calls', llm.length, h('div', { class: 'llm-list' }, llm.map((e) => llmCard(e))), 'llm'));
   if (logs.length) body.appendChild(section('Logs', logs.length, logList(logs, start), 'logs'));

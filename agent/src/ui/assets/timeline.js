@@ -1,6 +1,10 @@
 // The horizontal timeline: one row per step, bars positioned and scaled by time, operation badges,
 // duration labels and emit arrows. Rows are virtualized (only the visible ones, plus a margin,
 // exist in the DOM), so a trace with thousands of steps renders in constant time.
+//
+// It draws from the timeline view of a trace (`?view=timeline`): per step the op counts
+// (`operations`), the emit operations (`emits`, for arrows and ticks) and the event counts
+// (`eventCounts`). A full trace (steps with `ops` and `events`) works too.
 
 import { h, icon, fmtDuration, fmtTick, niceStep, rafThrottle } from './util.js';
 
@@ -24,7 +28,10 @@ export function layoutTrace(trace, now = Date.now()) {
     const s = steps[i];
     index.set(s.id, i);
     let start = s.startTime;
-    if (start === undefined || start === null) start = s.ops && s.ops.length ? s.ops[0].startTime : 0;
+    if (start === undefined || start === null) {
+      const ops = stepOps(s);
+      start = ops.length ? ops[0].startTime : 0;
+    }
     let end;
     let open = false;
     if (s.duration !== undefined && s.duration !== null) end = start + s.duration;
@@ -35,10 +42,14 @@ export function layoutTrace(trace, now = Date.now()) {
     if (end > maxEnd) maxEnd = end;
     let llm = 0;
     let retries = 0;
-    for (const e of s.events || []) {
-      if (e.type === 'llm') llm++;
-      else if (e.type === 'retry') retries++;
-    }
+    if (s.eventCounts) {
+      llm = s.eventCounts.llm || 0;
+      retries = s.eventCounts.retry || 0;
+    } else
+      for (const e of s.events || []) {
+        if (e.type === 'llm') llm++;
+        else if (e.type === 'retry') retries++;
+      }
     rows[i] = { step: s, start, end, open, depth: 0, llm, retries, external: null };
   }
   // Nesting depth from parent span ids.
@@ -69,9 +80,7 @@ export function layoutTrace(trace, now = Date.now()) {
   }
   const arrows = [];
   for (let i = 0; i < n; i++) {
-    const ops = rows[i].step.ops;
-    if (!ops) continue;
-    for (const op of ops) {
+    for (const op of stepOps(rows[i].step)) {
       if (op.kind !== 'emit' || !op.to) continue;
       const cands = byName.get(op.to);
       let target = -1;
@@ -98,6 +107,11 @@ export function layoutTrace(trace, now = Date.now()) {
     }
   }
   return { id: trace.id, rows, total, arrows, index, running };
+}
+
+/** A step's operations as far as the trace carries them: all (full view) or the emits (timeline). */
+function stepOps(s) {
+  return s.ops || s.emits || [];
 }
 
 function svgEl(tag, attrs) {
@@ -443,8 +457,9 @@ export class Timeline {
       class: `tl-bar s-${status}${r.open ? ' open' : ''}`,
       style: { left: `${rawStart * 100}%`, width: `${(rawEnd - rawStart) * 100}%` },
     });
-    // Operation ticks on the bar, when there is room to see them.
-    const ops = s.ops || [];
+    // Operation ticks on the bar, when there is room to see them (the timeline view has the
+    // emits only).
+    const ops = stepOps(s);
     const barPx = (endF - startF) * this.innerWidth();
     const fullBarPx = (rawEnd - rawStart) * this.innerWidth();
     if (ops.length && ops.length <= 40 && fullBarPx > 24 && fullBarPx < 20000 && dur > 0) {

@@ -37,6 +37,13 @@ const FILTERS = [
   { url: 'minDuration', api: 'minDuration' },
 ];
 const MAX_ITEMS = 1000;
+// Full steps fetched on selection, kept for this many traces (most recently used) …
+const STEP_CACHE_TRACES = 8;
+// … and this many steps per trace.
+const STEP_CACHE_STEPS = 300;
+// The header's LLM token and cost totals need every LLM event, which the timeline view does not
+// carry: traces up to this size are fetched in full for them after the timeline is drawn.
+const TOTALS_MAX_STEPS = 500;
 
 function filtersFromParams(params) {
   const f = {};
@@ -67,7 +74,9 @@ export class TracesPage {
     this.nextCursor = null;
     this.selectedId = null;
     this.stepId = null;
-    this.trace = null;
+    this.trace = null; // the open trace, timeline view (steps without ops/events)
+    this.stepCache = new Map(); // trace id → Map(span id → {promise, step}), see fetchStep
+    this.llmTotals = null; // {id, calls, tokens, cost, hasCost} of the open trace, see loadLlmTotals
     this.known = { flows: new Set(), steps: new Set(), stateKeys: new Set(), topics: new Set(), cids: new Set() };
     this.loaded = false;
     this.visible = false;
@@ -282,6 +291,7 @@ export class TracesPage {
   }
 
   resync() {
+    this.stepCache.clear(); // events may have been missed
     this.reloadList({ quiet: true });
     if (this.selectedId) this.refreshTrace();
   }
@@ -350,6 +360,9 @@ export class TracesPage {
 
   openStep(stepId, { replace = false } = {}) {
     if (!this.selectedId) return;
+    // While another trace loads, the timeline still shows the previous one: its steps are not
+    // steps of the selected trace.
+    if (stepId && (!this.trace || this.trace.id !== this.selectedId)) return;
     const p = filterParams(this.filters);
     if (stepId) p.set('step', stepId);
     this.ctx.navigate({ view: 'traces', id: this.selectedId, params: p }, { replace });
@@ -433,16 +446,23 @@ export class TracesPage {
     if (s.correlationId) this.known.cids.add(s.correlationId);
   }
 
-  /** State keys and topics of the open trace, for the filter suggestions. */
+  /**
+   * State keys and topics of the open trace, for the filter suggestions: its emits, and the
+   * operations of the steps loaded in full so far.
+   */
   learnKeys() {
     const t = this.trace;
-    if (!t || this.keysLearnt === t) return;
-    this.keysLearnt = t;
-    for (const s of t.steps || [])
-      for (const op of s.ops || []) {
-        if (op.kind === 'state' && op.key) this.known.stateKeys.add(op.key);
-        else if (op.kind === 'emit' && op.topic) this.known.topics.add(op.topic);
-      }
+    if (!t) return;
+    this.learnOps(t.ops);
+    for (const s of t.steps || []) this.learnOps(s.ops || s.emits);
+    for (const e of this.stepCache.get(t.id)?.values() || []) if (e.step) this.learnOps(e.step.ops);
+  }
+
+  learnOps(ops) {
+    for (const op of ops || []) {
+      if (op.kind === 'state' && op.key) this.known.stateKeys.add(op.key);
+      else if (op.kind === 'emit' && op.topic) this.known.topics.add(op.topic);
+    }
   }
 
   async reloadList({ quiet = false } = {}) {
@@ -639,6 +659,7 @@ export class TracesPage {
   onLive(type, data) {
     if (!data) return;
     if (type.startsWith('trace.')) {
+      this.invalidateSteps(data.id); // its steps may have changed
       if (!this.visible) return;
       this.upsert(data);
       if (data.id === this.selectedId) this.refreshTrace();
@@ -650,7 +671,10 @@ export class TracesPage {
     }
   }
 
-  /** Refetches the open trace: at most one request in flight, trailing refresh when asked again. */
+  /**
+   * Refetches the open trace's timeline (and the open step): at most one refresh in flight,
+   * trailing refresh when asked again. Its loaded steps are forgotten: they may have changed.
+   */
   refreshTrace() {
     if (this.traceInflight) {
       this.traceDirty = true;
@@ -660,9 +684,13 @@ export class TracesPage {
     if (!id) return;
     this.traceInflight = true;
     const t0 = performance.now();
-    api
-      .trace(id)
-      .then((t) => {
+    this.invalidateSteps(id);
+    // The open step is refetched alongside (if it exists yet), so the details keep up.
+    const cur = this.trace;
+    const open = this.stepId && cur && cur.id === id && (cur.steps || []).some((s) => s.id === this.stepId);
+    const step = open ? this.fetchStep(id, this.stepId).catch(() => null) : null;
+    Promise.all([api.traceTimeline(id), step])
+      .then(([t]) => {
         if (id === this.selectedId) this.showTrace(t, { update: true });
       })
       .catch(() => {})
@@ -675,6 +703,46 @@ export class TracesPage {
           setTimeout(() => this.refreshTrace(), Math.min(2000, Math.max(30, took * 1.5)));
         }
       });
+  }
+
+  // ---------------------------------------------------------------- step cache
+
+  /** A step in full (ops, events) when it is already loaded; otherwise null. */
+  cachedStep(traceId, spanId) {
+    return this.stepCache.get(traceId)?.get(spanId)?.step || null;
+  }
+
+  /**
+   * Fetches a step in full (`GET /api/traces/{id}/steps/{spanId}`), once per trace id + span id
+   * until the trace changes (invalidateSteps). Failures are not kept.
+   */
+  fetchStep(traceId, spanId) {
+    let steps = this.stepCache.get(traceId);
+    if (steps) this.stepCache.delete(traceId); // re-inserted as the most recently used
+    else steps = new Map();
+    this.stepCache.set(traceId, steps);
+    while (this.stepCache.size > STEP_CACHE_TRACES) this.stepCache.delete(this.stepCache.keys().next().value);
+    let entry = steps.get(spanId);
+    if (entry) return entry.promise;
+    entry = { step: null, promise: null };
+    entry.promise = api.step(traceId, spanId).then(
+      (step) => {
+        entry.step = step;
+        return step;
+      },
+      (e) => {
+        if (steps.get(spanId) === entry) steps.delete(spanId);
+        throw e;
+      },
+    );
+    steps.set(spanId, entry);
+    if (steps.size > STEP_CACHE_STEPS) steps.delete(steps.keys().next().value);
+    return entry.promise;
+  }
+
+  /** Forgets the loaded steps of a trace (it changed). */
+  invalidateSteps(traceId) {
+    this.stepCache.delete(traceId);
   }
 
   // ---------------------------------------------------------------- trace pane
@@ -699,8 +767,15 @@ export class TracesPage {
       this.paneMsg.hidden = false;
       setChildren(this.paneMsg, h('div', { class: 'spinner', 'aria-label': 'Loading' }));
     }
+    // Steps of a finished trace never change; otherwise what was loaded before may be stale.
+    const known = this.byId.get(id);
+    if (!known || known.status === 'running' || this.pollTimer) this.invalidateSteps(id);
     try {
-      const t = await api.trace(id, { signal: ctrl.signal });
+      // Only what the timeline draws; a step's operations and events come when it is selected.
+      const timeline = api.traceTimeline(id, { signal: ctrl.signal });
+      // The step named in the URL is fetched alongside, so a shared link opens in one round trip.
+      if (this.stepId && /^[0-9a-f]{16}$/.test(this.stepId)) this.fetchStep(id, this.stepId).catch(() => {});
+      const t = await timeline;
       if (ctrl.signal.aborted || id !== this.selectedId) return;
       perf.traceLoad.fetched = performance.now();
       this.showTrace(t);
@@ -755,21 +830,50 @@ export class TracesPage {
     if (!t) return;
     const step = this.stepId ? (t.steps || []).find((s) => s.id === this.stepId) : null;
     if (!step) {
+      this.stepWanted = null;
       this.detailsWrap.hidden = true;
       this.details.replaceChildren();
+      this.details.removeAttribute('aria-busy');
       this.detailsKey = null;
       this.pane.classList.remove('has-details');
       this.timeline.select(null, { scroll });
       return;
     }
-    this.renderDetails(step, t);
-    // After the panel is shown, so the timeline scrolls within its final height.
+    const full = this.cachedStep(t.id, step.id);
+    if (full) {
+      this.stepWanted = null;
+      this.renderDetails(full, t);
+      // After the panel is shown, so the timeline scrolls within its final height.
+      this.timeline.select(step.id, { scroll });
+      return;
+    }
+    // The step's operations and events are fetched now. The timeline moves at once; the panel
+    // keeps the previous step (dimmed after a moment) until the new one arrives.
     this.timeline.select(step.id, { scroll });
+    if (!this.detailsWrap.hidden) this.details.setAttribute('aria-busy', 'true');
+    const want = (this.stepWanted = `${t.id}/${step.id}`);
+    const current = () => this.stepWanted === want && this.trace && this.trace.id === t.id && this.stepId === step.id;
+    this.fetchStep(t.id, step.id).then(
+      (loaded) => {
+        if (!current()) return;
+        this.stepWanted = null;
+        this.renderDetails(loaded, this.trace);
+        this.timeline.select(step.id, { scroll });
+      },
+      (e) => {
+        if (!current()) return;
+        this.stepWanted = null;
+        const latest = (this.trace.steps || []).find((s) => s.id === step.id) || step;
+        this.renderDetails(latest, this.trace, { unavailable: e.message });
+      },
+    );
   }
 
-  renderDetails(step, t) {
-    const key = JSON.stringify(step);
-    if (this.detailsKey === key && !this.detailsWrap.hidden) return; // unchanged: keep expansions
+  /** Shows a step in full; `unavailable`: it could not be loaded, `step` is the timeline's. */
+  renderDetails(step, t, { unavailable = null } = {}) {
+    this.details.removeAttribute('aria-busy');
+    const key = unavailable ? null : JSON.stringify(step);
+    if (key && this.detailsKey === key && !this.detailsWrap.hidden) return; // unchanged: keep expansions
     this.detailsKey = key;
     const scrollTop = this.details.scrollTop;
     const sameStep = this.details.firstChild && this.details.firstChild.dataset.stepId === step.id;
@@ -779,6 +883,8 @@ export class TracesPage {
         onPrev: () => this.moveStep(-1),
         onNext: () => this.moveStep(1),
         onZoom: () => this.timeline.zoomToStep(step.id),
+        unavailable,
+        onRetry: () => this.applyStep({ scroll: false }),
       }),
     );
     if (sameStep) this.details.scrollTop = scrollTop;
@@ -796,24 +902,17 @@ export class TracesPage {
     if (!t) return;
     const now = Date.now();
     const totals = { state: 0, emit: 0, stream: 0 };
-    let llmCalls = 0;
-    let tokens = 0;
-    let cost = 0;
-    let hasCost = false;
     for (const s of t.steps || []) {
       totals.state += s.operations?.state || 0;
       totals.emit += s.operations?.emit || 0;
       totals.stream += s.operations?.stream || 0;
-      for (const e of s.events || [])
-        if (e.type === 'llm') {
-          llmCalls++;
-          tokens += e.totalTokens ?? (e.inputTokens || 0) + (e.outputTokens || 0);
-          if (e.cost != null) {
-            cost += e.cost;
-            hasCost = true;
-          }
-        }
     }
+    // LLM calls are counted per step; their tokens and cost come from loadLlmTotals.
+    const calls = llmCalls(t);
+    const known = this.llmTotals;
+    const llm = known && known.id === t.id && known.calls >= calls ? known : { calls, tokens: null };
+    if (llm !== known && calls) this.loadTotalsSoon();
+    const bigTrace = (t.steps || []).length > TOTALS_MAX_STEPS;
     const md = t.metadata || {};
     const duration = t.duration != null ? fmtDuration(t.duration) : h('span', { class: 'running-text', title: 'Still running' }, fmtDuration(now - t.startTime));
     const chip = (label, value, extra = {}) => h('div', { class: 'meta', ...extra }, h('span', { class: 'meta-label' }, label), h('span', { class: 'meta-value' }, value));
@@ -867,7 +966,17 @@ export class TracesPage {
         h('span', { class: 'badge b-state', title: 'State operations' }, icon('state'), `${totals.state} state`),
         h('span', { class: 'badge b-emit', title: 'Emits' }, icon('emit'), `${totals.emit} emit`),
         h('span', { class: 'badge b-stream', title: 'Stream operations' }, icon('stream'), `${totals.stream} stream`),
-        llmCalls ? h('span', { class: 'badge b-llm', title: 'LLM calls' }, icon('llm'), `${llmCalls} LLM · ${fmtNumber(tokens)} tokens${hasCost ? ` · ${fmtCost(cost)}` : ''}`) : null,
+        llm.calls
+          ? h(
+              'span',
+              {
+                class: 'badge b-llm',
+                title: llm.tokens == null && bigTrace ? 'LLM calls (totals of tokens and cost are not loaded for big traces: open a step for its calls)' : 'LLM calls',
+              },
+              icon('llm'),
+              `${llm.calls} LLM${llm.tokens != null ? ` · ${fmtNumber(llm.tokens)} tokens` : ''}${llm.hasCost ? ` · ${fmtCost(llm.cost)}` : ''}`,
+            )
+          : null,
         md.errorCount ? h('span', { class: 'badge b-error' }, icon('error'), `${md.errorCount} error${md.errorCount === 1 ? '' : 's'}`) : null,
         h('span', { class: 'spacer' }),
         h('span', { class: 'legend muted small' }, h('i', { class: 'lg s-completed' }), 'completed', h('i', { class: 'lg s-running' }), 'running', h('i', { class: 'lg s-failed' }), 'failed', h('i', { class: 'lg arrow' }), 'emit'),
@@ -875,6 +984,46 @@ export class TracesPage {
       t.error ? this.traceError(t) : null,
       renderTraceExtras(t),
     );
+  }
+
+  /**
+   * Token and cost totals of the open trace's LLM calls, for the header. The timeline view only
+   * counts the calls, so a trace of up to TOTALS_MAX_STEPS steps is fetched in full once, after
+   * its timeline is drawn, and again only when its number of LLM calls grows. Bigger traces show
+   * the count alone (their steps' details have the figures).
+   */
+  loadTotalsSoon() {
+    // Not a debounce: a trace that keeps changing would put it off for ever.
+    if (this.totalsTimer) return;
+    this.totalsTimer = setTimeout(
+      () => {
+        this.totalsTimer = 0;
+        this.loadLlmTotals();
+      },
+      Math.max(300, 3 * (this.totalsTook || 0)),
+    );
+  }
+
+  async loadLlmTotals() {
+    const t = this.trace;
+    if (!t || this.totalsInflight) return;
+    const calls = llmCalls(t);
+    const known = this.llmTotals;
+    if (!calls || (known && known.id === t.id && known.calls >= calls)) return;
+    if ((t.steps || []).length > TOTALS_MAX_STEPS) return;
+    this.totalsInflight = true;
+    const t0 = performance.now();
+    try {
+      const full = await api.trace(t.id);
+      this.totalsTook = performance.now() - t0;
+      this.llmTotals = { id: t.id, ...llmTotalsOf(full) };
+      for (const s of full.steps || []) this.learnOps(s.ops);
+    } catch {
+      this.llmTotals = { id: t.id, calls, tokens: null }; // count only; tried again on a new call
+    } finally {
+      this.totalsInflight = false;
+    }
+    if (this.trace && this.trace.id === t.id) this.renderHeader();
   }
 
   traceError(t) {
@@ -942,6 +1091,32 @@ export class TracesPage {
     e.preventDefault();
     e.stopPropagation();
   }
+}
+
+/** Number of LLM calls in a trace (timeline view: `eventCounts`; full: `events`). */
+function llmCalls(t) {
+  let n = 0;
+  for (const s of t.steps || []) {
+    if (s.eventCounts) n += s.eventCounts.llm || 0;
+    else for (const e of s.events || []) if (e.type === 'llm') n++;
+  }
+  return n;
+}
+
+/** LLM calls, tokens and cost of a full trace. */
+function llmTotalsOf(t) {
+  const out = { calls: 0, tokens: 0, cost: 0, hasCost: false };
+  for (const s of t.steps || [])
+    for (const e of s.events || [])
+      if (e.type === 'llm') {
+        out.calls++;
+        out.tokens += e.totalTokens ?? (e.inputTokens || 0) + (e.outputTokens || 0);
+        if (e.cost != null) {
+          out.cost += e.cost;
+          out.hasCost = true;
+        }
+      }
+  return out;
 }
 
 function fillDatalist(dl, set) {

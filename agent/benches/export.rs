@@ -7,13 +7,13 @@
 #[allow(dead_code)] // shared with the other benches
 mod workload;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flowscope_agent::export::{ExportConfig, OtlpProtocol};
 use flowscope_agent::{AgentConfig, run_with};
-use workload::{EVENTS_PER_TRACE, connect, frames};
+use workload::{EVENTS_PER_TRACE, frames, send_in_parallel};
 
 const TRACES: u64 = 20_000;
 const SPANS_PER_TRACE: u64 = 15;
@@ -60,22 +60,7 @@ fn run(runtime: &tokio::runtime::Runtime, endpoint: Option<&str>, batches: &[Vec
     let total = TRACES * EVENTS_PER_TRACE as u64;
     let (cpu0, _) = cpu_and_rss();
     let started = Instant::now();
-    let writers: Vec<_> = batches
-        .iter()
-        .cloned()
-        .map(|frames| {
-            let socket = agent.socket_path.clone();
-            std::thread::spawn(move || {
-                let mut stream = connect(&socket);
-                for frame in frames {
-                    stream.write_all(&frame).unwrap();
-                }
-            })
-        })
-        .collect();
-    for w in writers {
-        w.join().unwrap();
-    }
+    send_in_parallel(&agent.socket_path, batches.to_vec());
     while agent.state.store.read().counters().events_applied < total {
         std::thread::sleep(Duration::from_micros(200));
     }

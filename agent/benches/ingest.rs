@@ -8,7 +8,6 @@
 mod workload;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +15,9 @@ use std::time::{Duration, Instant};
 use flowscope::wire::{self, Encoding};
 use flowscope_agent::store::Store;
 use flowscope_agent::{AgentConfig, run_with};
-use workload::{EVENTS_PER_TRACE, OPS_PER_TRACE, STEPS_PER_TRACE, connect, frames, trace_events};
+use workload::{
+    EVENTS_PER_TRACE, OPS_PER_TRACE, STEPS_PER_TRACE, frames, send_in_parallel, trace_events,
+};
 
 /// Counts live heap bytes.
 struct Counting;
@@ -54,21 +55,7 @@ fn ingest_run(runtime: &tokio::runtime::Runtime, connections: u64, traces_per_co
         .collect();
     let total = connections * traces_per_conn * EVENTS_PER_TRACE as u64;
     let started = Instant::now();
-    let writers: Vec<_> = work
-        .into_iter()
-        .map(|frames| {
-            let socket = agent.socket_path.clone();
-            std::thread::spawn(move || {
-                let mut stream = connect(&socket);
-                for frame in frames {
-                    stream.write_all(&frame).unwrap();
-                }
-            })
-        })
-        .collect();
-    for w in writers {
-        w.join().unwrap();
-    }
+    send_in_parallel(&agent.socket_path, work);
     let state = Arc::clone(&agent.state);
     while state.store.read().counters().events_applied < total {
         std::thread::sleep(Duration::from_micros(200));

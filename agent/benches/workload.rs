@@ -159,3 +159,23 @@ pub fn connect(socket: &std::path::Path) -> UnixStream {
     stream.read_exact(&mut reply).unwrap();
     stream
 }
+
+/// Writes each entry of `work` (a connection's frames) over its own connection, all in parallel;
+/// returns once everything is written.
+pub fn send_in_parallel(socket: &std::path::Path, work: Vec<Vec<Vec<u8>>>) {
+    let writers: Vec<_> = work
+        .into_iter()
+        .map(|frames| {
+            let socket = socket.to_owned();
+            std::thread::spawn(move || {
+                let mut stream = connect(&socket);
+                for frame in frames {
+                    stream.write_all(&frame).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+}

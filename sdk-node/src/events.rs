@@ -306,28 +306,8 @@ pub fn op(
         return;
     };
     emit_here(|trace, span| {
-        let dur = nanos(dur_ns);
-        let (mut key, mut topic, mut to, mut stream, mut id) = (None, None, None, None, None);
-        match kind {
-            OpKind::State => key = subject,
-            OpKind::Emit => (topic, to) = (subject, detail),
-            OpKind::Stream => (stream, id) = (subject, detail),
-        }
-        Event::Op(Op {
-            t: now_nanos().saturating_sub(dur),
-            trace,
-            span,
-            kind,
-            action: op_action(code),
-            key,
-            topic,
-            to,
-            stream,
-            id,
-            dur,
-            ok: error.is_none(),
-            error,
-        })
+        let op = Op::new(kind, op_action(code), subject, detail);
+        Event::Op(op.ended_now(trace, span, nanos(dur_ns), error))
     });
 }
 

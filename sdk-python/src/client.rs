@@ -333,27 +333,9 @@ impl PyClient {
         dur: u64,
         error: Option<String>,
     ) -> PyResult<()> {
-        let kind = op_kind(kind)?;
-        let (key, topic, stream, to, id) = match kind {
-            OpKind::State => (subject, None, None, None, None),
-            OpKind::Emit => (None, subject, None, detail, None),
-            OpKind::Stream => (None, None, subject, None, detail),
-        };
-        self.inner.emit(Event::Op(Op {
-            t: now_nanos().saturating_sub(dur),
-            trace: span.trace,
-            span: span.span,
-            kind,
-            action: op_action(action),
-            key,
-            topic,
-            to,
-            stream,
-            id,
-            dur,
-            ok: error.is_none(),
-            error,
-        }));
+        let op = Op::new(op_kind(kind)?, op_action(action), subject, detail);
+        self.inner
+            .emit(Event::Op(op.ended_now(span.trace, span.span, dur, error)));
         Ok(())
     }
 

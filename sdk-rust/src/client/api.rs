@@ -370,21 +370,7 @@ impl Drop for StepGuard {
 /// Describes a state/emit/stream operation in the current step.
 pub fn op(kind: OpKind, action: OpAction) -> OpBuilder {
     OpBuilder {
-        op: Op {
-            t: 0,
-            trace: TraceId::INVALID,
-            span: None,
-            kind,
-            action,
-            key: None,
-            topic: None,
-            to: None,
-            stream: None,
-            id: None,
-            dur: 0,
-            ok: true,
-            error: None,
-        },
+        op: Op::new(kind, action, None, None),
     }
 }
 

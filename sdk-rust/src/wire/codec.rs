@@ -157,6 +157,25 @@ mod tests {
     }
 
     #[test]
+    fn op_new_puts_subject_and_detail_where_the_kind_says() {
+        let s = || Some("s".to_owned());
+        let d = || Some("d".to_owned());
+        let state = Op::new(OpKind::State, OpAction::Get, s(), d());
+        assert_eq!((state.key, state.to, state.id), (s(), None, None));
+        let emit = Op::new(OpKind::Emit, OpAction::Send, s(), d());
+        assert_eq!((emit.topic, emit.to, emit.id), (s(), d(), None));
+        let stream = Op::new(OpKind::Stream, OpAction::Set, s(), d());
+        assert_eq!((stream.stream, stream.id, stream.to), (s(), d(), None));
+        let failed = Op::new(OpKind::State, OpAction::Set, s(), None).ended_now(
+            TraceId(1),
+            None,
+            5,
+            Some("x".into()),
+        );
+        assert!(!failed.ok && failed.dur == 5 && failed.t > 0 && failed.trace == TraceId(1));
+    }
+
+    #[test]
     fn kind_need_not_come_first() {
         let json = br#"[{"t":1,"tr":"0000000000000000000000000000000a","id":"c1","k":"checkpoint"},{"x":1,"k":"nope"}]"#;
         let events = decode_batch(Encoding::Json, json).unwrap();

@@ -389,6 +389,57 @@ pub struct Op {
     pub error: Option<String>,
 }
 
+impl Op {
+    /// An operation on `subject` — the state key, emit topic or stream name, by `kind` — with
+    /// `detail`: the step an emit triggers, or the stream item id (ignored for state). Untimed
+    /// and unattached until [`ended_now`](Self::ended_now) (or the fields) say otherwise.
+    pub fn new(
+        kind: OpKind,
+        action: OpAction,
+        subject: Option<String>,
+        detail: Option<String>,
+    ) -> Self {
+        let (mut key, mut topic, mut to, mut stream, mut id) = (None, None, None, None, None);
+        match kind {
+            OpKind::State => key = subject,
+            OpKind::Emit => (topic, to) = (subject, detail),
+            OpKind::Stream => (stream, id) = (subject, detail),
+        }
+        Self {
+            t: 0,
+            trace: TraceId::INVALID,
+            span: None,
+            kind,
+            action,
+            key,
+            topic,
+            to,
+            stream,
+            id,
+            dur: 0,
+            ok: true,
+            error: None,
+        }
+    }
+
+    /// This operation in `trace`/`span`, ended now after `dur` ns; an `error` marks it failed.
+    pub fn ended_now(
+        mut self,
+        trace: TraceId,
+        span: Option<SpanId>,
+        dur: u64,
+        error: Option<String>,
+    ) -> Self {
+        self.t = crate::now_nanos().saturating_sub(dur);
+        self.trace = trace;
+        self.span = span;
+        self.dur = dur;
+        self.ok = error.is_none();
+        self.error = error;
+        self
+    }
+}
+
 fn yes() -> bool {
     true
 }

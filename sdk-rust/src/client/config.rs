@@ -2,13 +2,14 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `FLOWSCOPE_SOCKET` | agent socket path | `$XDG_RUNTIME_DIR/flowscope.sock`, else `/tmp/flowscope.sock` |
+//! | `FLOWSCOPE_SOCKET` | agent socket path | `$XDG_RUNTIME_DIR/flowscope/flowscope.sock`, else `/tmp/flowscope-$UID/flowscope.sock` |
 //! | `FLOWSCOPE_DISABLED` | `1`/`true`: every call is a no-op | off |
 //! | `OTEL_SERVICE_NAME` | service name when none is given | `unknown_service` |
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::socket::default_socket_path;
 use crate::wire::{DEFAULT_MAX_FRAME, Encoding};
 
 /// How a [`Client`](super::Client) talks to the agent.
@@ -38,14 +39,6 @@ pub struct Config {
     pub sdk: String,
 }
 
-/// The default socket path: `$XDG_RUNTIME_DIR/flowscope.sock`, else `/tmp/flowscope.sock`.
-pub fn default_socket_path() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("flowscope.sock"),
-        _ => PathBuf::from("/tmp/flowscope.sock"),
-    }
-}
-
 fn env_flag(name: &str) -> bool {
     std::env::var(name)
         .map(|v| {
@@ -62,7 +55,7 @@ impl Config {
     pub fn new(service: impl Into<String>) -> Self {
         Self {
             service: service.into(),
-            socket_path: PathBuf::from("/tmp/flowscope.sock"),
+            socket_path: default_socket_path(),
             queue_capacity: 65_536,
             max_batch_events: 1024,
             max_frame: DEFAULT_MAX_FRAME,

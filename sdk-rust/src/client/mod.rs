@@ -7,6 +7,7 @@ mod api;
 mod config;
 mod context;
 mod shared;
+pub mod socket;
 mod writer;
 
 use std::sync::Arc;
@@ -17,9 +18,10 @@ use crossbeam_channel::{Sender, TrySendError};
 use parking_lot::RwLock;
 
 pub use api::*;
-pub use config::{Config, default_socket_path};
+pub use config::Config;
 pub use context::{ContextGuard, SpanContext};
 use shared::Shared;
+pub use socket::default_socket_path;
 
 use crate::wire::Event;
 
@@ -123,6 +125,12 @@ impl Client {
             return true;
         }
         self.inner.shared.wait_processed(timeout)
+    }
+
+    /// Why the writer refuses or fails to connect (a socket owned by another user, a refused
+    /// handshake); `None` while connected or when the agent is simply not running.
+    pub fn last_error(&self) -> Option<String> {
+        self.inner.shared.last_error.lock().clone()
     }
 
     /// The client's counters.

@@ -18,6 +18,8 @@ pub(crate) struct Shared {
     pub(crate) reconnects: AtomicU64,
     /// Whether the writer holds a live connection.
     pub(crate) connected: AtomicBool,
+    /// Why the last connection attempt failed, when it was refused rather than absent.
+    pub(crate) last_error: Mutex<Option<String>>,
     /// Accepted events the writer is done with (sent or dropped).
     processed: AtomicU64,
     progress: Mutex<()>,
@@ -25,6 +27,18 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Records why the writer will not connect; the first time a reason appears it is also
+    /// printed to stderr (the app has no other way to hear of it).
+    pub(crate) fn set_error(&self, message: Option<String>) {
+        let mut last = self.last_error.lock();
+        if let Some(m) = &message
+            && last.as_ref() != Some(m)
+        {
+            eprintln!("flowscope: {m}");
+        }
+        *last = message;
+    }
+
     pub(crate) fn mark_processed(&self, events: u64) {
         self.processed.fetch_add(events, Ordering::Release);
         let _guard = self.progress.lock();

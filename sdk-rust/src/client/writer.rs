@@ -127,9 +127,18 @@ impl Writer {
                     self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
                 }
                 self.ever_connected = true;
+                self.shared.set_error(None);
                 true
             }
-            Err(_) => {
+            Err(err) => {
+                // An absent agent is normal (it may start later); a refusal is worth telling.
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::PermissionDenied | io::ErrorKind::ConnectionRefused
+                ) && err.get_ref().is_some()
+                {
+                    self.shared.set_error(Some(err.to_string()));
+                }
                 self.next_attempt = Instant::now() + self.backoff;
                 self.backoff = (self.backoff * 2).min(self.config.backoff_max);
                 false
@@ -208,6 +217,8 @@ fn encode_fitting(
 
 /// Connects and performs the handshake.
 fn connect(config: &Config) -> io::Result<Connection> {
+    super::socket::check_socket(&config.socket_path)
+        .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e))?;
     let mut stream = UnixStream::connect(&config.socket_path)?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;

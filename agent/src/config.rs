@@ -42,7 +42,8 @@ pub struct DemoArgs {
 /// Agent flags.
 #[derive(Debug, Clone, Args)]
 pub struct AgentArgs {
-    /// Unix socket the SDKs connect to [default: $XDG_RUNTIME_DIR/flowscope.sock, else /tmp/flowscope.sock].
+    /// Unix socket the SDKs connect to [default: $XDG_RUNTIME_DIR/flowscope/flowscope.sock, else
+    /// /tmp/flowscope-$UID/flowscope.sock; the directory is created 0700 and must be ours].
     #[arg(long, env = "FLOWSCOPE_SOCKET", global = true)]
     pub socket: Option<PathBuf>,
     /// HTTP API/UI address (port 0 picks a free port).
@@ -114,6 +115,105 @@ pub struct AgentArgs {
     /// Longest delay between retries while the collector is down.
     #[arg(long, env = "FLOWSCOPE_OTLP_MAX_BACKOFF", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
     pub otlp_max_backoff: Duration,
+    /// Bearer token required by the API, the live streams and /metrics (the UI asks for it once).
+    #[arg(long, env = "FLOWSCOPE_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Allow a non-loopback --http address without --token.
+    #[arg(long, env = "FLOWSCOPE_INSECURE_NO_AUTH", global = true)]
+    pub insecure_no_auth: bool,
+    /// Extra Host names the HTTP server answers to (loopback names always are); comma-separated.
+    #[arg(
+        long,
+        env = "FLOWSCOPE_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub allowed_host: Vec<String>,
+    /// Origins allowed to call the API from a browser (CORS, live streams); comma-separated.
+    #[arg(
+        long,
+        env = "FLOWSCOPE_CORS_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cors_origin: Vec<String>,
+    /// Redact at ingest: a key name (log fields, attributes, payloads) or `re:<regex>` (any text).
+    #[arg(long, env = "FLOWSCOPE_REDACT", value_delimiter = ',', global = true)]
+    pub redact: Vec<String>,
+    /// Keep LLM model, tokens and cost but replace prompts and responses with `[redacted]`.
+    #[arg(long, env = "FLOWSCOPE_HIDE_LLM_CONTENT", global = true)]
+    pub hide_llm_content: bool,
+    /// Steps kept per trace; later ones are counted in `truncated.steps`.
+    #[arg(
+        long,
+        env = "FLOWSCOPE_MAX_STEPS_PER_TRACE",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub max_steps_per_trace: usize,
+    /// Operations and events kept per trace; later ones are counted in `truncated.events`.
+    #[arg(
+        long,
+        env = "FLOWSCOPE_MAX_EVENTS_PER_TRACE",
+        default_value_t = 100_000,
+        global = true
+    )]
+    pub max_events_per_trace: usize,
+    /// Deepest step nesting kept; deeper steps are attached at this depth (`truncated.depth`).
+    #[arg(
+        long,
+        env = "FLOWSCOPE_MAX_DEPTH",
+        default_value_t = 100,
+        global = true
+    )]
+    pub max_depth: u16,
+    /// Open ingest connections accepted at once.
+    #[arg(
+        long,
+        env = "FLOWSCOPE_MAX_CONNECTIONS",
+        default_value_t = 1024,
+        global = true
+    )]
+    pub max_connections: usize,
+    /// Time a started frame has to arrive whole.
+    #[arg(long, env = "FLOWSCOPE_FRAME_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub frame_timeout: Duration,
+    /// An ingest connection silent for this long is closed (SDKs send stats every 10 s).
+    #[arg(long, env = "FLOWSCOPE_IDLE_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration, global = true)]
+    pub idle_timeout: Duration,
+    /// Open HTTP connections accepted at once; more get 503.
+    #[arg(
+        long,
+        env = "FLOWSCOPE_MAX_HTTP_CONNECTIONS",
+        default_value_t = 512,
+        global = true
+    )]
+    pub max_http_connections: usize,
+    /// Time an HTTP client has to send a request's headers.
+    #[arg(long, env = "FLOWSCOPE_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub http_header_timeout: Duration,
+    /// An HTTP connection with no bytes read or written for this long is closed.
+    #[arg(long, env = "FLOWSCOPE_HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
+    pub http_idle_timeout: Duration,
+    /// Bytes of live messages queued per subscriber; a client further behind is dropped.
+    #[arg(long, env = "FLOWSCOPE_LIVE_CLIENT_BYTES", default_value_t = 4 * 1024 * 1024, global = true)]
+    pub live_client_bytes: usize,
+    /// Distinct flows with their own metric series; the rest are labelled `other`.
+    #[arg(
+        long,
+        env = "FLOWSCOPE_METRICS_MAX_FLOWS",
+        default_value_t = 100,
+        global = true
+    )]
+    pub metrics_max_flows: usize,
+    /// Distinct (flow, step) pairs with their own metric series; the rest are labelled `other`.
+    #[arg(
+        long,
+        env = "FLOWSCOPE_METRICS_MAX_STEPS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub metrics_max_steps: usize,
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "FLOWSCOPE_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -140,6 +240,90 @@ pub struct AgentConfig {
     pub heartbeat: Duration,
     /// OTLP forwarding.
     pub export: crate::export::ExportConfig,
+    /// Per-trace, per-connection and per-client bounds.
+    pub limits: Limits,
+    /// Who may use the HTTP server.
+    pub access: Access,
+    /// What is redacted at ingest.
+    pub redact: crate::redact::RedactConfig,
+}
+
+/// Bounds that keep memory and time within configuration whatever the senders do.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Steps per trace.
+    pub max_steps_per_trace: usize,
+    /// Operations + events per trace.
+    pub max_events_per_trace: usize,
+    /// Step nesting depth.
+    pub max_depth: u16,
+    /// Open ingest connections.
+    pub max_connections: usize,
+    /// Time for a started frame to arrive whole.
+    pub frame_timeout: Duration,
+    /// Silence after which an ingest connection is closed.
+    pub idle_timeout: Duration,
+    /// Open HTTP connections.
+    pub max_http_connections: usize,
+    /// Time to send request headers.
+    pub http_header_timeout: Duration,
+    /// HTTP connection inactivity limit.
+    pub http_idle_timeout: Duration,
+    /// Live bytes queued per subscriber.
+    pub live_client_bytes: usize,
+    /// Flows with their own metric series.
+    pub metrics_max_flows: usize,
+    /// (flow, step) pairs with their own metric series.
+    pub metrics_max_steps: usize,
+    /// Services whose client stats are kept.
+    pub max_client_services: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_steps_per_trace: 10_000,
+            max_events_per_trace: 100_000,
+            max_depth: 100,
+            max_connections: 1024,
+            frame_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(600),
+            max_http_connections: 512,
+            http_header_timeout: Duration::from_secs(10),
+            http_idle_timeout: Duration::from_secs(60),
+            live_client_bytes: 4 * 1024 * 1024,
+            metrics_max_flows: 100,
+            metrics_max_steps: 1000,
+            max_client_services: 256,
+        }
+    }
+}
+
+/// HTTP access control: token, Host allow-list, CORS origins.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// Bearer token, when required.
+    pub token: Option<String>,
+    /// Host names answered besides the loopback ones (lowercase, without port).
+    pub allowed_hosts: Vec<String>,
+    /// Origins allowed cross-origin (`scheme://host[:port]`, lowercase).
+    pub cors_origins: Vec<String>,
+}
+
+/// The configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A public address without a token.
+    #[error(
+        "--http {0} is reachable from other machines; set --token (FLOWSCOPE_TOKEN) or pass --insecure-no-auth"
+    )]
+    PublicWithoutToken(SocketAddr),
+    /// A bad --redact entry.
+    #[error(transparent)]
+    Redact(#[from] crate::redact::RedactError),
+    /// An empty token.
+    #[error("--token must not be empty")]
+    EmptyToken,
 }
 
 impl AgentConfig {
@@ -155,13 +339,30 @@ impl AgentConfig {
             live_buffer: 4096,
             heartbeat: Duration::from_secs(15),
             export: crate::export::ExportConfig::default(),
+            limits: Limits::default(),
+            access: Access::default(),
+            redact: crate::redact::RedactConfig::default(),
         }
     }
 }
 
-impl From<&AgentArgs> for AgentConfig {
-    fn from(args: &AgentArgs) -> Self {
-        Self {
+impl TryFrom<&AgentArgs> for AgentConfig {
+    type Error = ConfigError;
+
+    fn try_from(args: &AgentArgs) -> Result<Self, ConfigError> {
+        if args.token.as_deref() == Some("") {
+            return Err(ConfigError::EmptyToken);
+        }
+        if !args.http.ip().is_loopback() && args.token.is_none() && !args.insecure_no_auth {
+            return Err(ConfigError::PublicWithoutToken(args.http));
+        }
+        let lower = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .map(|s| s.trim().trim_end_matches('/').to_ascii_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        Ok(Self {
             socket_path: args
                 .socket
                 .clone()
@@ -183,6 +384,27 @@ impl From<&AgentArgs> for AgentConfig {
                 max_backoff: args.otlp_max_backoff,
                 ..crate::export::ExportConfig::default()
             },
-        }
+            limits: Limits {
+                max_steps_per_trace: args.max_steps_per_trace.max(1),
+                max_events_per_trace: args.max_events_per_trace.max(1),
+                max_depth: args.max_depth.max(1),
+                max_connections: args.max_connections.max(1),
+                frame_timeout: args.frame_timeout,
+                idle_timeout: args.idle_timeout,
+                max_http_connections: args.max_http_connections.max(1),
+                http_header_timeout: args.http_header_timeout,
+                http_idle_timeout: args.http_idle_timeout,
+                live_client_bytes: args.live_client_bytes.max(64 * 1024),
+                metrics_max_flows: args.metrics_max_flows,
+                metrics_max_steps: args.metrics_max_steps,
+                ..Limits::default()
+            },
+            access: Access {
+                token: args.token.clone(),
+                allowed_hosts: lower(&args.allowed_host),
+                cors_origins: lower(&args.cors_origin),
+            },
+            redact: crate::redact::RedactConfig::parse(&args.redact, args.hide_llm_content)?,
+        })
     }
 }

@@ -8,8 +8,10 @@ pub mod api;
 pub mod config;
 pub mod demo;
 pub mod export;
+pub mod http;
 pub mod ingest;
 pub mod live;
+pub mod redact;
 pub mod store;
 pub mod telemetry;
 pub mod trace;
@@ -40,22 +42,51 @@ pub struct AgentState {
     pub live: Arc<live::Hub>,
     /// Start time.
     pub started: Instant,
+    /// Heavy renders allowed at once (each runs on a blocking thread, outside the store lock).
+    renders: Arc<tokio::sync::Semaphore>,
 }
+
+/// Heavy renders (a whole trace, a group) running at once; more wait their turn.
+const CONCURRENT_RENDERS: usize = 4;
 
 impl AgentState {
     /// Fresh state for `config`.
     pub fn new(config: AgentConfig) -> Self {
-        let metrics = Arc::new(Metrics::new());
+        let limits = &config.limits;
+        let metrics = Arc::new(Metrics::with_store(
+            telemetry::StoreMetrics::with_series_limits(
+                limits.metrics_max_flows,
+                limits.metrics_max_steps,
+            ),
+        ));
+        let mut store = Store::with_metrics(config.max_traces, Arc::clone(&metrics.store));
+        store.set_caps(trace::builder::TraceCaps {
+            max_steps: limits.max_steps_per_trace,
+            max_events: u32::try_from(limits.max_events_per_trace).unwrap_or(u32::MAX),
+            max_depth: limits.max_depth,
+        });
         Self {
-            store: RwLock::new(Store::with_metrics(
-                config.max_traces,
-                Arc::clone(&metrics.store),
-            )),
+            store: RwLock::new(store),
             metrics,
-            live: Arc::new(live::Hub::new(config.live_buffer)),
+            live: Arc::new(live::Hub::new(config.live_buffer, limits.live_client_bytes)),
             started: Instant::now(),
+            renders: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_RENDERS)),
             config,
         }
+    }
+
+    /// Runs a heavy render on a blocking thread, at most [`CONCURRENT_RENDERS`] at once.
+    pub async fn render_off_lock<R: Send + 'static>(
+        &self,
+        render: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, api::ApiError> {
+        let _permit = Arc::clone(&self.renders)
+            .acquire_owned()
+            .await
+            .map_err(|_| api::ApiError::Overloaded("shutting down"))?;
+        tokio::task::spawn_blocking(render)
+            .await
+            .map_err(|e| api::ApiError::Internal(format!("render failed: {e}")))
     }
 }
 
@@ -102,8 +133,8 @@ impl RunningAgent {
 }
 
 /// Starts ingest, the HTTP API, the live publisher and the abandon sweeper on the current tokio runtime.
-pub async fn run_with(config: AgentConfig) -> Result<RunningAgent, StartError> {
-    let listener = ingest::bind(&config.socket_path)?;
+pub async fn run_with(mut config: AgentConfig) -> Result<RunningAgent, StartError> {
+    let listener = Arc::new(ingest::bind(&config.socket_path)?);
     let http = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .map_err(|source| StartError::Http {
@@ -114,26 +145,12 @@ pub async fn run_with(config: AgentConfig) -> Result<RunningAgent, StartError> {
         addr: config.http_addr,
         source,
     })?;
+    config.http_addr = http_addr;
     let socket_path = config.socket_path.clone();
     let state = Arc::new(AgentState::new(config));
     let (shutdown, watch_rx) = watch::channel(false);
 
-    let ingest_task = tokio::spawn(ingest::serve(
-        listener,
-        socket_path.clone(),
-        Arc::clone(&state),
-        watch_rx.clone(),
-    ));
-    let router = api::router(Arc::clone(&state));
-    let mut http_shutdown = watch_rx.clone();
-    let http_task = tokio::spawn(async move {
-        let stop = async move {
-            let _ = http_shutdown.changed().await;
-        };
-        if let Err(err) = axum::serve(http, router).with_graceful_shutdown(stop).await {
-            tracing::error!(%err, "http server failed");
-        }
-    });
+    // The exporter exists before the first connection is accepted.
     let mut tasks = vec![];
     if let Some((exporter, task)) = export::start(
         &state.config.export,
@@ -143,8 +160,35 @@ pub async fn run_with(config: AgentConfig) -> Result<RunningAgent, StartError> {
         state.store.write().set_exporter(exporter);
         tasks.push(task);
     }
-    let sweeper = tokio::spawn(sweep_abandoned(Arc::clone(&state), watch_rx.clone()));
-    let publisher = tokio::spawn(live::publish_changes(Arc::clone(&state), watch_rx));
+    let ingest_task = supervise("ingest", &state, watch_rx.clone(), {
+        let (listener, path, state) = (listener, socket_path.clone(), Arc::clone(&state));
+        move |shutdown| {
+            ingest::serve(
+                Arc::clone(&listener),
+                path.clone(),
+                Arc::clone(&state),
+                shutdown,
+            )
+        }
+    });
+    let router = api::router(Arc::clone(&state));
+    let http = Arc::new(http);
+    let http_limits = http::HttpLimits {
+        max_connections: state.config.limits.max_http_connections,
+        header_timeout: state.config.limits.http_header_timeout,
+        idle_timeout: state.config.limits.http_idle_timeout,
+    };
+    let http_task = supervise("http", &state, watch_rx.clone(), move |shutdown| {
+        http::serve(Arc::clone(&http), router.clone(), http_limits, shutdown)
+    });
+    let sweeper = supervise("abandon-sweeper", &state, watch_rx.clone(), {
+        let state = Arc::clone(&state);
+        move |shutdown| sweep_abandoned(Arc::clone(&state), shutdown)
+    });
+    let publisher = supervise("live-publisher", &state, watch_rx, {
+        let state = Arc::clone(&state);
+        move |shutdown| live::publish_changes(Arc::clone(&state), shutdown)
+    });
     Ok(RunningAgent {
         socket_path,
         http_addr,
@@ -154,6 +198,38 @@ pub async fn run_with(config: AgentConfig) -> Result<RunningAgent, StartError> {
             .into_iter()
             .chain([ingest_task, http_task, sweeper, publisher])
             .collect(),
+    })
+}
+
+/// Runs a long-lived task and restarts it when it panics (logged as an error and counted in
+/// `flowscope_task_restarts_total`), so no part of the agent dies silently. A task that returns
+/// (shutdown) is not restarted.
+fn supervise<F, Fut>(
+    name: &'static str,
+    state: &Arc<AgentState>,
+    shutdown: watch::Receiver<bool>,
+    start: F,
+) -> JoinHandle<()>
+where
+    F: Fn(watch::Receiver<bool>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let state = Arc::clone(state);
+    tokio::spawn(async move {
+        loop {
+            match tokio::spawn(start(shutdown.clone())).await {
+                Ok(()) => return,
+                Err(err) if err.is_panic() => {
+                    state.metrics.task_restarts.inc();
+                    tracing::error!(task = name, "background task panicked; restarting it");
+                    if *shutdown.borrow() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(_) => return,
+            }
+        }
     })
 }
 

@@ -11,7 +11,8 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.agent.log).unwrap_or_default())
         .with_writer(std::io::stderr)
         .init();
-    let config = AgentConfig::from(&cli.agent);
+    let config = AgentConfig::try_from(&cli.agent)?;
+    raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -34,6 +35,22 @@ fn main() -> anyhow::Result<()> {
         agent.shutdown().await;
         Ok(())
     })
+}
+
+/// Lifts the soft open-files limit to the hard one, so connection caps, not the default 1024
+/// descriptors, bound what the agent can hold open.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(err) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(%err, "cannot raise the open-files limit");
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -23,17 +23,26 @@ pub enum Rejection {
     Truncated,
     /// No hello within the handshake timeout.
     HandshakeTimeout,
+    /// A started frame did not arrive whole within `--frame-timeout`.
+    FrameTimeout,
+    /// Nothing arrived for `--idle-timeout`.
+    IdleTimeout,
+    /// `--max-connections` connections were already open.
+    TooManyConnections,
 }
 
 impl Rejection {
     /// All reasons.
-    pub const ALL: [Rejection; 6] = [
+    pub const ALL: [Rejection; 9] = [
         Rejection::FrameTooLarge,
         Rejection::MalformedBatch,
         Rejection::MalformedHello,
         Rejection::UnsupportedVersion,
         Rejection::Truncated,
         Rejection::HandshakeTimeout,
+        Rejection::FrameTimeout,
+        Rejection::IdleTimeout,
+        Rejection::TooManyConnections,
     ];
 
     /// Stable code, also sent in the error frame.
@@ -45,6 +54,9 @@ impl Rejection {
             Rejection::UnsupportedVersion => "unsupported_version",
             Rejection::Truncated => "truncated_frame",
             Rejection::HandshakeTimeout => "handshake_timeout",
+            Rejection::FrameTimeout => "frame_timeout",
+            Rejection::IdleTimeout => "idle_timeout",
+            Rejection::TooManyConnections => "too_many_connections",
         }
     }
 }
@@ -98,6 +110,48 @@ struct KindLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: &'static str,
+}
+
+/// The label value that flows and steps past the series budget share.
+pub const OTHER_LABEL: &str = "other";
+
+/// Which flow and (flow, step) label values have series of their own: the first ones seen, up
+/// to a budget, so `/metrics` stays bounded whatever names senders invent.
+#[derive(Debug, Default)]
+struct LabelBudget {
+    max_flows: usize,
+    max_steps: usize,
+    flows: std::collections::HashSet<String>,
+    steps: std::collections::HashSet<(String, String)>,
+}
+
+impl LabelBudget {
+    fn flow(&mut self, flow: &str) -> String {
+        if self.flows.contains(flow) {
+            return flow.to_owned();
+        }
+        if self.flows.len() < self.max_flows {
+            self.flows.insert(flow.to_owned());
+            return flow.to_owned();
+        }
+        OTHER_LABEL.to_owned()
+    }
+
+    fn step(&mut self, flow: &str, step: &str) -> (String, String) {
+        let flow = self.flow(flow);
+        if flow == OTHER_LABEL {
+            return (flow, OTHER_LABEL.to_owned());
+        }
+        let key = (flow, step.to_owned());
+        if self.steps.contains(&key) {
+            return key;
+        }
+        if self.steps.len() < self.max_steps {
+            self.steps.insert(key.clone());
+            return key;
+        }
+        (key.0, OTHER_LABEL.to_owned())
+    }
 }
 
 /// Labels of the step duration histogram.
@@ -214,11 +268,61 @@ pub struct StoreMetrics {
     pub step_duration: Family<StepLabels, Histogram, fn() -> Histogram>,
     /// Workflow (trace) durations by flow/status.
     pub workflow_duration: Family<FlowLabels, Histogram, fn() -> Histogram>,
+    /// Events refused at ingest, by reason.
+    events_invalid: Family<ReasonLabel, Counter>,
+    budget: parking_lot::Mutex<LabelBudget>,
+}
+
+impl StoreMetrics {
+    /// Metrics giving at most `max_flows` flows and `max_steps` (flow, step) pairs a series.
+    pub fn with_series_limits(max_flows: usize, max_steps: usize) -> Self {
+        let metrics = Self::default();
+        {
+            let mut budget = metrics.budget.lock();
+            budget.max_flows = max_flows;
+            budget.max_steps = max_steps;
+        }
+        metrics
+    }
+
+    /// Labels for a step duration (folded into `other` past the budget).
+    pub fn step_labels(&self, flow: &str, step: &str, status: &'static str) -> StepLabels {
+        let (flow, step) = self.budget.lock().step(flow, step);
+        StepLabels { flow, step, status }
+    }
+
+    /// Labels for a workflow duration (folded into `other` past the budget).
+    pub fn flow_labels(&self, flow: &str, status: &'static str) -> FlowLabels {
+        FlowLabels {
+            flow: self.budget.lock().flow(flow),
+            status,
+        }
+    }
+
+    /// Counts an event refused at ingest.
+    pub fn invalid(&self, reason: &'static str) {
+        self.events_invalid
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    /// Events refused at ingest with `reason`.
+    pub fn invalid_count(&self, reason: &'static str) -> u64 {
+        self.events_invalid
+            .get_or_create(&ReasonLabel { reason })
+            .get()
+    }
 }
 
 impl Default for StoreMetrics {
     fn default() -> Self {
         Self {
+            events_invalid: Family::default(),
+            budget: parking_lot::Mutex::new(LabelBudget {
+                max_flows: 100,
+                max_steps: 1000,
+                ..LabelBudget::default()
+            }),
             events_applied: Counter::default(),
             events_unknown: Counter::default(),
             traces_created: Counter::default(),
@@ -279,6 +383,8 @@ pub struct Metrics {
     pub live_subscribers: Gauge,
     /// Live clients dropped for being slow (set at scrape time).
     pub live_dropped_clients: Gauge,
+    /// Background tasks restarted after a panic.
+    pub task_restarts: Counter,
     registry: Registry,
 }
 
@@ -289,14 +395,20 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Creates and registers every metric.
+    /// Creates and registers every metric, with the default series budget.
     pub fn new() -> Self {
+        Self::with_store(StoreMetrics::default())
+    }
+
+    /// Creates and registers every metric around `store`'s.
+    pub fn with_store(store: StoreMetrics) -> Self {
         let ingest = IngestMetrics::default();
-        let store = std::sync::Arc::new(StoreMetrics::default());
+        let store = std::sync::Arc::new(store);
         let export = std::sync::Arc::new(ExportMetrics::default());
         let api = ApiMetrics::default();
         let live_subscribers = Gauge::default();
         let live_dropped_clients = Gauge::default();
+        let task_restarts = Counter::default();
         let mut r = Registry::with_prefix("flowscope");
         r.register(
             "connections",
@@ -337,6 +449,16 @@ impl Metrics {
             "events_applied",
             "Events applied to traces",
             store.events_applied.clone(),
+        );
+        r.register(
+            "events_invalid",
+            "Events refused at ingest (invalid ids), by reason",
+            store.events_invalid.clone(),
+        );
+        r.register(
+            "task_restarts",
+            "Background tasks restarted after a panic",
+            task_restarts.clone(),
         );
         r.register(
             "events_unknown",
@@ -430,6 +552,7 @@ impl Metrics {
             api,
             live_subscribers,
             live_dropped_clients,
+            task_restarts,
             registry: r,
         }
     }

@@ -37,6 +37,21 @@ pub enum ApiError {
     /// No such route.
     #[error("no route for {0}")]
     NoRoute(String),
+    /// A token is required and was missing or wrong.
+    #[error("a valid bearer token is required (Authorization: Bearer <token>)")]
+    Unauthorized,
+    /// The Host header names a host this agent does not answer to (DNS rebinding guard).
+    #[error("host `{0}` is not allowed; use a loopback name or add it with --allowed-host")]
+    HostNotAllowed(String),
+    /// A cross-origin request from an origin that is not allowed.
+    #[error("origin `{0}` is not allowed; add it with --cors-origin")]
+    OriginNotAllowed(String),
+    /// Too much work in flight; retry shortly.
+    #[error("the agent is busy: {0}")]
+    Overloaded(&'static str),
+    /// An internal failure (a render task died).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl ApiError {
@@ -54,6 +69,11 @@ impl ApiError {
             ApiError::BadId { .. } => (StatusCode::BAD_REQUEST, "invalid_id"),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::NoRoute(_) => (StatusCode::NOT_FOUND, "no_route"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::HostNotAllowed(_) => (StatusCode::MISDIRECTED_REQUEST, "host_not_allowed"),
+            ApiError::OriginNotAllowed(_) => (StatusCode::FORBIDDEN, "origin_not_allowed"),
+            ApiError::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }
@@ -61,10 +81,17 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        (
+        let mut response = (
             status,
             Json(json!({ "error": { "code": code, "message": self.to_string() } })),
         )
-            .into_response()
+            .into_response();
+        if matches!(self, ApiError::Unauthorized) {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"flowscope\""),
+            );
+        }
+        response
     }
 }

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use flowscope::wire::{Event, SpanId};
 use serde_json::{Value, json};
@@ -25,7 +25,8 @@ fn otel_status(failed: bool, running: bool) -> &'static str {
     }
 }
 
-fn node(step: &Step, trace: &Trace, children_of: &HashMap<Option<SpanId>, Vec<&Step>>) -> Value {
+/// A node's own fields (everything but `children`).
+fn node_fields(step: &Step, trace: &Trace) -> Value {
     let (start, duration) = shapes::step_timing(step, trace.start_ns);
     let mut prompts = Vec::new();
     let mut responses = Vec::new();
@@ -38,8 +39,9 @@ fn node(step: &Step, trace: &Trace, children_of: &HashMap<Option<SpanId>, Vec<&S
                 responses.extend(llm.response.clone());
                 if llm.input_tokens.is_some() || llm.output_tokens.is_some() {
                     has_tokens = true;
-                    prompt_tokens += llm.input_tokens.unwrap_or(0);
-                    completion_tokens += llm.output_tokens.unwrap_or(0);
+                    prompt_tokens = prompt_tokens.saturating_add(llm.input_tokens.unwrap_or(0));
+                    completion_tokens =
+                        completion_tokens.saturating_add(llm.output_tokens.unwrap_or(0));
                 }
             }
             Event::Artifact(a) => artifacts
@@ -47,10 +49,6 @@ fn node(step: &Step, trace: &Trace, children_of: &HashMap<Option<SpanId>, Vec<&S
             _ => {}
         }
     }
-    let children: Vec<Value> = children_of
-        .get(&Some(step.id))
-        .map(|kids| kids.iter().map(|k| node(k, trace, children_of)).collect())
-        .unwrap_or_default();
     json!({
         "name": step.name,
         "span_id": step.id,
@@ -63,8 +61,96 @@ fn node(step: &Step, trace: &Trace, children_of: &HashMap<Option<SpanId>, Vec<&S
         "responses": responses,
         "artifacts": artifacts,
         "error": step.error,
-        "children": children,
     })
+}
+
+/// Appends a JSON object without its closing brace, then `,"children":[`.
+fn open_object(out: &mut Vec<u8>, fields: &Value) {
+    let start = out.len();
+    let _ = serde_json::to_writer(&mut *out, fields);
+    if out.len() > start && out.last() == Some(&b'}') {
+        out.pop();
+        if out.len() > start + 1 {
+            out.push(b',');
+        }
+    }
+    out.extend_from_slice(br#""children":["#);
+}
+
+/// Writes the step forest as nested `children` arrays without recursion: one pass over the
+/// steps, each written once. Steps deeper than `max_depth` (possible only through out-of-order
+/// parents) and steps on a parent cycle are written at the top level instead.
+fn write_children(out: &mut Vec<u8>, trace: &Trace, max_depth: usize) {
+    let steps = trace.steps_in_time_order();
+    let position: HashMap<SpanId, usize> =
+        steps.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+    let mut roots = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        // A parent we never heard of makes the step a root child.
+        match step.parent.and_then(|p| position.get(&p)) {
+            Some(&parent) => children[parent].push(i),
+            None => roots.push(i),
+        }
+    }
+    let mut written = vec![false; steps.len()];
+    let mut first_top = true;
+    let mut pending_tops: Vec<usize> = Vec::new();
+    let mut top = 0;
+    let mut next_unwritten = 0;
+    loop {
+        // The next top-level node: a root, then anything pushed down past the depth limit,
+        // then anything unreachable (a parent cycle).
+        let node = if top < roots.len() {
+            top += 1;
+            roots[top - 1]
+        } else if let Some(node) = pending_tops.pop() {
+            node
+        } else {
+            while next_unwritten < steps.len() && written[next_unwritten] {
+                next_unwritten += 1;
+            }
+            if next_unwritten == steps.len() {
+                break;
+            }
+            next_unwritten
+        };
+        if written[node] {
+            continue;
+        }
+        if !first_top {
+            out.push(b',');
+        }
+        first_top = false;
+        written[node] = true;
+        open_object(out, &node_fields(steps[node], trace));
+        // (children of the node on top, next child to visit)
+        let mut stack: Vec<(usize, usize)> = vec![(node, 0)];
+        while let Some(frame) = stack.last_mut() {
+            let (parent, next) = *frame;
+            let kids = &children[parent];
+            if next == kids.len() {
+                out.extend_from_slice(b"]}");
+                stack.pop();
+                continue;
+            }
+            frame.1 += 1;
+            let child = kids[next];
+            if written[child] {
+                continue;
+            }
+            if stack.len() >= max_depth {
+                pending_tops.push(child);
+                continue;
+            }
+            if out.last() == Some(&b'}') {
+                out.push(b',');
+            }
+            written[child] = true;
+            open_object(out, &node_fields(steps[child], trace));
+            stack.push((child, 0));
+        }
+    }
 }
 
 /// The execution tree.
@@ -74,35 +160,33 @@ pub async fn get(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     params::none(raw.as_deref())?;
-    params::render_trace(&state, &id, "execution", |_, trace| {
-        Ok(Json(execution_tree(&id, trace)).into_response())
+    let max_depth = usize::from(state.config.limits.max_depth);
+    let execution_id = id.clone();
+    params::render_trace(&state, &id, "execution", move |v| {
+        let body = execution_tree(&execution_id, &v.trace, max_depth);
+        Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
     })
+    .await
 }
 
-/// The `{execution_id, trace_id, root: {…, children}}` document.
-fn execution_tree(id: &str, trace: &Trace) -> Value {
-    let mut children_of: HashMap<Option<SpanId>, Vec<&Step>> = HashMap::new();
-    for step in trace.steps_in_time_order() {
-        // A parent we never heard of makes the step a root child.
-        let parent = step.parent.filter(|p| trace.step(*p).is_some());
-        children_of.entry(parent).or_default().push(step);
-    }
-    let roots: Vec<Value> = children_of
-        .get(&None)
-        .map(|kids| kids.iter().map(|k| node(k, trace, &children_of)).collect())
-        .unwrap_or_default();
-    json!({
-        "execution_id": id,
-        "trace_id": trace.id,
-        "root": {
-            "name": format!("flow {}", trace.flow()),
-            "status": otel_status(trace.status == TraceStatus::Failed, trace.status == TraceStatus::Running),
-            "start_time": shapes::unix_ms(trace.start_ns),
-            "duration_ms": trace.duration_ns().map(shapes::ms),
-            "attributes": trace.attributes,
-            "error": trace.error,
-            "children": roots,
-        },
-        "dashboards": {},
-    })
+/// The `{execution_id, trace_id, root: {…, children}, dashboards}` document.
+fn execution_tree(id: &str, trace: &Trace, max_depth: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + trace.steps.len() * 256);
+    let head = json!({"execution_id": id, "trace_id": trace.id});
+    let _ = serde_json::to_writer(&mut out, &head);
+    out.pop(); // `}`
+    out.extend_from_slice(br#","root":"#);
+    let root = json!({
+        "name": format!("flow {}", trace.flow()),
+        "status": otel_status(trace.status == TraceStatus::Failed, trace.status == TraceStatus::Running),
+        "start_time": shapes::unix_ms(trace.start_ns),
+        "duration_ms": trace.duration_ns().map(shapes::ms),
+        "attributes": trace.attributes,
+        "error": trace.error,
+        "truncated": shapes::truncation(&trace.truncated),
+    });
+    open_object(&mut out, &root);
+    write_children(&mut out, trace, max_depth.max(1));
+    out.extend_from_slice(br#"]},"dashboards":{}}"#);
+    out
 }

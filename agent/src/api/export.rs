@@ -42,43 +42,51 @@ pub async fn export(
             }
         }
     }
-    let trace_id = params::trace_id(&id)?;
-    let store = state.store.read();
-    let trace = store.peek(trace_id).ok_or(ApiError::NotFound {
-        what: "trace",
-        id: id.clone(),
-    })?;
     let disposition = format!(
         "attachment; filename=\"trace-{id}.{}\"",
         if format == "csv" { "csv" } else { "json" }
     );
-    let headers = [(header::CONTENT_DISPOSITION, disposition)];
-    Ok(match format.as_str() {
-        "otlp" => {
-            let spans = mapping::trace_spans(trace, store.previous_in_group(trace));
-            let resource = ResourceAttributesWithSchema::from(&mapping::resource(&trace.origin));
-            let request = ExportTraceServiceRequest {
-                resource_spans: group_spans_by_resource_and_scope(spans, &resource),
-            };
-            (headers, Json(request)).into_response()
-        }
-        "csv" => (
-            headers,
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            csv(trace),
-        )
-            .into_response(),
-        _ => (
-            headers,
-            Json(shapes::trace_full(&store, trace, shapes::View::Full)),
-        )
-            .into_response(),
+    params::render_trace(&state, &id, "trace", move |v| {
+        let trace = &v.trace;
+        let headers = [(header::CONTENT_DISPOSITION, disposition)];
+        Ok(match format.as_str() {
+            "otlp" => {
+                let spans = mapping::trace_spans(trace, v.previous);
+                let resource =
+                    ResourceAttributesWithSchema::from(&mapping::resource(&trace.origin));
+                let request = ExportTraceServiceRequest {
+                    resource_spans: group_spans_by_resource_and_scope(spans, &resource),
+                };
+                (headers, Json(request)).into_response()
+            }
+            "csv" => (
+                headers,
+                [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+                csv(trace),
+            )
+                .into_response(),
+            _ => (
+                headers,
+                Json(shapes::trace_full(trace, v.index, shapes::View::Full)),
+            )
+                .into_response(),
+        })
     })
+    .await
 }
 
+/// Spreadsheet formula injection: a cell starting with one of these is prefixed with `'`.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// One CSV cell: quoted when needed, and neutralised (OWASP) when a spreadsheet would read it
+/// as a formula.
 fn field(out: &mut String, value: &str) {
-    if value.contains([',', '"', '\n', '\r']) {
+    let formula = value.starts_with(FORMULA_STARTS);
+    if formula || value.contains([',', '"', '\n', '\r']) {
         out.push('"');
+        if formula {
+            out.push('\'');
+        }
         out.push_str(&value.replace('"', "\"\""));
         out.push('"');
     } else {

@@ -10,6 +10,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::{params, shapes};
 use crate::AgentState;
+use crate::trace::group::summarize;
 
 /// Every group, most recently active first (summaries, no member list).
 pub async fn list(
@@ -17,14 +18,27 @@ pub async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     params::none(raw.as_deref())?;
-    let store = state.store.read();
+    let members = state.store.read().all_group_members();
     let stall = state.config.stall_after.as_nanos() as u64;
-    let groups: Vec<_> = store
-        .groups(flowscope::now_nanos(), stall)
-        .iter()
-        .map(|g| shapes::group_json(&store, g, false))
-        .collect();
-    Ok(Json(json!({ "groups": groups })).into_response())
+    state
+        .render_off_lock(move || {
+            let now = flowscope::now_nanos();
+            let mut groups: Vec<_> = members
+                .into_iter()
+                .map(|m| summarize(m, now, stall))
+                .collect();
+            groups.sort_by(|a, b| {
+                b.last_activity_ns
+                    .cmp(&a.last_activity_ns)
+                    .then_with(|| a.id.cmp(&b.id))
+            });
+            let groups: Vec<_> = groups
+                .iter()
+                .map(|g| shapes::group_json(g, false))
+                .collect();
+            Json(json!({ "groups": groups })).into_response()
+        })
+        .await
 }
 
 /// One group with its traces in time order and the gaps between them.
@@ -34,13 +48,19 @@ pub async fn get(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     params::none(raw.as_deref())?;
-    let store = state.store.read();
-    let stall = state.config.stall_after.as_nanos() as u64;
-    let group = store
-        .group(&id, flowscope::now_nanos(), stall)
+    let members = state
+        .store
+        .read()
+        .group_members(&id)
         .ok_or_else(|| ApiError::NotFound {
             what: "group",
             id: id.clone(),
         })?;
-    Ok(Json(shapes::group_json(&store, &group, true)).into_response())
+    let stall = state.config.stall_after.as_nanos() as u64;
+    state
+        .render_off_lock(move || {
+            let group = summarize(members, flowscope::now_nanos(), stall);
+            Json(shapes::group_json(&group, true)).into_response()
+        })
+        .await
 }

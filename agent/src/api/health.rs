@@ -20,7 +20,6 @@ pub async fn healthz(State(state): State<Arc<AgentState>>) -> Json<Value> {
         .collect();
     let clients: Map<String, Value> = store
         .client_stats()
-        .iter()
         .map(|(service, s)| {
             (
                 service.to_string(),
@@ -46,6 +45,10 @@ pub async fn healthz(State(state): State<Arc<AgentState>>) -> Json<Value> {
             "groups": store.indexes().groups.len(),
             "eventsApplied": counters.events_applied,
             "eventsUnknown": counters.events_unknown,
+            "eventsInvalid": {
+                "invalid_trace_id": state.metrics.store.invalid_count("invalid_trace_id"),
+                "invalid_span_id": state.metrics.store.invalid_count("invalid_span_id"),
+            },
             "tracesCreated": counters.traces_created,
             "tracesEvicted": counters.traces_evicted,
             "tracesAbandoned": counters.traces_abandoned,
@@ -55,6 +58,7 @@ pub async fn healthz(State(state): State<Arc<AgentState>>) -> Json<Value> {
             "subscribers": state.live.subscribers(),
             "droppedClients": state.live.dropped_clients.load(Ordering::Relaxed),
         },
+        "taskRestarts": state.metrics.task_restarts.get(),
     }))
 }
 

@@ -5,6 +5,7 @@ mod executions;
 mod export;
 mod flows;
 mod groups;
+pub mod guard;
 mod health;
 mod metrics;
 mod motia;
@@ -46,5 +47,9 @@ pub fn router(state: Arc<AgentState>) -> Router {
         ))
         .merge(crate::ui::router())
         .fallback(|uri: Uri| async move { ApiError::NoRoute(uri.path().to_owned()) })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            guard::guard,
+        ))
         .with_state(state)
 }

@@ -10,11 +10,10 @@ use serde_json::{Map, Value, json};
 use super::error::ApiError;
 use super::{params, shapes};
 use crate::AgentState;
-use crate::store::Store;
 use crate::trace::Trace;
 
 /// The RFC `Trace` object.
-pub fn motia_trace(store: &Store, trace: &Trace) -> Value {
+pub fn motia_trace(trace: &Trace, trace_index: Option<usize>) -> Value {
     let steps: Vec<Value> = trace
         .steps_in_time_order()
         .into_iter()
@@ -72,7 +71,7 @@ pub fn motia_trace(store: &Store, trace: &Trace) -> Value {
     meta.insert("totalSteps".into(), json!(trace.steps.len()));
     meta.insert("completedSteps".into(), json!(trace.completed_steps()));
     meta.insert("errorCount".into(), json!(trace.error_count()));
-    if let Some(index) = shapes::trace_index(store, trace) {
+    if let Some(index) = trace_index {
         meta.insert("traceIndex".into(), json!(index));
         meta.insert(
             "isChildTrace".into(),
@@ -91,7 +90,11 @@ pub async fn list(
     let query = params::trace_query(raw.as_deref())?;
     let store = state.store.read();
     let page = store.query(&query);
-    let traces: Vec<Value> = page.traces.iter().map(|t| motia_trace(&store, t)).collect();
+    let traces: Vec<Value> = page
+        .traces
+        .iter()
+        .map(|t| motia_trace(t, store.trace_index(t)))
+        .collect();
     Ok(Json(traces).into_response())
 }
 
@@ -102,7 +105,8 @@ pub async fn get(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     params::none(raw.as_deref())?;
-    params::render_trace(&state, &id, "trace", |store, trace| {
-        Ok(Json(motia_trace(store, trace)).into_response())
+    params::render_trace(&state, &id, "trace", |v| {
+        Ok(Json(motia_trace(&v.trace, v.index)).into_response())
     })
+    .await
 }

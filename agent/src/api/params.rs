@@ -110,24 +110,39 @@ pub fn trace_id(value: &str) -> Result<TraceId, ApiError> {
     })
 }
 
-/// Looks up the trace a path names and renders it under the store's read lock. `what` names
-/// the thing in a 404 ("trace", "execution").
-pub fn render_trace(
-    state: &crate::AgentState,
+/// A snapshot of one trace with what its renders need from the store.
+pub struct TraceView {
+    /// The trace, as it was when the request looked.
+    pub trace: std::sync::Arc<crate::trace::Trace>,
+    /// Its position in its group.
+    pub index: Option<usize>,
+    /// The member of its group started just before it.
+    pub previous: Option<TraceId>,
+}
+
+/// Looks up the trace a path names, snapshots it under the store's read lock, and renders it
+/// after the lock is released, on a blocking thread (bounded in number), so a huge trace holds
+/// up neither ingest nor `/healthz`. `what` names the thing in a 404 ("trace", "execution").
+pub async fn render_trace(
+    state: &std::sync::Arc<crate::AgentState>,
     id: &str,
     what: &'static str,
-    render: impl FnOnce(
-        &crate::store::Store,
-        &crate::trace::Trace,
-    ) -> Result<axum::response::Response, ApiError>,
+    render: impl FnOnce(&TraceView) -> Result<axum::response::Response, ApiError> + Send + 'static,
 ) -> Result<axum::response::Response, ApiError> {
     let trace_id = trace_id(id)?;
-    let store = state.store.read();
-    let trace = store.peek(trace_id).ok_or_else(|| ApiError::NotFound {
-        what,
-        id: id.to_owned(),
-    })?;
-    render(&store, trace)
+    let view = {
+        let store = state.store.read();
+        let trace = store.snapshot(trace_id).ok_or_else(|| ApiError::NotFound {
+            what,
+            id: id.to_owned(),
+        })?;
+        TraceView {
+            index: store.trace_index(&trace),
+            previous: store.previous_in_group(&trace),
+            trace,
+        }
+    };
+    state.render_off_lock(move || render(&view)).await?
 }
 
 /// The `view` parameter of `GET /api/traces/{id}` (`full`, the default, or `timeline`).

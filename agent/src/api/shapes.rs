@@ -8,14 +8,16 @@ use flowscope::wire::{
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::store::Store;
 use crate::trace::group::GroupSummary;
-use crate::trace::{OpCounts, Operation, Step, Trace};
+use crate::trace::{OpCounts, Operation, Step, Trace, Truncation};
 
 /// Nanoseconds → whole milliseconds, rounded.
 pub fn ms(ns: u64) -> u64 {
-    (ns + 500_000) / 1_000_000
+    ns.saturating_add(500_000) / 1_000_000
 }
+
+/// Most step names a summary lists (the rest are announced by `stepNamesTruncated`).
+pub const MAX_SUMMARY_STEP_NAMES: usize = 50;
 
 /// Nanoseconds → milliseconds with microsecond precision.
 pub fn ms_f(ns: u64) -> f64 {
@@ -67,22 +69,7 @@ pub struct MetadataJson {
     is_child_trace: Option<bool>,
 }
 
-/// Position of a trace in its group (0-based, by start time).
-pub fn trace_index(store: &Store, trace: &Trace) -> Option<usize> {
-    let cid = trace.correlation_id.as_deref()?;
-    let group = store.indexes().groups.get(cid)?;
-    Some(
-        group
-            .traces
-            .iter()
-            .filter_map(|id| store.peek(*id))
-            .filter(|t| (t.start_ns, t.id) < (trace.start_ns, trace.id))
-            .count(),
-    )
-}
-
-fn metadata(store: &Store, trace: &Trace) -> MetadataJson {
-    let trace_index = trace_index(store, trace);
+fn metadata(trace: &Trace, trace_index: Option<usize>) -> MetadataJson {
     MetadataJson {
         total_steps: trace.steps.len(),
         completed_steps: trace.completed_steps(),
@@ -123,11 +110,58 @@ pub struct TraceSummaryJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     failure_reason: Option<&'static str>,
     step_names: Vec<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    step_names_truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    truncated: Option<TruncationJson>,
     metadata: MetadataJson,
 }
 
-/// Builds a list entry.
-pub fn trace_summary<'a>(store: &Store, trace: &'a Trace) -> TraceSummaryJson<'a> {
+/// What the per-trace caps left out (only the non-zero counts).
+#[derive(Serialize)]
+pub struct TruncationJson {
+    #[serde(skip_serializing_if = "is_zero")]
+    steps: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    events: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    depth: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    strings: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The `truncated` object, when anything was left out.
+pub fn truncation(t: &Truncation) -> Option<TruncationJson> {
+    t.any().then_some(TruncationJson {
+        steps: t.steps,
+        events: t.events,
+        depth: t.depth,
+        strings: t.strings,
+    })
+}
+
+/// Up to [`MAX_SUMMARY_STEP_NAMES`] distinct step names in time order; whether there were more.
+fn step_names(trace: &Trace) -> (Vec<&str>, bool) {
+    let mut seen = std::collections::HashSet::new();
+    let mut names = Vec::new();
+    for step in trace.steps_in_time_order() {
+        if seen.insert(step.name.as_str()) {
+            if names.len() == MAX_SUMMARY_STEP_NAMES {
+                return (names, true);
+            }
+            names.push(step.name.as_str());
+        }
+    }
+    (names, false)
+}
+
+/// Builds a list entry; `trace_index` is its position in its group.
+pub fn trace_summary(trace: &Trace, trace_index: Option<usize>) -> TraceSummaryJson<'_> {
+    let (step_names, step_names_truncated) = step_names(trace);
     TraceSummaryJson {
         id: trace.id,
         flow_name: trace.flow(),
@@ -139,12 +173,10 @@ pub fn trace_summary<'a>(store: &Store, trace: &'a Trace) -> TraceSummaryJson<'a
         correlation_id: trace.correlation_id.as_deref(),
         parent_trace_id: trace.parent_trace,
         failure_reason: trace.failure_reason,
-        step_names: trace
-            .steps_in_time_order()
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect(),
-        metadata: metadata(store, trace),
+        step_names,
+        step_names_truncated,
+        truncated: truncation(&trace.truncated),
+        metadata: metadata(trace, trace_index),
     }
 }
 
@@ -213,7 +245,7 @@ pub fn event_json(event: &Event, trace_start: u64) -> Value {
             "type": "llm", "time": at(e.t), "duration": ms_f(e.dur), "model": e.model, "provider": e.provider,
             "prompt": e.prompt, "response": e.response, "inputTokens": e.input_tokens,
             "outputTokens": e.output_tokens,
-            "totalTokens": e.input_tokens.zip(e.output_tokens).map(|(i, o)| i + o), "cost": e.cost,
+            "totalTokens": e.input_tokens.zip(e.output_tokens).map(|(i, o)| i.saturating_add(o)), "cost": e.cost,
         }),
         Event::Artifact(e) => json!({
             "type": "artifact", "time": at(e.t), "name": e.name, "url": e.url, "preview": e.preview,
@@ -336,11 +368,11 @@ pub struct TraceJson<'a> {
     events: Vec<Value>,
 }
 
-/// Builds the trace in the given view.
-pub fn trace_full<'a>(store: &Store, trace: &'a Trace, view: View) -> TraceJson<'a> {
+/// Builds the trace in the given view; `trace_index` is its position in its group.
+pub fn trace_full(trace: &Trace, trace_index: Option<usize>, view: View) -> TraceJson<'_> {
     let start = trace.start_ns;
     TraceJson {
-        summary: trace_summary(store, trace),
+        summary: trace_summary(trace, trace_index),
         correlation_method: trace.correlation_method,
         attributes: trace.attributes.as_ref(),
         error: trace.error.as_ref(),
@@ -354,8 +386,8 @@ pub fn trace_full<'a>(store: &Store, trace: &'a Trace, view: View) -> TraceJson<
     }
 }
 
-/// A trace group.
-pub fn group_json(store: &Store, group: &GroupSummary<'_>, with_traces: bool) -> Value {
+/// A trace group; `with_traces` adds the member summaries.
+pub fn group_json(group: &GroupSummary, with_traces: bool) -> Value {
     let gaps: Vec<Value> = group
         .gaps
         .iter()
@@ -382,7 +414,7 @@ pub fn group_json(store: &Store, group: &GroupSummary<'_>, with_traces: bool) ->
             "totalSteps": group.total_steps,
             "averageStepDuration": ms(group.average_step_ns),
             "gapsCount": group.gaps.len(),
-            "totalGapDuration": ms(group.gaps.iter().map(|g| g.duration_ns).sum()),
+            "totalGapDuration": ms(group.gaps.iter().fold(0u64, |a, g| a.saturating_add(g.duration_ns))),
         },
         "gaps": gaps,
     });
@@ -391,7 +423,8 @@ pub fn group_json(store: &Store, group: &GroupSummary<'_>, with_traces: bool) ->
             group
                 .traces
                 .iter()
-                .map(|t| trace_summary(store, t))
+                .enumerate()
+                .map(|(i, t)| trace_summary(t, Some(i)))
                 .collect::<Vec<_>>(),
         )
         .unwrap_or(Value::Null);

@@ -22,8 +22,9 @@ pub async fn list(
     let traces: Vec<_> = page
         .traces
         .iter()
-        .map(|t| shapes::trace_summary(&store, t))
+        .map(|t| shapes::trace_summary(t, store.trace_index(t)))
         .collect();
+    // Summaries are bounded (50 step names each), so a page renders under the lock.
     Ok(
         Json(json!({ "traces": traces, "nextCursor": page.next.map(|c| c.encode()) }))
             .into_response(),
@@ -37,9 +38,10 @@ pub async fn get(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let view = params::trace_view(raw.as_deref())?;
-    params::render_trace(&state, &id, "trace", |store, trace| {
-        Ok(Json(shapes::trace_full(store, trace, view)).into_response())
+    params::render_trace(&state, &id, "trace", move |v| {
+        Ok(Json(shapes::trace_full(&v.trace, v.index, view)).into_response())
     })
+    .await
 }
 
 /// One step with its operations and events (`GET /api/traces/{id}/steps/{spanId}`).
@@ -54,11 +56,17 @@ pub async fn step(
         value: span.clone(),
         message: e.to_string(),
     })?;
-    params::render_trace(&state, &id, "trace", |_, trace| {
-        let step = trace.step(span_id).ok_or_else(|| ApiError::NotFound {
+    params::render_trace(&state, &id, "trace", move |v| {
+        let step = v.trace.step(span_id).ok_or_else(|| ApiError::NotFound {
             what: "step",
             id: span.clone(),
         })?;
-        Ok(Json(shapes::step_json(step, trace.start_ns, shapes::View::Full)).into_response())
+        Ok(Json(shapes::step_json(
+            step,
+            v.trace.start_ns,
+            shapes::View::Full,
+        ))
+        .into_response())
     })
+    .await
 }

@@ -17,6 +17,41 @@ use crate::trace::Origin;
 const MAX_HELLO: usize = 64 * 1024;
 /// Time a client has to send its hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Socket read buffer per connection (allocated up front, so kept modest).
+const READ_BUFFER: usize = 64 * 1024;
+/// A frame buffer larger than this is released after use rather than kept for the next frame.
+const KEEP_BUFFER: usize = 1024 * 1024;
+
+/// How long reads may wait.
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    /// For the first byte of a frame.
+    idle: Duration,
+    /// For the rest of a started frame.
+    frame: Duration,
+}
+
+/// Answers a connection over the `--max-connections` bound with an error frame, then closes it.
+pub async fn refuse(mut stream: UnixStream, state: Arc<AgentState>) {
+    let why = Rejection::TooManyConnections;
+    state.metrics.ingest.rejected(why);
+    let message = format!(
+        "the agent already serves {} connections",
+        state.config.limits.max_connections
+    );
+    let mut frame = Vec::new();
+    if wire::encode_frame(
+        Encoding::Json,
+        &AgentReply::error(why.code(), message),
+        MAX_HELLO,
+        &mut frame,
+    )
+    .is_ok()
+    {
+        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&frame)).await;
+    }
+    let _ = stream.shutdown().await;
+}
 
 /// Why reading a frame stopped.
 enum ReadEnd {
@@ -32,7 +67,7 @@ pub async fn serve(stream: UnixStream, state: Arc<AgentState>) {
     metrics.connections_total.inc();
     metrics.connections_open.inc();
     let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::with_capacity(256 * 1024, read);
+    let mut reader = BufReader::with_capacity(READ_BUFFER, read);
     if let Err((why, message)) = session(&mut reader, &mut write, &state).await {
         metrics.rejected(why);
         let mut frame = Vec::new();
@@ -57,9 +92,13 @@ async fn session(
     state: &AgentState,
 ) -> Result<(), (Rejection, String)> {
     let mut payload = Vec::new();
+    let handshake = Deadlines {
+        idle: HANDSHAKE_TIMEOUT,
+        frame: HANDSHAKE_TIMEOUT,
+    };
     let hello = match tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        read_frame(reader, MAX_HELLO, &mut payload),
+        read_frame(reader, MAX_HELLO, &mut payload, handshake),
     )
     .await
     {
@@ -107,14 +146,30 @@ async fn session(
     });
     tracing::debug!(service = %origin.service, sdk = %origin.sdk, pid = ?origin.pid, "client connected");
 
+    let deadlines = Deadlines {
+        idle: state.config.limits.idle_timeout,
+        frame: state.config.limits.frame_timeout,
+    };
+    let redact = state
+        .config
+        .redact
+        .is_active()
+        .then_some(&state.config.redact);
     loop {
-        match read_frame(reader, max_frame, &mut payload).await {
+        match read_frame(reader, max_frame, &mut payload, deadlines).await {
             Ok(()) => {}
             Err(ReadEnd::Closed) => return Ok(()),
             Err(ReadEnd::Rejected(why, msg)) => return Err((why, msg)),
         }
-        let events = wire::decode_batch(hello.encoding, &payload)
+        let mut events = wire::decode_batch(hello.encoding, &payload)
             .map_err(|e| (Rejection::MalformedBatch, e.to_string()))?;
+        if payload.capacity() > KEEP_BUFFER {
+            payload = Vec::new();
+        }
+        if let Some(rules) = redact {
+            // Before the store lock, and before anything is stored or exported.
+            events.iter_mut().for_each(|event| rules.apply(event));
+        }
         let mut kinds = [0u64; EVENT_KINDS.len()];
         for event in &events {
             kinds[kind_index(event)] += 1;
@@ -125,41 +180,69 @@ async fn session(
     }
 }
 
-/// Reads one frame's payload into `buf`.
+/// Reads one frame's payload into `buf`. The buffer grows as bytes arrive (never to the announced
+/// length up front); the first byte may take `deadlines.idle`, the rest `deadlines.frame`.
 async fn read_frame(
     reader: &mut BufReader<OwnedReadHalf>,
     limit: usize,
     buf: &mut Vec<u8>,
+    deadlines: Deadlines,
 ) -> Result<(), ReadEnd> {
     let mut header = [0u8; HEADER_LEN];
-    let mut filled = 0;
-    while filled < HEADER_LEN {
-        match reader.read(&mut header[filled..]).await {
-            Ok(0) if filled == 0 => return Err(ReadEnd::Closed),
-            Ok(0) => {
-                return Err(ReadEnd::Rejected(
-                    Rejection::Truncated,
-                    "connection closed inside a frame header".into(),
-                ));
-            }
-            Ok(n) => filled += n,
-            Err(_) => return Err(ReadEnd::Closed),
+    let first = match tokio::time::timeout(deadlines.idle, reader.read(&mut header)).await {
+        Err(_) => {
+            return Err(ReadEnd::Rejected(
+                Rejection::IdleTimeout,
+                format!("nothing received for {:?}", deadlines.idle),
+            ));
         }
+        Ok(Ok(0)) | Ok(Err(_)) => return Err(ReadEnd::Closed),
+        Ok(Ok(n)) => n,
+    };
+    let rest = async {
+        let mut filled = first;
+        while filled < HEADER_LEN {
+            match reader.read(&mut header[filled..]).await {
+                Ok(0) => {
+                    return Err(ReadEnd::Rejected(
+                        Rejection::Truncated,
+                        "connection closed inside a frame header".into(),
+                    ));
+                }
+                Ok(n) => filled += n,
+                Err(_) => return Err(ReadEnd::Closed),
+            }
+        }
+        let len = wire::frame_len(header);
+        if len > limit {
+            return Err(ReadEnd::Rejected(
+                Rejection::FrameTooLarge,
+                format!("frame of {len} bytes exceeds the limit of {limit} bytes"),
+            ));
+        }
+        buf.clear();
+        buf.reserve(len.min(READ_BUFFER));
+        let read = (&mut *reader)
+            .take(len as u64)
+            .read_to_end(buf)
+            .await
+            .unwrap_or(0);
+        if read < len {
+            return Err(ReadEnd::Rejected(
+                Rejection::Truncated,
+                format!("connection closed inside a frame of {len} bytes"),
+            ));
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(deadlines.frame, rest).await {
+        Ok(result) => result,
+        Err(_) => Err(ReadEnd::Rejected(
+            Rejection::FrameTimeout,
+            format!(
+                "a started frame did not arrive whole within {:?}",
+                deadlines.frame
+            ),
+        )),
     }
-    let len = wire::frame_len(header);
-    if len > limit {
-        return Err(ReadEnd::Rejected(
-            Rejection::FrameTooLarge,
-            format!("frame of {len} bytes exceeds the limit of {limit} bytes"),
-        ));
-    }
-    buf.clear();
-    buf.resize(len, 0);
-    reader.read_exact(buf).await.map_err(|_| {
-        ReadEnd::Rejected(
-            Rejection::Truncated,
-            format!("connection closed inside a frame of {len} bytes"),
-        )
-    })?;
-    Ok(())
 }

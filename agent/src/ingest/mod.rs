@@ -22,6 +22,9 @@ pub enum BindError {
     /// The path exists and is not a socket.
     #[error("{0} exists and is not a socket; refusing to replace it")]
     NotASocket(PathBuf),
+    /// The socket directory belongs to another user or is open to others.
+    #[error("unsafe socket directory: {0}")]
+    Unsafe(#[from] flowscope::socket::OwnershipError),
     /// OS error.
     #[error("cannot bind {path}: {source}")]
     Io {
@@ -38,6 +41,14 @@ pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
         path: path.to_owned(),
         source,
     };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if dir == flowscope::socket::default_socket_dir() || !dir.exists() {
+            flowscope::socket::ensure_private_dir(dir)?;
+        } else {
+            // A directory of the user's choosing: it must not let others swap the socket.
+            flowscope::socket::check_dir(dir)?;
+        }
+    }
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         use std::os::unix::fs::FileTypeExt;
         if !meta.file_type().is_socket() {
@@ -49,9 +60,6 @@ pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
         std::fs::remove_file(path).map_err(io_err)?;
         tracing::info!(path = %path.display(), "replaced stale socket file");
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io_err)?;
-    }
     let listener = UnixListener::bind(path).map_err(io_err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
     Ok(listener)
@@ -59,17 +67,33 @@ pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
 
 /// Accepts connections until `shutdown` flips, then removes the socket file.
 pub async fn serve(
-    listener: UnixListener,
+    listener: Arc<UnixListener>,
     path: PathBuf,
     state: Arc<AgentState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        state.config.limits.max_connections,
+    ));
+    if *shutdown.borrow() {
+        return;
+    }
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let state = Arc::clone(&state);
-                    tokio::spawn(connection::serve(stream, state));
+                    match Arc::clone(&slots).try_acquire_owned() {
+                        Ok(slot) => {
+                            tokio::spawn(async move {
+                                connection::serve(stream, state).await;
+                                drop(slot);
+                            });
+                        }
+                        Err(_) => {
+                            tokio::spawn(connection::refuse(stream, state));
+                        }
+                    }
                 }
                 Err(err) => {
                     tracing::warn!(%err, "accept failed");

@@ -78,10 +78,11 @@ impl LiveFilter {
                     )
                 }
                 "flow" => return Err(ApiError::bad_param("flow", "must not be empty")),
+                crate::api::guard::TOKEN_PARAM => {}
                 _ => {
                     return Err(ApiError::bad_param(
                         &name,
-                        "unknown parameter; expected flow or traceId",
+                        "unknown parameter; expected flow, traceId or token",
                     ));
                 }
             }

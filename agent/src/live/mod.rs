@@ -8,49 +8,63 @@ pub mod sse;
 mod subscription;
 pub mod ws;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, watch};
+use flowscope::wire::TraceId;
+use parking_lot::Mutex;
+use tokio::sync::watch;
 
 pub use event::{LiveEvent, LiveFilter};
+use subscription::{Mailbox, Offered};
 
 use crate::AgentState;
 use crate::api::shapes;
+use crate::trace::group::summarize;
 use crate::trace::{Announced, TraceStatus};
 
 /// How often changes are gathered and published (the coalescing window).
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(25);
+/// A flow's status is published at most this often (it summarizes every stored run).
+pub const FLOW_STATUS_EVERY: Duration = Duration::from_millis(250);
 
-/// The broadcast side shared by the publisher and every subscriber.
+/// The publisher side shared by every subscriber: one bounded mailbox per subscriber.
 pub struct Hub {
-    sender: broadcast::Sender<Arc<LiveEvent>>,
+    mailboxes: Mutex<Vec<Arc<Mailbox>>>,
+    max_events: usize,
+    max_bytes: usize,
     seq: AtomicU64,
     /// Subscribers dropped for being too slow.
     pub dropped_clients: AtomicU64,
 }
 
 impl Hub {
-    /// A hub buffering `capacity` events per subscriber.
-    pub fn new(capacity: usize) -> Self {
-        let (sender, _) = broadcast::channel(capacity.max(1));
+    /// A hub queueing at most `max_events` events and `max_bytes` bytes per subscriber.
+    pub fn new(max_events: usize, max_bytes: usize) -> Self {
         Self {
-            sender,
+            mailboxes: Mutex::new(Vec::new()),
+            max_events,
+            max_bytes,
             seq: AtomicU64::new(0),
             dropped_clients: AtomicU64::new(0),
         }
     }
 
-    /// A new subscription.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
-        self.sender.subscribe()
+    fn register(&self, filter: LiveFilter) -> Arc<Mailbox> {
+        let mailbox = Arc::new(Mailbox::new(filter, self.max_events, self.max_bytes));
+        self.mailboxes.lock().push(Arc::clone(&mailbox));
+        mailbox
+    }
+
+    fn unregister(&self, mailbox: &Arc<Mailbox>) {
+        self.mailboxes.lock().retain(|m| !Arc::ptr_eq(m, mailbox));
     }
 
     /// Current subscribers.
     pub fn subscribers(&self) -> usize {
-        self.sender.receiver_count()
+        self.mailboxes.lock().len()
     }
 
     /// The next sequence number.
@@ -60,90 +74,151 @@ impl Hub {
 
     /// Ends every subscription (agent shutdown), so open streams don't hold the HTTP server.
     pub fn close(&self) {
-        let seq = self.next_seq();
-        self.publish(LiveEvent {
-            seq,
-            kind: "shutdown",
-            flows: vec![],
-            trace_ids: vec![],
-            data: "{}".into(),
-        });
+        for mailbox in self.mailboxes.lock().iter() {
+            mailbox.close();
+        }
     }
 
-    fn publish(&self, event: LiveEvent) {
-        // No subscriber is not an error.
-        let _ = self.sender.send(Arc::new(event));
+    /// Offers `event` to every subscriber; the budget of each is checked here, not when the
+    /// client reads, so a client that never reads costs at most its budget.
+    pub fn publish(&self, event: LiveEvent) {
+        let event = Arc::new(event);
+        let mailboxes = self.mailboxes.lock().clone();
+        for mailbox in mailboxes {
+            if let Offered::Dropped = mailbox.offer(&event, self) {
+                subscription::count_drop(self);
+            }
+        }
     }
+}
+
+/// What the publisher remembers between ticks.
+#[derive(Default)]
+struct PublisherState {
+    announced: HashMap<TraceId, Announced>,
+    flow_published: HashMap<String, Instant>,
+    flows_pending: HashSet<String>,
 }
 
 /// Publishes coalesced changes until shutdown.
 pub async fn publish_changes(state: Arc<AgentState>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(PUBLISH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut memory = PublisherState::default();
     loop {
         tokio::select! {
-            _ = tick.tick() => publish_once(&state),
+            _ = tick.tick() => {
+                let shared = Arc::clone(&state);
+                memory = match tokio::task::spawn_blocking(move || {
+                    publish_once(&shared, &mut memory);
+                    memory
+                })
+                .await
+                {
+                    Ok(memory) => memory,
+                    Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+                    Err(_) => return,
+                };
+            }
             _ = shutdown.changed() => return,
         }
     }
 }
 
-/// Drains the store's changed traces into events (a no-op but for the drain with no subscriber).
-pub fn publish_once(state: &AgentState) {
+/// Drains the store's changed traces into events: snapshots under the lock, JSON after it.
+fn publish_once(state: &AgentState, memory: &mut PublisherState) {
     let hub = &state.live;
-    let mut store = state.store.write();
-    let dirty = store.take_dirty();
-    if dirty.is_empty() || hub.subscribers() == 0 {
-        return;
-    }
-    let stall = state.config.stall_after.as_nanos() as u64;
-    let now = flowscope::now_nanos();
-    let mut groups = HashSet::new();
-    let mut flows = HashSet::new();
-    for id in dirty {
-        let Some(trace) = store.peek_mut(id) else {
-            continue;
-        };
+    let now = Instant::now();
+    let (changed, groups, flows) = {
+        let mut store = state.store.write();
+        let dirty = store.take_dirty();
+        if hub.subscribers() == 0 {
+            memory.announced.clear();
+            memory.flows_pending.clear();
+            return;
+        }
+        let mut changed = Vec::with_capacity(dirty.len());
+        let mut group_ids = HashSet::new();
+        for id in dirty {
+            let Some(trace) = store.snapshot(id) else {
+                continue;
+            };
+            let index = store.trace_index(&trace);
+            if let Some(cid) = &trace.correlation_id {
+                group_ids.insert(cid.clone());
+            }
+            memory.flows_pending.insert(trace.flow().to_owned());
+            changed.push((trace, index));
+        }
+        let groups: Vec<_> = group_ids
+            .iter()
+            .filter_map(|cid| store.group_members(cid))
+            .collect();
+        let due: Vec<String> = memory
+            .flows_pending
+            .iter()
+            .filter(|f| {
+                memory
+                    .flow_published
+                    .get(*f)
+                    .is_none_or(|at| now.duration_since(*at) >= FLOW_STATUS_EVERY)
+            })
+            .cloned()
+            .collect();
+        let flows: Vec<_> = due
+            .into_iter()
+            .map(|flow| {
+                let members = store.flow_members(&flow);
+                (flow, members)
+            })
+            .collect();
+        if memory.announced.len() > 2 * store.len() + 1024 {
+            memory.announced.retain(|id, _| store.peek(*id).is_some());
+        }
+        (changed, groups, flows)
+    };
+    for (trace, index) in changed {
         let ended = trace.status != TraceStatus::Running;
-        let kind = match (trace.announced, ended) {
+        let announced = memory.announced.entry(trace.id).or_default();
+        let kind = match (*announced, ended) {
             (Announced::Nothing, false) => "trace.created",
             (Announced::Ended, _) | (Announced::Running, false) => "trace.updated",
             (_, true) => "trace.completed",
         };
-        trace.announced = if ended {
+        *announced = if ended {
             Announced::Ended
         } else {
             Announced::Running
         };
-        let trace = store.peek(id).expect("trace present");
-        let data = serde_json::to_string(&shapes::trace_summary(&store, trace)).unwrap_or_default();
-        if let Some(cid) = &trace.correlation_id {
-            groups.insert(cid.clone());
-        }
-        flows.insert(trace.flow().to_owned());
+        let data = serde_json::to_string(&shapes::trace_summary(&trace, index)).unwrap_or_default();
         hub.publish(LiveEvent {
             seq: hub.next_seq(),
             kind,
             flows: vec![trace.flow().to_owned()],
-            trace_ids: vec![id],
+            trace_ids: vec![trace.id],
             data,
         });
     }
-    for cid in groups {
-        let Some(group) = store.group(&cid, now, stall) else {
-            continue;
-        };
-        let data = shapes::group_json(&store, &group, false).to_string();
+    let stall = state.config.stall_after.as_nanos() as u64;
+    let now_ns = flowscope::now_nanos();
+    for members in groups {
+        let group = summarize(members, now_ns, stall);
+        let data = shapes::group_json(&group, false).to_string();
+        let mut flows: Vec<String> = group.traces.iter().map(|t| t.flow().to_owned()).collect();
+        flows.sort_unstable();
+        flows.dedup();
         hub.publish(LiveEvent {
             seq: hub.next_seq(),
             kind: "group.updated",
-            flows: group.traces.iter().map(|t| t.flow().to_owned()).collect(),
+            flows,
             trace_ids: group.traces.iter().map(|t| t.id).collect(),
             data,
         });
     }
-    for flow in flows {
-        let Some(status) = store.flow_status(&flow) else {
+    for (flow, members) in flows {
+        memory.flows_pending.remove(&flow);
+        memory.flow_published.insert(flow.clone(), now);
+        let Some(status) = crate::store::flow_status_of(&flow, members.iter().map(|t| &**t)) else {
             continue;
         };
         let data = serde_json::to_string(&status).unwrap_or_default();
@@ -154,5 +229,10 @@ pub fn publish_once(state: &AgentState) {
             trace_ids: vec![],
             data,
         });
+    }
+    if memory.flow_published.len() > 4096 {
+        memory
+            .flow_published
+            .retain(|_, at| now.duration_since(*at) < FLOW_STATUS_EVERY);
     }
 }

@@ -16,6 +16,23 @@ pub struct GroupEntry {
     pub name: Option<String>,
     /// Member traces.
     pub traces: HashSet<TraceId>,
+    /// Members by (start time, id): previous member and position in O(log n) / O(position).
+    pub order: BTreeSet<(u64, TraceId)>,
+}
+
+impl GroupEntry {
+    /// The member started just before `(start_ns, id)`.
+    pub fn previous(&self, start_ns: u64, id: TraceId) -> Option<TraceId> {
+        self.order
+            .range(..(start_ns, id))
+            .next_back()
+            .map(|(_, t)| *t)
+    }
+
+    /// How many members started before `(start_ns, id)`.
+    pub fn position(&self, start_ns: u64, id: TraceId) -> usize {
+        self.order.range(..(start_ns, id)).count()
+    }
 }
 
 /// Every index the store keeps.
@@ -66,11 +83,15 @@ impl Indexes {
         self.status[trace.status.index()].insert(trace.id);
     }
 
-    /// Moves a trace in the start order.
-    pub fn move_start(&mut self, id: TraceId, from: u64, to: u64) {
+    /// Moves a trace in the start order (and in its group's, when it has one).
+    pub fn move_start(&mut self, id: TraceId, group: Option<&str>, from: u64, to: u64) {
         if from != to {
             self.by_start.remove(&(from, id));
             self.by_start.insert((to, id));
+            if let Some(entry) = group.and_then(|cid| self.groups.get_mut(cid)) {
+                entry.order.remove(&(from, id));
+                entry.order.insert((to, id));
+            }
         }
     }
 
@@ -82,21 +103,30 @@ impl Indexes {
         }
     }
 
-    /// Moves a trace between groups.
-    pub fn set_group(&mut self, id: TraceId, from: Option<&str>, to: &str, name: Option<String>) {
+    /// Moves a trace (started at `start_ns`) between groups.
+    pub fn set_group(
+        &mut self,
+        id: TraceId,
+        start_ns: u64,
+        from: Option<&str>,
+        to: &str,
+        name: Option<String>,
+    ) {
         if let Some(old) = from.filter(|old| *old != to) {
-            self.leave_group(id, old);
+            self.leave_group(id, start_ns, old);
         }
         let entry = self.groups.entry(to.to_owned()).or_default();
         entry.traces.insert(id);
+        entry.order.insert((start_ns, id));
         if name.is_some() {
             entry.name = name;
         }
     }
 
-    fn leave_group(&mut self, id: TraceId, cid: &str) {
+    fn leave_group(&mut self, id: TraceId, start_ns: u64, cid: &str) {
         if let Some(group) = self.groups.get_mut(cid) {
             group.traces.remove(&id);
+            group.order.remove(&(start_ns, id));
             if group.traces.is_empty() {
                 self.groups.remove(cid);
             }
@@ -112,7 +142,7 @@ impl Indexes {
             remove_key(&mut self.flow, flow, id);
         }
         if let Some(cid) = &trace.correlation_id {
-            self.leave_group(id, cid);
+            self.leave_group(id, trace.start_ns, cid);
         }
         for step in &trace.steps {
             remove_key(&mut self.step, &step.name, id);

@@ -5,21 +5,24 @@ mod flows;
 pub mod index;
 mod query;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use flowscope::wire::{ClientStats, Event, TraceId};
 use lru::LruCache;
 
-pub use flows::{FlowStatus, StepStatusCounts};
+pub use flows::{FlowStatus, MAX_FLOW_STEPS, StepStatusCounts, flow_status_of};
 pub use index::{GroupEntry, Indexes};
 pub use query::{Cursor, Page, TraceQuery};
 
-use crate::telemetry::{FlowLabels, StepLabels, StoreMetrics};
-use crate::trace::builder::Applied;
-use crate::trace::group::{GroupSummary, summarize};
-use crate::trace::{Origin, Trace, TraceStatus, builder};
+use crate::telemetry::StoreMetrics;
+use crate::trace::builder::{Applied, TraceCaps};
+use crate::trace::group::GroupMembers;
+use crate::trace::{Origin, Trace, TraceStatus, builder, limits};
+
+/// Services whose latest client stats are kept by default.
+const MAX_CLIENT_SERVICES: usize = 256;
 
 fn seconds(ns: u64) -> f64 {
     ns as f64 / 1e9
@@ -41,11 +44,16 @@ pub struct StoreCounters {
 }
 
 /// Traces, indexes, groups and the latest client stats per service.
+///
+/// Traces are held as `Arc`s: a reader clones the `Arc` under the lock and renders after
+/// releasing it, and the next write to that trace copies it first (`Arc::make_mut`), so a heavy
+/// render never holds up ingest or health checks.
 pub struct Store {
-    traces: LruCache<TraceId, Trace>,
+    traces: LruCache<TraceId, Arc<Trace>>,
     index: Indexes,
     metrics: Arc<StoreMetrics>,
-    client_stats: HashMap<Arc<str>, ClientStats>,
+    client_stats: LruCache<Arc<str>, ClientStats>,
+    caps: TraceCaps,
     /// Traces changed since the live publisher last looked.
     dirty: HashSet<TraceId>,
     /// The last trace marked dirty (consecutive events mostly hit one trace).
@@ -66,11 +74,19 @@ impl Store {
             traces: LruCache::new(max_traces),
             index: Indexes::default(),
             metrics,
-            client_stats: HashMap::new(),
+            client_stats: LruCache::new(
+                NonZeroUsize::new(MAX_CLIENT_SERVICES).unwrap_or(NonZeroUsize::MIN),
+            ),
+            caps: TraceCaps::default(),
             dirty: HashSet::new(),
             last_dirty: None,
             exporter: None,
         }
+    }
+
+    /// Sets the per-trace caps.
+    pub fn set_caps(&mut self, caps: TraceCaps) {
+        self.caps = caps;
     }
 
     /// Applies a decoded batch from a connection of `service`. `now_ns` is the agent's clock.
@@ -81,12 +97,18 @@ impl Store {
     }
 
     /// Applies one event.
-    pub fn apply(&mut self, origin: &Arc<Origin>, event: Event, now_ns: u64) {
+    pub fn apply(&mut self, origin: &Arc<Origin>, mut event: Event, now_ns: u64) {
+        let cut = match limits::sanitize(&mut event) {
+            Ok(cut) => cut,
+            Err(invalid) => {
+                self.metrics.invalid(invalid.code());
+                return;
+            }
+        };
         let Some(id) = event.trace_id() else {
             match event {
                 Event::Stats(stats) => {
-                    self.client_stats
-                        .insert(origin.service.as_str().into(), stats);
+                    self.client_stats.put(origin.service.as_str().into(), stats);
                 }
                 _ => {
                     self.metrics.events_unknown.inc();
@@ -103,10 +125,12 @@ impl Store {
         let Some(trace) = self.traces.get_mut(&id) else {
             return;
         };
+        let trace = Arc::make_mut(trace);
         if is_start && !Arc::ptr_eq(&trace.origin, origin) {
             trace.origin = Arc::clone(origin);
         }
-        let applied = builder::apply(trace, &mut self.index, event, now_ns);
+        trace.truncated.strings = trace.truncated.strings.saturating_add(cut);
+        let applied = builder::apply(trace, &mut self.index, event, now_ns, &self.caps);
         self.observe(id, &applied);
         if let Some(exporter) = &self.exporter
             && applied != Applied::Nothing
@@ -145,7 +169,7 @@ impl Store {
         else {
             return;
         };
-        if let Some(trace) = self.traces.peek_mut(&id) {
+        if let Some(trace) = self.traces.peek_mut(&id).map(Arc::make_mut) {
             builder::correlate(
                 trace,
                 &mut self.index,
@@ -165,7 +189,7 @@ impl Store {
         }
         self.index.add_trace(&trace);
         self.metrics.traces_created.inc();
-        self.traces.put(trace.id, trace);
+        self.traces.put(trace.id, Arc::new(trace));
     }
 
     /// Fails running traces with no event received for `abandon_after_ns`. Returns how many.
@@ -180,7 +204,7 @@ impl Store {
             .copied()
             .collect();
         for id in &stale {
-            if let Some(trace) = self.traces.peek_mut(id) {
+            if let Some(trace) = self.traces.peek_mut(id).map(Arc::make_mut) {
                 builder::abandon(trace, &mut self.index);
                 self.dirty.insert(*id);
             }
@@ -202,13 +226,18 @@ impl Store {
     /// The trace started just before `trace` in its group.
     pub fn previous_in_group(&self, trace: &Trace) -> Option<TraceId> {
         let group = self.index.groups.get(trace.correlation_id.as_deref()?)?;
-        group
-            .traces
-            .iter()
-            .filter_map(|id| self.traces.peek(id))
-            .filter(|t| (t.start_ns, t.id) < (trace.start_ns, trace.id))
-            .max_by_key(|t| (t.start_ns, t.id))
-            .map(|t| t.id)
+        group.previous(trace.start_ns, trace.id)
+    }
+
+    /// Position of `trace` in its group (0-based, by start time).
+    pub fn trace_index(&self, trace: &Trace) -> Option<usize> {
+        let group = self.index.groups.get(trace.correlation_id.as_deref()?)?;
+        Some(group.position(trace.start_ns, trace.id))
+    }
+
+    /// A snapshot of one trace, to render after the lock is released.
+    pub fn snapshot(&self, id: TraceId) -> Option<Arc<Trace>> {
+        self.traces.peek(&id).cloned()
     }
 
     /// Takes the ids of traces changed since the last call (still stored ones only).
@@ -221,14 +250,15 @@ impl Store {
             .collect()
     }
 
-    /// A mutable trace by id (does not count as activity for the LRU).
+    /// A mutable trace by id (does not count as activity for the LRU; copies it if a reader
+    /// holds a snapshot).
     pub fn peek_mut(&mut self, id: TraceId) -> Option<&mut Trace> {
-        self.traces.peek_mut(&id)
+        self.traces.peek_mut(&id).map(Arc::make_mut)
     }
 
     /// A trace by id (does not count as activity for the LRU).
     pub fn peek(&self, id: TraceId) -> Option<&Trace> {
-        self.traces.peek(&id)
+        self.traces.peek(&id).map(|t| &**t)
     }
 
     /// Number of stored traces.
@@ -272,11 +302,9 @@ impl Store {
                 let (Some(start), Some(end)) = (step.start_ns, step.end_ns) else {
                     return;
                 };
-                let labels = StepLabels {
-                    flow: trace.flow().to_owned(),
-                    step: step.name.clone(),
-                    status: step.status.as_str(),
-                };
+                let labels =
+                    self.metrics
+                        .step_labels(trace.flow(), &step.name, step.status.as_str());
                 self.metrics
                     .step_duration
                     .get_or_create(&labels)
@@ -286,10 +314,9 @@ impl Store {
                 let Some(duration) = trace.duration_ns() else {
                     return;
                 };
-                let labels = FlowLabels {
-                    flow: trace.flow().to_owned(),
-                    status: trace.status.as_str(),
-                };
+                let labels = self
+                    .metrics
+                    .flow_labels(trace.flow(), trace.status.as_str());
                 self.metrics
                     .workflow_duration
                     .get_or_create(&labels)
@@ -299,46 +326,31 @@ impl Store {
         }
     }
 
-    /// Latest `stats` event per service.
-    pub fn client_stats(&self) -> &HashMap<Arc<str>, ClientStats> {
-        &self.client_stats
+    /// Latest `stats` event per service (the most recent services, bounded).
+    pub fn client_stats(&self) -> impl Iterator<Item = (&Arc<str>, &ClientStats)> {
+        self.client_stats.iter()
     }
 
-    /// Summary of the group `cid`.
-    pub fn group<'a>(
-        &'a self,
-        cid: &'a str,
-        now_ns: u64,
-        stall_after_ns: u64,
-    ) -> Option<GroupSummary<'a>> {
+    /// The members of group `cid`, as snapshots (render them after releasing the lock).
+    pub fn group_members(&self, cid: &str) -> Option<GroupMembers> {
         let (id, entry) = self.index.groups.get_key_value(cid)?;
-        let members = entry
-            .traces
-            .iter()
-            .filter_map(|t| self.traces.peek(t))
-            .collect();
-        Some(summarize(
-            id,
-            entry.name.as_deref(),
-            members,
-            now_ns,
-            stall_after_ns,
-        ))
+        Some(GroupMembers {
+            id: id.clone(),
+            name: entry.name.clone(),
+            traces: entry
+                .order
+                .iter()
+                .filter_map(|(_, t)| self.traces.peek(t).cloned())
+                .collect(),
+        })
     }
 
-    /// Every group, most recently active first.
-    pub fn groups(&self, now_ns: u64, stall_after_ns: u64) -> Vec<GroupSummary<'_>> {
-        let mut groups: Vec<GroupSummary<'_>> = self
-            .index
+    /// Every group's members, most recently active first after summarizing.
+    pub fn all_group_members(&self) -> Vec<GroupMembers> {
+        self.index
             .groups
             .keys()
-            .filter_map(|cid| self.group(cid, now_ns, stall_after_ns))
-            .collect();
-        groups.sort_by(|a, b| {
-            b.last_activity_ns
-                .cmp(&a.last_activity_ns)
-                .then_with(|| a.id.cmp(b.id))
-        });
-        groups
+            .filter_map(|cid| self.group_members(cid))
+            .collect()
     }
 }

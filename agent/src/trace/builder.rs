@@ -24,14 +24,104 @@ pub enum Applied {
     TraceEnded,
 }
 
-/// Applies one event (already routed to `trace` by its trace id).
-pub fn apply(trace: &mut Trace, idx: &mut Indexes, event: Event, now_ns: u64) -> Applied {
+/// Per-trace caps the builder enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceCaps {
+    /// Steps per trace.
+    pub max_steps: usize,
+    /// Operations + events per trace.
+    pub max_events: u32,
+    /// Nesting depth.
+    pub max_depth: u16,
+}
+
+impl Default for TraceCaps {
+    fn default() -> Self {
+        Self {
+            max_steps: 10_000,
+            max_events: 100_000,
+            max_depth: 100,
+        }
+    }
+}
+
+/// Whether `event` fits in `trace` under `caps`; counts what does not.
+fn admit(trace: &mut Trace, event: &Event, caps: &TraceCaps) -> bool {
+    let full = trace.steps.len() >= caps.max_steps;
+    let known = |span: SpanId| trace.step_index.contains_key(&span);
+    match event {
+        Event::StepStart(e) if full && !known(e.span) => {
+            trace.truncated.steps = trace.truncated.steps.saturating_add(1);
+            false
+        }
+        Event::StepEnd(e) if full && !known(e.span) => {
+            trace.truncated.events = trace.truncated.events.saturating_add(1);
+            false
+        }
+        Event::TraceStart(_)
+        | Event::TraceEnd(_)
+        | Event::StepStart(_)
+        | Event::StepEnd(_)
+        | Event::Correlate(_)
+        | Event::Stats(_)
+        | Event::Unknown => true,
+        other => {
+            let unknown_step = step_event_span(other)
+                .or(match other {
+                    Event::Op(op) => op.span,
+                    _ => None,
+                })
+                .is_some_and(|s| full && !known(s));
+            if unknown_step || trace.event_count >= caps.max_events {
+                trace.truncated.events = trace.truncated.events.saturating_add(1);
+                false
+            } else {
+                trace.event_count += 1;
+                true
+            }
+        }
+    }
+}
+
+/// Where a new step hangs: its parent (re-pointed upwards past `max_depth`) and its depth.
+fn place(trace: &Trace, parent: Option<SpanId>, max_depth: u16) -> (Option<SpanId>, u16, bool) {
+    let mut parent = parent;
+    let mut flattened = false;
+    for _ in 0..=max_depth {
+        let Some(p) = parent else {
+            return (None, 1, flattened);
+        };
+        let Some(parent_step) = trace.step(p) else {
+            // Not seen yet: at least one level below a top-level step.
+            return (Some(p), 2.min(max_depth), flattened);
+        };
+        let depth = parent_step.depth.saturating_add(1);
+        if depth <= max_depth {
+            return (Some(p), depth, flattened);
+        }
+        parent = parent_step.parent;
+        flattened = true;
+    }
+    (None, 1, true)
+}
+
+/// Applies one event (already routed to `trace` by its trace id) within `caps`.
+pub fn apply(
+    trace: &mut Trace,
+    idx: &mut Indexes,
+    event: Event,
+    now_ns: u64,
+    caps: &TraceCaps,
+) -> Applied {
     let id = trace.id;
     trace.last_activity_ns = now_ns;
+    if !admit(trace, &event, caps) {
+        return Applied::Nothing;
+    }
     if let Some((t, end)) = event_times(&event) {
         trace.last_event_ns = trace.last_event_ns.max(end);
         if !trace.started && t < trace.start_ns {
-            idx.move_start(id, trace.start_ns, t);
+            idx.move_start(id, trace.correlation_id.as_deref(), trace.start_ns, t);
             trace.start_ns = t;
         }
     }
@@ -44,7 +134,7 @@ pub fn apply(trace: &mut Trace, idx: &mut Indexes, event: Event, now_ns: u64) ->
                 insert_key(&mut idx.flow, &start.flow, id);
                 trace.flow_name = Some(start.flow);
             }
-            idx.move_start(id, trace.start_ns, start.t);
+            idx.move_start(id, trace.correlation_id.as_deref(), trace.start_ns, start.t);
             trace.start_ns = start.t;
             trace.started = true;
             trace.entry = start.entry;
@@ -68,9 +158,14 @@ pub fn apply(trace: &mut Trace, idx: &mut Indexes, event: Event, now_ns: u64) ->
             Applied::TraceEnded
         }
         Event::StepStart(start) => {
+            let (parent, depth, flattened) = place(trace, start.parent, caps.max_depth);
+            if flattened {
+                trace.truncated.depth = trace.truncated.depth.saturating_add(1);
+            }
             let (step, _) = trace.step_mut(start.span);
             step.start_ns = Some(start.t);
-            step.parent = start.parent;
+            step.parent = parent;
+            step.depth = depth;
             if step.status == StepStatus::Waiting {
                 step.status = StepStatus::Running;
             }
@@ -159,7 +254,13 @@ pub fn correlate(
     method: CorrelationMethod,
     name: Option<String>,
 ) {
-    idx.set_group(trace.id, trace.correlation_id.as_deref(), &cid, name);
+    idx.set_group(
+        trace.id,
+        trace.start_ns,
+        trace.correlation_id.as_deref(),
+        &cid,
+        name,
+    );
     if trace.correlation_id.as_deref() != Some(cid.as_str()) {
         trace.correlation_id = Some(cid);
         trace.correlation_method = Some(method);

@@ -1,6 +1,19 @@
 //! Trace groups: the traces sharing a correlation id, their status, and the gaps between them.
 
+use std::sync::Arc;
+
 use super::model::{Trace, TraceStatus};
+
+/// A group's members, snapshotted from the store in start order.
+#[derive(Debug, Clone)]
+pub struct GroupMembers {
+    /// Correlation id.
+    pub id: String,
+    /// Display name from a `correlate` event.
+    pub name: Option<String>,
+    /// Members by (start time, id).
+    pub traces: Vec<Arc<Trace>>,
+}
 
 /// Shorter pauses between traces are hand-offs, not waiting periods.
 pub const MIN_GAP_NS: u64 = 1_000_000;
@@ -41,9 +54,9 @@ pub struct Gap {
 
 /// Everything the API shows about a group.
 #[derive(Debug)]
-pub struct GroupSummary<'a> {
+pub struct GroupSummary {
     /// Correlation id.
-    pub id: &'a str,
+    pub id: String,
     /// Display name.
     pub name: String,
     /// Status.
@@ -55,7 +68,7 @@ pub struct GroupSummary<'a> {
     /// First start to last end, once every member ended.
     pub total_duration_ns: Option<u64>,
     /// Members in start order.
-    pub traces: Vec<&'a Trace>,
+    pub traces: Vec<Arc<Trace>>,
     /// Gaps between members.
     pub gaps: Vec<Gap>,
     /// Members that ended normally.
@@ -68,14 +81,14 @@ pub struct GroupSummary<'a> {
     pub average_step_ns: u64,
 }
 
-/// Summarizes a group from its members. `stall_after_ns` turns a quiet running group "stalled".
-pub fn summarize<'a>(
-    id: &'a str,
-    name: Option<&str>,
-    mut traces: Vec<&'a Trace>,
-    now_ns: u64,
-    stall_after_ns: u64,
-) -> GroupSummary<'a> {
+/// Summarizes a group from its members in one pass plus a sort (O(n log n)).
+/// `stall_after_ns` turns a quiet running group "stalled".
+pub fn summarize(members: GroupMembers, now_ns: u64, stall_after_ns: u64) -> GroupSummary {
+    let GroupMembers {
+        id,
+        name,
+        mut traces,
+    } = members;
     traces.sort_by_key(|t| (t.start_ns, t.id));
     let start_ns = traces.first().map_or(0, |t| t.start_ns);
     let last_activity_ns = traces
@@ -97,7 +110,7 @@ pub fn summarize<'a>(
     let mut frontier: Option<u64> = None;
     for (i, trace) in traces.iter().enumerate() {
         if let Some(end) = frontier
-            && trace.start_ns >= end + MIN_GAP_NS
+            && trace.start_ns >= end.saturating_add(MIN_GAP_NS)
         {
             gaps.push(Gap {
                 after: i - 1,
@@ -124,22 +137,17 @@ pub fn summarize<'a>(
     let total_duration_ns =
         (active == 0).then(|| frontier.unwrap_or(start_ns).saturating_sub(start_ns));
 
-    let ended_steps: Vec<u64> = traces
-        .iter()
-        .flat_map(|t| t.steps.iter())
-        .filter_map(|s| Some(s.end_ns?.saturating_sub(s.start_ns?)))
-        .collect();
-    let average_step_ns = if ended_steps.is_empty() {
-        0
-    } else {
-        ended_steps.iter().sum::<u64>() / ended_steps.len() as u64
-    };
+    let (mut step_ns, mut ended_steps) = (0u128, 0u128);
+    for step in traces.iter().flat_map(|t| t.steps.iter()) {
+        if let (Some(start), Some(end)) = (step.start_ns, step.end_ns) {
+            step_ns += u128::from(end.saturating_sub(start));
+            ended_steps += 1;
+        }
+    }
+    let average_step_ns = step_ns.checked_div(ended_steps).unwrap_or(0) as u64;
 
     GroupSummary {
-        id,
-        name: name
-            .map(str::to_owned)
-            .unwrap_or_else(|| traces.first().map_or(id, |t| t.flow()).to_owned()),
+        name: name.unwrap_or_else(|| traces.first().map_or(id.as_str(), |t| t.flow()).to_owned()),
         status,
         start_ns,
         last_activity_ns,
@@ -150,5 +158,6 @@ pub fn summarize<'a>(
         completed,
         active,
         average_step_ns,
+        id,
     }
 }

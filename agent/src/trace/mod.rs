@@ -2,7 +2,9 @@
 //! in any order, into it.
 
 pub mod builder;
+pub mod limits;
 mod model;
 
+pub use limits::Truncation;
 pub use model::{Announced, OpCounts, Operation, Origin, Step, StepStatus, Trace, TraceStatus};
 pub mod group;

@@ -139,6 +139,8 @@ pub struct Step {
     pub ops: Vec<Operation>,
     /// Logs, LLM calls, artifacts, retries, checkpoints, transitions, custom events.
     pub events: Vec<Event>,
+    /// Nesting depth (1 = top level), as placed at ingest.
+    pub depth: u16,
 }
 
 impl Step {
@@ -155,6 +157,7 @@ impl Step {
             counts: OpCounts::default(),
             ops: Vec::new(),
             events: Vec::new(),
+            depth: 1,
         }
     }
 }
@@ -249,8 +252,10 @@ pub struct Trace {
     pub ops: Vec<Operation>,
     /// Events sent outside any step.
     pub events: Vec<Event>,
-    /// Live-stream bookkeeping.
-    pub announced: Announced,
+    /// What the per-trace caps left out.
+    pub truncated: super::limits::Truncation,
+    /// Operations and events kept (for `--max-events-per-trace`).
+    pub event_count: u32,
 }
 
 impl Trace {
@@ -278,7 +283,8 @@ impl Trace {
             step_index: HashMap::new(),
             ops: Vec::new(),
             events: Vec::new(),
-            announced: Announced::Nothing,
+            truncated: super::limits::Truncation::default(),
+            event_count: 0,
         }
     }
 

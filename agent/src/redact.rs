@@ -1,0 +1,251 @@
+//! Redaction at ingest, before anything is stored, streamed or exported: values under listed key
+//! names (log fields, trace attributes, custom payloads) and text matching listed patterns (prompts,
+//! responses, log messages, error messages and stacks, artifact previews, string values) become
+//! [`REDACTED`]. `--hide-llm-content` replaces every prompt and response.
+
+use std::collections::HashSet;
+
+use flowscope::wire::{Attributes, ErrorInfo, Event};
+use regex::Regex;
+use serde_json::Value;
+
+/// What redacted text reads.
+pub const REDACTED: &str = "[redacted]";
+
+/// A `--redact` entry that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RedactError {
+    /// The pattern does not compile.
+    #[error("--redact pattern `{pattern}` is not a valid regular expression: {source}")]
+    Pattern {
+        /// The pattern.
+        pattern: String,
+        /// Why.
+        source: regex::Error,
+    },
+}
+
+/// Redaction rules.
+#[derive(Debug, Clone, Default)]
+pub struct RedactConfig {
+    /// Key names whose values are replaced (compared case-insensitively).
+    pub keys: HashSet<String>,
+    /// Patterns replaced inside any text.
+    pub patterns: Vec<Regex>,
+    /// Replace every LLM prompt and response.
+    pub hide_llm_content: bool,
+}
+
+impl RedactConfig {
+    /// Parses `--redact` entries: `re:<regex>` is a pattern, anything else a key name.
+    pub fn parse(entries: &[String], hide_llm_content: bool) -> Result<Self, RedactError> {
+        let mut config = Self {
+            hide_llm_content,
+            ..Self::default()
+        };
+        for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+            match entry.strip_prefix("re:") {
+                Some(pattern) => config.patterns.push(Regex::new(pattern).map_err(|source| {
+                    RedactError::Pattern {
+                        pattern: pattern.to_owned(),
+                        source,
+                    }
+                })?),
+                None => {
+                    config.keys.insert(entry.to_ascii_lowercase());
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    /// Whether any rule is set (so ingest can skip the walk).
+    pub fn is_active(&self) -> bool {
+        !self.keys.is_empty() || !self.patterns.is_empty() || self.hide_llm_content
+    }
+
+    fn text(&self, text: &mut String) {
+        for pattern in &self.patterns {
+            if let std::borrow::Cow::Owned(replaced) = pattern.replace_all(text, REDACTED) {
+                *text = replaced;
+            }
+        }
+    }
+
+    fn opt_text(&self, text: &mut Option<String>) {
+        if let Some(text) = text {
+            self.text(text);
+        }
+    }
+
+    fn error(&self, error: &mut Option<ErrorInfo>) {
+        if let Some(error) = error {
+            self.text(&mut error.message);
+            self.opt_text(&mut error.stack);
+        }
+    }
+
+    fn key_matches(&self, key: &str) -> bool {
+        !self.keys.is_empty() && self.keys.contains(&key.to_ascii_lowercase())
+    }
+
+    /// Walks a JSON tree without recursion (payloads may be deeply nested).
+    fn value(&self, root: &mut Value) {
+        let mut stack: Vec<&mut Value> = vec![root];
+        while let Some(value) = stack.pop() {
+            match value {
+                Value::String(s) => self.text(s),
+                Value::Array(items) => stack.extend(items.iter_mut()),
+                Value::Object(map) => {
+                    for (key, item) in map.iter_mut() {
+                        if self.key_matches(key) {
+                            *item = Value::String(REDACTED.into());
+                        } else {
+                            stack.push(item);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn attributes(&self, attributes: &mut Option<Attributes>) {
+        if let Some(map) = attributes {
+            for (key, item) in map.iter_mut() {
+                if self.key_matches(key) {
+                    *item = Value::String(REDACTED.into());
+                } else {
+                    self.value(item);
+                }
+            }
+        }
+    }
+
+    /// Redacts one event in place.
+    pub fn apply(&self, event: &mut Event) {
+        match event {
+            Event::TraceStart(e) => self.attributes(&mut e.attrs),
+            Event::TraceEnd(e) => self.error(&mut e.error),
+            Event::StepEnd(e) => self.error(&mut e.error),
+            Event::Op(e) => self.opt_text(&mut e.error),
+            Event::Log(e) => {
+                self.text(&mut e.msg);
+                self.attributes(&mut e.fields);
+            }
+            Event::Llm(e) => {
+                if self.hide_llm_content {
+                    for text in [&mut e.prompt, &mut e.response].into_iter().flatten() {
+                        *text = REDACTED.into();
+                    }
+                } else {
+                    self.opt_text(&mut e.prompt);
+                    self.opt_text(&mut e.response);
+                }
+            }
+            Event::Artifact(e) => {
+                self.opt_text(&mut e.preview);
+                self.opt_text(&mut e.url);
+            }
+            Event::Retry(e) => self.opt_text(&mut e.reason),
+            Event::Custom(e) => {
+                if let Some(payload) = &mut e.payload {
+                    self.value(payload);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowscope::wire::{Llm, Log, LogLevel, SpanId, TraceId};
+
+    fn config(entries: &[&str], hide: bool) -> RedactConfig {
+        let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
+        RedactConfig::parse(&entries, hide).unwrap()
+    }
+
+    #[test]
+    fn keys_and_patterns_are_redacted_in_log_fields_and_messages() {
+        let rules = config(&["password", r"re:sk-[a-z0-9]{8,}"], false);
+        let mut fields = Attributes::new();
+        fields.insert("Password".into(), Value::String("hunter2".into()));
+        fields.insert(
+            "nested".into(),
+            serde_json::json!({"password": "x", "note": "key sk-abcdefgh12"}),
+        );
+        let mut event = Event::Log(Log {
+            t: 1,
+            trace: TraceId(1),
+            span: Some(SpanId(1)),
+            level: LogLevel::Info,
+            msg: "using sk-abcdefgh12 now".into(),
+            fields: Some(fields),
+        });
+        rules.apply(&mut event);
+        let Event::Log(log) = event else {
+            unreachable!()
+        };
+        assert_eq!(log.msg, "using [redacted] now");
+        let fields = log.fields.unwrap();
+        assert_eq!(fields["Password"], REDACTED);
+        assert_eq!(fields["nested"]["password"], REDACTED);
+        assert_eq!(fields["nested"]["note"], "key [redacted]");
+    }
+
+    #[test]
+    fn hide_llm_content_keeps_tokens_and_model() {
+        let rules = config(&[], true);
+        let mut event = Event::Llm(Llm {
+            t: 1,
+            trace: TraceId(1),
+            span: None,
+            model: "gpt".into(),
+            provider: None,
+            prompt: Some("secret prompt".into()),
+            response: None,
+            input_tokens: Some(3),
+            output_tokens: Some(4),
+            cost: Some(0.1),
+            dur: 0,
+        });
+        rules.apply(&mut event);
+        let Event::Llm(llm) = event else {
+            unreachable!()
+        };
+        assert_eq!(llm.prompt.as_deref(), Some(REDACTED));
+        assert_eq!(llm.response, None);
+        assert_eq!((llm.model.as_str(), llm.input_tokens), ("gpt", Some(3)));
+    }
+
+    #[test]
+    fn deep_payloads_do_not_recurse() {
+        let rules = config(&["secret"], false);
+        let mut value = serde_json::json!({"secret": 1});
+        for _ in 0..100_000 {
+            value = Value::Array(vec![value]);
+        }
+        rules.value(&mut value);
+        let mut cursor = &value;
+        while let Value::Array(items) = cursor {
+            cursor = &items[0];
+        }
+        assert_eq!(cursor["secret"], REDACTED);
+        // Dropping a deep tree recurses in serde_json; unwind it by hand.
+        let mut stack = vec![value];
+        while let Some(v) = stack.pop() {
+            if let Value::Array(items) = v {
+                stack.extend(items);
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_pattern_is_a_clear_error() {
+        let err = RedactConfig::parse(&["re:(".into()], false).unwrap_err();
+        assert!(err.to_string().contains("not a valid regular expression"));
+    }
+}

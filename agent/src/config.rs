@@ -137,8 +137,9 @@ pub struct AgentArgs {
         global = true
     )]
     pub cors_origin: Vec<String>,
-    /// Redact at ingest: a key name (log fields, attributes, payloads) or `re:<regex>` (any text).
-    #[arg(long, env = "FLOWSCOPE_REDACT", value_delimiter = ',', global = true)]
+    /// Redact at ingest: key names, comma-separated (log fields, attributes, payloads), or
+    /// `re:<regex>` (text anywhere). Repeat the flag for several entries.
+    #[arg(long, env = "FLOWSCOPE_REDACT", global = true)]
     pub redact: Vec<String>,
     /// Keep LLM model, tokens and cost but replace prompts and responses with `[redacted]`.
     #[arg(long, env = "FLOWSCOPE_HIDE_LLM_CONTENT", global = true)]
@@ -198,6 +199,14 @@ pub struct AgentArgs {
     /// Bytes of live messages queued per subscriber; a client further behind is dropped.
     #[arg(long, env = "FLOWSCOPE_LIVE_CLIENT_BYTES", default_value_t = 4 * 1024 * 1024, global = true)]
     pub live_client_bytes: usize,
+    /// Live subscribers (SSE + WebSocket) served at once; more get 503.
+    #[arg(
+        long,
+        env = "FLOWSCOPE_MAX_LIVE_CLIENTS",
+        default_value_t = 256,
+        global = true
+    )]
+    pub max_live_clients: usize,
     /// Distinct flows with their own metric series; the rest are labelled `other`.
     #[arg(
         long,
@@ -271,6 +280,8 @@ pub struct Limits {
     pub http_idle_timeout: Duration,
     /// Live bytes queued per subscriber.
     pub live_client_bytes: usize,
+    /// Live subscribers (SSE + WebSocket) at once.
+    pub max_live_clients: usize,
     /// Flows with their own metric series.
     pub metrics_max_flows: usize,
     /// (flow, step) pairs with their own metric series.
@@ -292,6 +303,7 @@ impl Default for Limits {
             http_header_timeout: Duration::from_secs(10),
             http_idle_timeout: Duration::from_secs(60),
             live_client_bytes: 4 * 1024 * 1024,
+            max_live_clients: 256,
             metrics_max_flows: 100,
             metrics_max_steps: 1000,
             max_client_services: 256,
@@ -395,6 +407,7 @@ impl TryFrom<&AgentArgs> for AgentConfig {
                 http_header_timeout: args.http_header_timeout,
                 http_idle_timeout: args.http_idle_timeout,
                 live_client_bytes: args.live_client_bytes.max(64 * 1024),
+                max_live_clients: args.max_live_clients.max(1),
                 metrics_max_flows: args.metrics_max_flows,
                 metrics_max_steps: args.metrics_max_steps,
                 ..Limits::default()

@@ -68,7 +68,11 @@ impl AgentState {
         Self {
             store: RwLock::new(store),
             metrics,
-            live: Arc::new(live::Hub::new(config.live_buffer, limits.live_client_bytes)),
+            live: Arc::new(live::Hub::new(
+                limits.max_live_clients,
+                config.live_buffer,
+                limits.live_client_bytes,
+            )),
             started: Instant::now(),
             renders: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_RENDERS)),
             config,

@@ -37,7 +37,8 @@ pub struct RedactConfig {
 }
 
 impl RedactConfig {
-    /// Parses `--redact` entries: `re:<regex>` is a pattern, anything else a key name.
+    /// Parses `--redact` entries: `re:<regex>` is one pattern, anything else comma-separated
+    /// key names.
     pub fn parse(entries: &[String], hide_llm_content: bool) -> Result<Self, RedactError> {
         let mut config = Self {
             hide_llm_content,
@@ -51,9 +52,12 @@ impl RedactConfig {
                         source,
                     }
                 })?),
-                None => {
-                    config.keys.insert(entry.to_ascii_lowercase());
-                }
+                None => config.keys.extend(
+                    entry
+                        .split(',')
+                        .map(|k| k.trim().to_ascii_lowercase())
+                        .filter(|k| !k.is_empty()),
+                ),
             }
         }
         Ok(config)

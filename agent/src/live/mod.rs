@@ -33,6 +33,7 @@ pub const FLOW_STATUS_EVERY: Duration = Duration::from_millis(250);
 /// The publisher side shared by every subscriber: one bounded mailbox per subscriber.
 pub struct Hub {
     mailboxes: Mutex<Vec<Arc<Mailbox>>>,
+    max_subscribers: usize,
     max_events: usize,
     max_bytes: usize,
     seq: AtomicU64,
@@ -41,10 +42,12 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub queueing at most `max_events` events and `max_bytes` bytes per subscriber.
-    pub fn new(max_events: usize, max_bytes: usize) -> Self {
+    /// A hub of at most `max_subscribers`, queueing at most `max_events` events and
+    /// `max_bytes` bytes for each.
+    pub fn new(max_subscribers: usize, max_events: usize, max_bytes: usize) -> Self {
         Self {
             mailboxes: Mutex::new(Vec::new()),
+            max_subscribers: max_subscribers.max(1),
             max_events,
             max_bytes,
             seq: AtomicU64::new(0),
@@ -52,10 +55,14 @@ impl Hub {
         }
     }
 
-    fn register(&self, filter: LiveFilter) -> Arc<Mailbox> {
+    fn register(&self, filter: LiveFilter) -> Option<Arc<Mailbox>> {
+        let mut mailboxes = self.mailboxes.lock();
+        if mailboxes.len() >= self.max_subscribers {
+            return None;
+        }
         let mailbox = Arc::new(Mailbox::new(filter, self.max_events, self.max_bytes));
-        self.mailboxes.lock().push(Arc::clone(&mailbox));
-        mailbox
+        mailboxes.push(Arc::clone(&mailbox));
+        Some(mailbox)
     }
 
     fn unregister(&self, mailbox: &Arc<Mailbox>) {

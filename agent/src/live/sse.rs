@@ -19,7 +19,8 @@ pub async fn stream(
     RawQuery(raw): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
     let filter = LiveFilter::parse(raw.as_deref())?;
-    let subscription = Subscription::new(Arc::clone(&state.live), filter, state.config.heartbeat);
+    let subscription = Subscription::new(Arc::clone(&state.live), filter, state.config.heartbeat)
+        .ok_or(ApiError::Overloaded("too many live subscribers"))?;
     let events = stream::unfold(subscription, |mut sub| async move {
         let event = sub.next().await?;
         let sse = Event::default()

@@ -112,15 +112,16 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// Subscribes to `hub` with `filter`, heartbeating every `heartbeat`.
-    pub fn new(hub: Arc<Hub>, filter: LiveFilter, heartbeat: Duration) -> Self {
+    /// Subscribes to `hub` with `filter`, heartbeating every `heartbeat`; `None` when the hub
+    /// already has its maximum of subscribers.
+    pub fn new(hub: Arc<Hub>, filter: LiveFilter, heartbeat: Duration) -> Option<Self> {
         let mut heartbeat = tokio::time::interval(heartbeat);
         heartbeat.reset(); // the first tick after one period, not now
-        Self {
-            mailbox: hub.register(filter),
+        Some(Self {
+            mailbox: hub.register(filter)?,
             heartbeat,
             hub,
-        }
+        })
     }
 
     /// The next event to send; `None` when the stream is over. A client that fell behind gets

@@ -1,6 +1,7 @@
 //! `GET /api/ws`: WebSocket; each text message is `{"type", "seq", "data"}`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
@@ -21,21 +22,25 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Result<impl IntoResponse, ApiError> {
     let filter = LiveFilter::parse(raw.as_deref())?;
-    let subscription = Subscription::new(Arc::clone(&state.live), filter, state.config.heartbeat);
-    Ok(ws.on_upgrade(move |socket| serve(socket, subscription)))
+    let subscription = Subscription::new(Arc::clone(&state.live), filter, state.config.heartbeat)
+        .ok_or(ApiError::Overloaded("too many live subscribers"))?;
+    let send_timeout = state.config.limits.http_idle_timeout;
+    Ok(ws.on_upgrade(move |socket| serve(socket, subscription, send_timeout)))
 }
 
-async fn serve(mut socket: WebSocket, mut subscription: Subscription) {
+async fn serve(mut socket: WebSocket, mut subscription: Subscription, send_timeout: Duration) {
     loop {
         tokio::select! {
             next = subscription.next() => {
                 let Some(event) = next else { break };
-                if socket.send(Message::Text(event.envelope().into())).await.is_err() {
+                // A client that stops reading cannot hold this task (or its socket) forever.
+                let sent = tokio::time::timeout(send_timeout, socket.send(Message::Text(event.envelope().into()))).await;
+                if !matches!(sent, Ok(Ok(()))) {
                     return;
                 }
                 if event.kind == "error" {
                     let frame = CloseFrame { code: CLOSE_SLOW_CLIENT, reason: "slow client".into() };
-                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    let _ = tokio::time::timeout(send_timeout, socket.send(Message::Close(Some(frame)))).await;
                     return;
                 }
             }

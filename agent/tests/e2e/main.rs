@@ -3,6 +3,7 @@
 mod api_errors;
 mod bad_input;
 mod filters;
+mod hardening;
 mod lifecycle;
 mod live;
 mod metrics;

@@ -37,6 +37,14 @@ impl Agent {
         Agent::try_start_with_env(socket, extra, &[])
     }
 
+    /// Starts an agent that is expected to refuse to start; returns its stderr.
+    pub fn refused(socket: &Path, extra: &[&str]) -> String {
+        match Agent::try_start_at(socket, extra) {
+            Ok(_) => panic!("the agent started with {extra:?}"),
+            Err(stderr) => stderr,
+        }
+    }
+
     /// Starts an agent with extra environment variables.
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -58,7 +66,11 @@ impl Agent {
             .envs(env.iter().copied())
             .arg("--socket")
             .arg(socket)
-            .args(["--http", "127.0.0.1:0", "--log", "warn"])
+            .args(if extra.contains(&"--http") {
+                &["--log", "warn"][..]
+            } else {
+                &["--http", "127.0.0.1:0", "--log", "warn"][..]
+            })
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -130,6 +142,27 @@ impl Agent {
         flowscope::Client::new(flowscope::Config::new("e2e-tests").socket(&self.socket))
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory of the agent process, in KiB (from /proc).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("agent /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// The `host:port` of the HTTP server.
+    pub fn http_addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_owned()
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()
@@ -173,6 +206,11 @@ impl RawConn {
         let reply = conn.read_frame().expect("handshake reply");
         assert_eq!(reply["ok"], true, "handshake refused: {reply}");
         conn
+    }
+
+    /// Sends a JSON array of events as one batch frame.
+    pub fn send_events(&mut self, events: &[Value]) {
+        self.send_frame(&serde_json::to_vec(events).expect("json"));
     }
 
     /// Sends a length-prefixed frame.

@@ -4,6 +4,8 @@
 # FLOWSCOPE_AGENT_BIN overrides the binary (default: <repo>/target/debug/flowscope).
 # Screenshots and measured figures go to <repo>/test-artifacts/ui/.
 # FLOWSCOPE_UI_STRICT=1 also enforces the 200 ms (5,000-span render) and 100 ms (live) targets.
+# FLOWSCOPE_UI_ASSETS=agent/src/ui/assets serves the UI from disk instead of the binary's copy
+# (test UI edits without rebuilding; see lib/harness.mjs).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -27,4 +29,4 @@ fi
 cd "$here"
 # playwright-core only: it never downloads browsers.
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
-node --test --test-concurrency=1 ui.test.mjs
+node --test --test-concurrency=1 ui.test.mjs hardening.test.mjs

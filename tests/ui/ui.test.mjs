@@ -318,7 +318,7 @@ test('artifacts, redaction notice, expandable prompts and other step events', as
   assert.ok(await page.$('.artifact:has-text("report.json") button:has-text("Download")'), 'inline preview downloadable');
   const href = await page.getAttribute('.artifact:has-text("chart.png") a[download]', 'href');
   assert.equal(href, 'https://files.example.invalid/chart.png', 'download link');
-  assert.ok(await page.$('.artifact:has-text("chart.png") button:has-text("Load image preview")'), 'remote images load only on request');
+  assert.ok(await page.$('.artifact:has-text("chart.png") button:has-text("Load image from files.example.invalid")'), 'remote images load only on request');
   assert.ok(await page.$('.llm-text[data-part=prompt] .redaction-notice'), 'redaction notice');
   assert.equal(await page.$('.llm-text[data-part=response] .redaction-notice'), null);
   // Long prompts are clamped with an Expand toggle.

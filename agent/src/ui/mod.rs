@@ -18,6 +18,7 @@ macro_rules! asset {
 const ASSETS: &[(&str, &str, &[u8])] = &[
     asset!("index.html", "text/html; charset=utf-8"),
     asset!("app.css", "text/css; charset=utf-8"),
+    asset!("prefetch.js", "text/javascript; charset=utf-8"),
     asset!("app.js", "text/javascript; charset=utf-8"),
     asset!("api.js", "text/javascript; charset=utf-8"),
     asset!("util.js", "text/javascript; charset=utf-8"),

@@ -1,9 +1,17 @@
 // Test harness: a real agent process (`flowscope demo --once`) and a headless Debian Chromium
 // driven by playwright-core. No browser download, no internet: Chromium runs with every external
 // host unresolvable.
+//
+// FLOWSCOPE_UI_ASSETS=<dir> (e.g. agent/src/ui/assets) serves `/` and `/ui/*` from that directory
+// instead of the copy compiled into the binary, through a small proxy in front of each agent (the
+// API, SSE and WebSocket go to the agent; the agent's security headers are copied onto the files).
+// That tests UI edits without rebuilding the agent.
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -22,7 +30,10 @@ export function agentBinary() {
   return bin;
 }
 
-/** Starts `flowscope demo --once` on a fresh socket and a free port. */
+/**
+ * Starts `flowscope demo --once` on a fresh socket and a free port. `extraArgs` are added to the
+ * command line (e.g. `['--token', 's3cret']`).
+ */
 export async function startAgent(extraArgs = []) {
   const dir = mkdtempSync(path.join(tmpdir(), 'flowscope-ui-'));
   const socket = path.join(dir, 'agent.sock');
@@ -50,11 +61,14 @@ export async function startAgent(extraArgs = []) {
     });
   });
   lines.on('line', () => {}); // keep draining stdout
+  const disk = process.env.FLOWSCOPE_UI_ASSETS ? await diskUi(url, path.resolve(REPO, process.env.FLOWSCOPE_UI_ASSETS)) : null;
   return {
-    url,
+    url: disk ? disk.url : url,
+    agentUrl: url,
     socket,
     proc,
     async stop() {
+      await disk?.close();
       if (proc.exitCode === null) {
         proc.kill('SIGTERM');
         await new Promise((r) => {
@@ -73,10 +87,70 @@ export async function startAgent(extraArgs = []) {
   };
 }
 
-export async function getJson(base, p) {
-  const res = await fetch(new URL(p, base));
+/** GET JSON from the agent; `token`: sent as `Authorization: Bearer`. */
+export async function getJson(base, p, { token } = {}) {
+  const res = await fetch(new URL(p, base), { headers: token ? { authorization: `Bearer ${token}` } : {} });
   if (!res.ok) throw new Error(`${p}: ${res.status} ${await res.text()}`);
   return res.json();
+}
+
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml' };
+const SECURITY_HEADERS = ['content-security-policy', 'x-content-type-options', 'referrer-policy', 'x-frame-options'];
+
+/** The FLOWSCOPE_UI_ASSETS proxy: UI files from `dir`, everything else from the agent at `agentUrl`. */
+async function diskUi(agentUrl, dir) {
+  const target = new URL(agentUrl);
+  const probe = await fetch(new URL('/', target));
+  await probe.arrayBuffer();
+  const security = {};
+  for (const k of SECURITY_HEADERS) if (probe.headers.has(k)) security[k] = probe.headers.get(k);
+  const upgraded = new Set();
+  const server = http.createServer(async (req, res) => {
+    const { pathname } = new URL(req.url, 'http://x');
+    const file = pathname === '/' ? 'index.html' : pathname.startsWith('/ui/') ? pathname.slice(4) : null;
+    if (file !== null) {
+      const full = path.join(dir, path.normalize(file));
+      if (!full.startsWith(dir + path.sep)) return res.writeHead(403).end();
+      try {
+        const body = await readFile(full);
+        res.writeHead(200, { ...security, 'content-type': TYPES[path.extname(full)] || 'application/octet-stream', 'cache-control': 'no-cache' });
+        return res.end(body);
+      } catch {
+        return res.writeHead(404, security).end('not found');
+      }
+    }
+    const up = http.request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode, r.headers);
+      res.flushHeaders();
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  // WebSocket (/api/ws): the upgrade request is replayed to the agent, then bytes are piped.
+  server.on('upgrade', (req, socket, head) => {
+    const up = net.connect(Number(target.port), target.hostname, () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+      up.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (head.length) up.write(head);
+      up.pipe(socket);
+      socket.pipe(up);
+    });
+    upgraded.add(socket);
+    socket.on('close', () => upgraded.delete(socket));
+    up.on('error', () => socket.destroy());
+    socket.on('error', () => up.destroy());
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    close() {
+      for (const s of upgraded) s.destroy();
+      server.closeAllConnections();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
 }
 
 /** Polls `fn` until it returns a truthy value. */

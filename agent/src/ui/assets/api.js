@@ -1,5 +1,9 @@
 // HTTP API client and the live event stream (SSE by default, WebSocket on request).
 // Every URL is relative to the page, so the UI also works behind a path prefix.
+//
+// An agent started with `--token` answers 401 to /api/* without `Authorization: Bearer <token>`.
+// The token the user enters is kept in sessionStorage (this tab only) and sent on every request;
+// EventSource and WebSocket cannot set headers, so the live stream carries it as `?token=`.
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -9,35 +13,81 @@ export class ApiError extends Error {
   }
 }
 
+const TOKEN_KEY = 'flowscope.token';
+
+/** The access token of this tab, or null. */
+export function getToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || null;
+  } catch {
+    return null; // storage disabled
+  }
+}
+
+export function setToken(token) {
+  try {
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    /* storage disabled: the token lives as long as this page */
+  }
+}
+
+/** Request headers with the token, if any. */
+export function authHeaders(headers = {}) {
+  const token = getToken();
+  return token ? { ...headers, authorization: `Bearer ${token}` } : headers;
+}
+
+let unauthorized = null;
+/** `fn(error, {token})` runs when the agent refuses the current token (or the lack of one). */
+export function onUnauthorized(fn) {
+  unauthorized = fn;
+}
+
+/** A 401 for the token still in use is reported; one for a token since replaced is not. */
+function refused(err, token) {
+  if (err.status === 401 && token === getToken()) unauthorized?.(err, { token });
+}
+
+/** An ApiError from a failed response (the agent's `{error:{code,message}}`, when it sent one). */
+async function apiError(res) {
+  let code = `http_${res.status}`;
+  let message = `${res.status} ${res.statusText}`;
+  try {
+    const body = await res.json();
+    if (body && body.error) {
+      code = body.error.code || code;
+      message = body.error.message || message;
+    }
+  } catch {
+    /* not JSON */
+  }
+  return new ApiError(res.status, code, message);
+}
+
 /** GET a JSON endpoint; throws ApiError with the agent's `{error:{code,message}}`. */
 export async function getJson(path, { signal } = {}) {
   let res;
+  let token = getToken();
   try {
-    // Started by index.html while the modules loaded; one use only, later loads are fresh (app.js
-    // drops whatever the first route did not use).
+    // Started by prefetch.js while the modules loaded; one use only, later loads are fresh
+    // (app.js drops whatever the first route did not use).
     const early = window.__flowscopePrefetch;
     const pre = early && Object.hasOwn(early, path) ? early[path] : null;
     if (pre) {
       delete early[path];
-      res = await pre;
-    } else res = await fetch(path, { signal, headers: { accept: 'application/json' } });
+      token = pre.token || null;
+      res = await pre.response;
+    } else res = await fetch(path, { signal, headers: authHeaders({ accept: 'application/json' }) });
   } catch (e) {
     if (e.name === 'AbortError') throw e;
     throw new ApiError(0, 'network', 'The agent is not reachable.');
   }
   if (!res.ok) {
-    let code = `http_${res.status}`;
-    let message = `${res.status} ${res.statusText}`;
-    try {
-      const body = await res.json();
-      if (body && body.error) {
-        code = body.error.code || code;
-        message = body.error.message || message;
-      }
-    } catch {
-      /* not JSON */
-    }
-    throw new ApiError(res.status, code, message);
+    const err = await apiError(res);
+    refused(err, token);
+    throw err;
   }
   const text = await res.text();
   const t0 = performance.now();
@@ -46,6 +96,37 @@ export async function getJson(path, { signal } = {}) {
   (perf.fetches ||= []).push({ path, bytes: text.length, parseMs: performance.now() - t0, at: t0 });
   if (perf.fetches.length > 50) perf.fetches.shift();
   return body;
+}
+
+/**
+ * Opens an API URL that is not JSON for the page (an export) as a download, or in a new tab when
+ * `download` is null. With a token it has to be fetched (a link cannot send the header).
+ */
+export async function openFile(path, { download = null } = {}) {
+  const token = getToken();
+  let res;
+  try {
+    res = await fetch(path, { headers: authHeaders() });
+  } catch {
+    throw new ApiError(0, 'network', 'The agent is not reachable.');
+  }
+  if (!res.ok) {
+    const err = await apiError(res);
+    refused(err, token);
+    throw err;
+  }
+  const blob = await res.blob();
+  const named = /filename="([^"]+)"/.exec(res.headers.get('content-disposition') || '');
+  const link = document.createElement('a');
+  link.href = URL.createObjectURL(blob);
+  if (download !== null) link.download = (named && named[1]) || download;
+  else link.target = '_blank';
+  link.rel = 'noopener';
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  // Long enough for the new tab to load it.
+  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
 }
 
 export const TRACE_FILTERS = ['q', 'flow', 'status', 'step', 'stateKey', 'topic', 'correlationId', 'minDuration'];
@@ -69,6 +150,8 @@ export const api = {
   groups: (opts) => getJson('api/groups', opts),
   group: (id, opts) => getJson(`api/groups/${encodeURIComponent(id)}`, opts),
   flows: (opts) => getJson('api/flows', opts),
+  /** A cheap authenticated request, to check a token. */
+  check: (opts) => getJson('api/traces?limit=1', opts),
 };
 
 export const EVENT_TYPES = ['trace.created', 'trace.updated', 'trace.completed', 'group.updated', 'flow.status', 'heartbeat'];
@@ -90,18 +173,37 @@ export class LiveStream {
     this.everOpened = false;
     this.failures = 0;
     this.closed = false;
-    this.watchdog = setInterval(() => this.checkAlive(), 5000);
+    this.watchdog = 0;
   }
 
   start() {
     this.closed = false;
+    if (!this.watchdog) this.watchdog = setInterval(() => this.checkAlive(), 5000);
     this.connect();
   }
 
   stop() {
     this.closed = true;
     clearInterval(this.watchdog);
+    this.watchdog = 0;
+    clearTimeout(this.retryTimer);
     this.teardown();
+  }
+
+  /** Starts over with fresh backoff (after stop(), e.g. once a token was entered). */
+  restart() {
+    this.stop();
+    this.failures = 0;
+    this.backoff = 500;
+    this.start();
+  }
+
+  /** The stream URL, with the access token when there is one (no headers on EventSource/WS). */
+  url(path) {
+    const url = new URL(path, location.href);
+    const token = getToken();
+    if (token) url.searchParams.set('token', token);
+    return url;
   }
 
   setState(s, detail) {
@@ -110,6 +212,7 @@ export class LiveStream {
   }
 
   connect() {
+    clearTimeout(this.retryTimer);
     this.teardown();
     this.setState(this.everOpened ? 'reconnecting' : 'connecting');
     if (this.transport === 'ws') this.connectWs();
@@ -171,7 +274,7 @@ export class LiveStream {
   }
 
   connectSse() {
-    const es = new EventSource('api/stream');
+    const es = new EventSource(this.url('api/stream'));
     this.conn = es;
     es.onopen = () => this.opened();
     es.onerror = (e) => {
@@ -209,7 +312,7 @@ export class LiveStream {
   }
 
   connectWs() {
-    const url = new URL('api/ws', location.href);
+    const url = this.url('api/ws');
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(url);
     this.conn = ws;

@@ -5,9 +5,9 @@
 //   /groups[/<correlationId>]                                          groups page
 //   /flows                                                             live flow status
 // Filters use the API's parameter names. `transport=ws` (in the page's query string) switches the
-// live stream from SSE to WebSocket.
+// live stream from SSE to WebSocket. An agent started with `--token` gets a token form ("access token" below).
 
-import { LiveStream } from './api.js';
+import { LiveStream, api, setToken, onUnauthorized } from './api.js';
 import { h, icon, isTyping } from './util.js';
 import { TracesPage } from './traces.js';
 import { GroupsPage } from './groups.js';
@@ -80,6 +80,7 @@ function topBar() {
     nav,
     h('div', { class: 'spacer' }),
     live,
+    h('button', { class: 'btn btn-xs token-btn', id: 'token-btn', type: 'button', hidden: true, title: 'This agent needs an access token', onclick: () => showTokenForm() }, 'Enter token'),
     h('button', { class: 'btn btn-ghost btn-icon help-btn', type: 'button', title: 'Keyboard shortcuts (?)', onclick: toggleHelp }, '?'),
   );
 }
@@ -94,18 +95,21 @@ function setLiveState(state, detail) {
     live: 'Live',
     reconnecting: 'Reconnecting…',
     unavailable: 'Polling',
+    locked: 'Token needed',
   }[state];
   el.querySelector('.live-text').textContent = text;
   el.title =
-    state === 'unavailable'
+    state === 'locked'
+      ? 'The agent needs an access token'
+      : state === 'unavailable'
       ? 'The live stream (/api/stream) is not available; refreshing every 3 s instead'
       : state === 'live'
         ? 'Receiving live updates'
         : detail && detail.message
           ? `The agent dropped this page's live stream (${detail.code}: ${detail.message}); reconnecting`
           : 'Waiting for the agent';
-  // Pages poll while the stream is down.
-  for (const p of Object.values(app.pages)) p.setPolling?.(state !== 'live');
+  // Pages poll while the stream is down (not while locked: every poll would be refused).
+  for (const p of Object.values(app.pages)) p.setPolling?.(state !== 'live' && state !== 'locked');
 }
 
 function onLiveEvent(type, data) {
@@ -173,9 +177,107 @@ function toggleHelp() {
   document.body.appendChild(helpEl);
 }
 
+// ---------------------------------------------------------------- access token
+
+const token = { dialog: null, input: null, error: null, submit: null };
+
+/**
+ * The agent refused a request for want of a (valid) token: stop the live stream and polling, and
+ * ask for one. `sent`: the token that was refused (null if there was none).
+ */
+function locked(_err, { token: sent }) {
+  if (sent) setToken(null); // it is wrong: don't send it again
+  if (app.liveState !== 'locked') {
+    app.live?.stop();
+    setLiveState('locked');
+  }
+  document.getElementById('token-btn').hidden = false;
+  showTokenForm(sent ? 'The agent did not accept this token.' : null);
+}
+
+/** The token form: a modal dialog with a password field. */
+function showTokenForm(error = null) {
+  if (!token.dialog) token.dialog = buildTokenForm();
+  const { dialog } = token;
+  if (error !== null || !dialog.open) setTokenError(error);
+  if (!dialog.open) {
+    dialog.showModal();
+    token.input.focus();
+  }
+}
+
+function setTokenError(message) {
+  token.error.hidden = !message;
+  token.error.textContent = message || '';
+  token.input.setAttribute('aria-invalid', String(!!message));
+}
+
+function buildTokenForm() {
+  token.input = h('input', {
+    id: 'token-input',
+    class: 'input',
+    type: 'password',
+    name: 'token',
+    autocomplete: 'current-password',
+    spellcheck: 'false',
+    required: true,
+    'aria-describedby': 'token-help token-error',
+  });
+  token.error = h('p', { id: 'token-error', class: 'token-error', role: 'alert', hidden: true });
+  token.submit = h('button', { class: 'btn', type: 'submit' }, 'Unlock');
+  const form = h(
+    'form',
+    { id: 'token-form', class: 'token-form', novalidate: true, onsubmit: submitToken },
+    h('h3', { id: 'token-title' }, 'Access token needed'),
+    h('p', { id: 'token-help', class: 'muted' }, 'This agent was started with ', h('code', null, '--token'), '. Enter the token to see its traces. It is kept in this tab only, until you close it.'),
+    h('label', { class: 'field', for: 'token-input' }, h('span', { class: 'field-label' }, 'Token')),
+    token.input,
+    token.error,
+    h('div', { class: 'token-actions' }, token.submit),
+  );
+  const dialog = h('dialog', { class: 'modal token-dialog', id: 'token-dialog', 'aria-labelledby': 'token-title' }, form);
+  // Esc closes it; the top bar's "Enter token" button opens it again.
+  document.body.appendChild(dialog);
+  return dialog;
+}
+
+async function submitToken(e) {
+  e.preventDefault();
+  const value = token.input.value.trim();
+  if (!value) {
+    setTokenError('Enter the token.');
+    token.input.focus();
+    return;
+  }
+  token.submit.disabled = true;
+  setToken(value);
+  try {
+    await api.check();
+  } catch (err) {
+    // A 401 comes back through locked(), which clears the token and says so.
+    if (err.status !== 401) setTokenError(`Cannot check the token: ${err.message}`);
+    token.input.select();
+    return;
+  } finally {
+    token.submit.disabled = false;
+  }
+  unlocked();
+}
+
+/** A token was accepted: close the form, reconnect the stream and reload what is on screen. */
+function unlocked() {
+  token.input.value = '';
+  setTokenError(null);
+  token.dialog.close();
+  document.getElementById('token-btn').hidden = true;
+  app.live.restart();
+  for (const p of Object.values(app.pages)) p.resync?.();
+}
+
 let gPending = 0;
 function onKey(e) {
   if (e.defaultPrevented || e.metaKey || e.ctrlKey || e.altKey) return;
+  if (token.dialog && token.dialog.open) return; // the token form is modal
   if (e.key === 'Escape' && helpEl) {
     toggleHelp();
     e.preventDefault();
@@ -215,7 +317,7 @@ function main() {
   app.page = (view) => {
     if (!app.pages[view]) {
       app.pages[view] = new classes[view](main, ctx);
-      app.pages[view].setPolling?.(app.liveState !== 'live' && app.liveState !== 'connecting');
+      app.pages[view].setPolling?.(!['live', 'connecting', 'locked'].includes(app.liveState));
     }
     return app.pages[view];
   };
@@ -236,6 +338,8 @@ function main() {
     onState: setLiveState,
     onResync: () => app.current?.resync?.(),
   });
+  app.live = live;
+  onUnauthorized(locked);
   live.start();
   perf.live = live;
   perf.navigate = navigate;

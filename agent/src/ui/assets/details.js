@@ -1,7 +1,7 @@
 // Step details: operations with timings, logs, error with stack, LLM calls (prompt/response,
 // tokens, cost), artifacts, retries, checkpoints, transitions and custom events.
 
-import { h, icon, copyButton, fmtDuration, fmtOffset, fmtBytes, fmtNumber, fmtCost, statusPill, safeUrl } from './util.js';
+import { h, icon, copyButton, fmtDuration, fmtOffset, fmtBytes, fmtNumber, fmtCost, statusPill, safeUrl, remoteHost } from './util.js';
 
 const REDACTION = /\[(?:redacted|REDACTED)[^\]]*\]|<redacted>|«redacted»|\*{4,}|\bREDACTED\b/;
 const LONG_TEXT = 600;
@@ -304,25 +304,41 @@ function tokenBar(i, o) {
   );
 }
 
+// Inline images the page may show without asking: raster data: URLs (CSP allows data: images).
+const DATA_IMAGE = /^data:image\/(?:png|jpe?g|gif|webp|avif|bmp);base64,[a-z0-9+/=\s]+$/i;
+
+/** A preview image: same-origin at once, remote only after a click (no calls to third parties). */
+function imagePreview(src, alt) {
+  const host = remoteHost(src);
+  if (!host) return h('img', { class: 'artifact-img', src, alt, loading: 'lazy' });
+  const holder = h('div', { class: 'artifact-load' });
+  const load = () => holder.replaceChildren(h('img', { class: 'artifact-img', src, alt, referrerpolicy: 'no-referrer' }));
+  holder.append(
+    h('button', { class: 'btn btn-xs artifact-load-btn', type: 'button', title: src, onclick: load }, `Load image from ${host}`),
+    h('span', { class: 'muted small' }, ' Remote images are not loaded automatically.'),
+  );
+  return holder;
+}
+
+/** A link to a safe URL; it opens in a new tab without opener or referrer. */
+function artifactLink(url, name) {
+  return h('a', { class: 'btn btn-xs', href: url, download: name, target: '_blank', rel: 'noopener noreferrer' }, icon('download'), 'Download');
+}
+
 function artifactCard(a) {
   const url = safeUrl(a.url);
   const meta = [a.mime, a.size != null ? fmtBytes(a.size) : null].filter(Boolean).join(' · ');
+  const isImage = /^image\//.test(a.mime || '');
+  const previewText = a.preview != null ? String(a.preview) : null;
+  // An image's preview may itself be a URL.
+  const previewUrl = isImage && previewText && !DATA_IMAGE.test(previewText.trim()) ? safeUrl(previewText.trim()) : null;
+  const dataImage = isImage && typeof a.url === 'string' && DATA_IMAGE.test(a.url.trim());
   let preview = null;
-  if (url && /^image\//.test(a.mime || '')) {
-    // Inline (data:) and same-origin images show at once; remote ones only on request, so opening
-    // a trace never makes the browser call out to third parties.
-    const remote = /^https?:/i.test(url) && !url.startsWith(location.origin);
-    if (!remote) preview = h('img', { class: 'artifact-img', src: url, alt: a.name, loading: 'lazy' });
-    else {
-      const holder = h('div', { class: 'artifact-load' });
-      holder.appendChild(
-        h('button', { class: 'btn btn-xs', type: 'button', onclick: () => holder.replaceChildren(h('img', { class: 'artifact-img', src: url, alt: a.name })) }, 'Load image preview'),
-      );
-      holder.appendChild(h('span', { class: 'muted small' }, ` from ${new URL(url).host}`));
-      preview = holder;
-    }
-  } else if (a.preview != null) {
-    let text = String(a.preview);
+  if (isImage && url) preview = imagePreview(url, a.name);
+  else if (dataImage) preview = h('img', { class: 'artifact-img', src: a.url.trim(), alt: a.name });
+  else if (previewUrl) preview = imagePreview(previewUrl, a.name);
+  else if (previewText != null) {
+    let text = previewText;
     if (/json/.test(a.mime || '')) {
       try {
         text = JSON.stringify(JSON.parse(text), null, 2);
@@ -330,12 +346,12 @@ function artifactCard(a) {
         /* keep as is */
       }
     }
-    if (/^image\//.test(a.mime || '') && /^data:image\//.test(text)) preview = h('img', { class: 'artifact-img', src: text, alt: a.name });
+    if (isImage && DATA_IMAGE.test(text.trim())) preview = h('img', { class: 'artifact-img', src: text.trim(), alt: a.name });
     else preview = h('pre', { class: 'artifact-preview' }, text);
   }
   const actions = [];
-  if (url) actions.push(h('a', { class: 'btn btn-xs', href: url, download: a.name, target: '_blank', rel: 'noopener noreferrer' }, icon('download'), 'Download'));
-  else if (a.preview != null) {
+  if (url) actions.push(artifactLink(url, a.name));
+  else if (previewText != null && !previewUrl) {
     actions.push(
       h(
         'button',
@@ -343,7 +359,7 @@ function artifactCard(a) {
           class: 'btn btn-xs',
           type: 'button',
           onclick: () => {
-            const blob = new Blob([String(a.preview)], { type: a.mime || 'text/plain' });
+            const blob = new Blob([previewText], { type: a.mime || 'text/plain' });
             const link = h('a', { href: URL.createObjectURL(blob), download: a.name });
             document.body.appendChild(link);
             link.click();
@@ -358,7 +374,9 @@ function artifactCard(a) {
       ),
     );
   }
-  if (a.preview != null) actions.push(copyButton(String(a.preview)));
+  if (previewText != null) actions.push(copyButton(previewText));
+  // A URL that is not http(s) is shown as text, never as a link (cut short: data: URLs are long).
+  const refused = a.url && !url && !dataImage;
   return h(
     'div',
     { class: 'artifact' },
@@ -371,9 +389,13 @@ function artifactCard(a) {
       h('span', { class: 'spacer' }),
       actions,
     ),
-    a.url && !url ? h('div', { class: 'muted small' }, `Link not shown (unsupported scheme): ${a.url}`) : null,
+    refused ? h('div', { class: 'muted small artifact-refused' }, 'Link not shown (only http and https links are): ', h('code', null, clip(String(a.url), 120))) : null,
     preview,
   );
+}
+
+function clip(s, n) {
+  return s.length > n ? `${s.slice(0, n)}…` : s;
 }
 
 function eventList(events, stepStart) {

@@ -138,7 +138,14 @@ function flowCard(f, flash) {
         'rate',
       ),
     ),
-    h('div', { class: 'flow-steps', role: 'list', 'aria-label': `Steps of ${f.flowName}` }, h('div', { class: 'flow-steps-head' }, h('span', null, 'Step'), h('span', null, 'Now'), h('span', null, 'Runs'), h('span', null, 'Done'), h('span', null, 'Failed')), rows),
+    h(
+      'div',
+      { class: 'flow-steps', role: 'list', 'aria-label': `Steps of ${f.flowName}` },
+      h('div', { class: 'flow-steps-head' }, h('span', null, 'Step'), h('span', null, 'Now'), h('span', null, 'Runs'), h('span', null, 'Done'), h('span', null, 'Failed')),
+      rows,
+      // The agent sends at most 100 steps per flow.
+      f.stepsTruncated ? h('div', { class: 'flow-steps-more muted small' }, `+ more steps (the agent lists ${fmtNumber(steps.length)})`) : null,
+    ),
   );
 }
 

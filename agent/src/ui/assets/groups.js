@@ -2,7 +2,7 @@
 // traces with the gaps between them, like the RFC's logical-flow picture.
 
 import { api } from './api.js';
-import { h, icon, fmtDuration, fmtGap, fmtRelative, fmtClock, fmtDateTime, fmtNumber, statusDot, statusPill, shortId, rafThrottle, setChildren } from './util.js';
+import { h, icon, fmtDuration, fmtGap, fmtRelative, fmtClock, fmtDateTime, fmtNumber, statusDot, statusPill, shortId, rafThrottle, setChildren, truncatedText } from './util.js';
 
 export class GroupsPage {
   constructor(main, ctx) {
@@ -267,6 +267,8 @@ function traceCard(t, i, now) {
     if (k) chain.appendChild(h('span', { class: 'chain-arrow', 'aria-hidden': 'true' }, '→'));
     chain.appendChild(h('span', { class: `chain-step${k === 0 ? ' entry' : ''}` }, n));
   });
+  // The agent lists at most 50 distinct step names per trace.
+  if (t.stepNamesTruncated) chain.appendChild(h('span', { class: 'chain-more', title: 'The agent lists the first 50 distinct step names; open the trace for all of them' }, '+ more steps'));
   if (t.status === 'running') chain.appendChild(h('span', { class: 'chain-step running' }, 'running…'));
   const md = t.metadata || {};
   return h(
@@ -286,6 +288,7 @@ function traceCard(t, i, now) {
           h('strong', null, `Trace ${i + 1}`),
           h('span', { class: 'muted' }, ` · ${t.entryPoint?.type || ''} · ${t.entryPoint?.stepName || t.flowName}`),
           md.errorCount ? h('span', { class: 'ti-err' }, icon('error'), `${md.errorCount}`) : null,
+          truncatedText(t.truncated) ? h('span', { class: 'ti-trunc', title: truncatedText(t.truncated) }, 'truncated') : null,
           h('span', { class: 'spacer' }),
           h('span', { class: 'tc-dur' }, t.duration != null ? fmtDuration(t.duration) : fmtDuration(now - t.startTime)),
           h('span', { class: 'muted tc-time', dataset: { rel: t.startTime }, title: fmtDateTime(t.startTime) }, fmtRelative(t.startTime, now)),

@@ -1,7 +1,7 @@
 // Traces page: the filterable trace list (≈1/3) and the selected trace's timeline (≈2/3) with
 // step details below it.
 
-import { api, ApiError } from './api.js';
+import { api, ApiError, getToken, openFile } from './api.js';
 import {
   h,
   icon,
@@ -18,6 +18,7 @@ import {
   debounce,
   rafThrottle,
   setChildren,
+  truncatedText,
 } from './util.js';
 import { Timeline } from './timeline.js';
 import { renderStepDetails, errorBlock, renderTraceExtras } from './details.js';
@@ -421,21 +422,32 @@ export class TracesPage {
     this.flowSelect.value = this.filters.flow || '';
   }
 
-  /** Whether a summary passes the current filters: true, false, or null when only the server knows. */
+  /**
+   * Whether a summary passes the current filters: true, false, or null when only the server knows.
+   * `stepNames` holds at most 50 names (`stepNamesTruncated` when there were more), so a step
+   * name missing from a cut list is a "maybe", not a "no".
+   */
   matches(s) {
     const f = this.filters;
+    let maybe = !!(f.stateKey || f.topic);
+    const names = s.stepNames || [];
     if (f.flow && s.flowName !== f.flow) return false;
     if (f.status && s.status !== f.status) return false;
-    if (f.step && !(s.stepNames || []).includes(f.step)) return false;
+    if (f.step && !names.includes(f.step)) {
+      if (!s.stepNamesTruncated) return false;
+      maybe = true;
+    }
     if (f.correlationId && s.correlationId !== f.correlationId) return false;
     if (f.minDuration && !(s.duration >= Number(f.minDuration))) return false;
     if (f.q) {
       const q = f.q.toLowerCase();
       const hit = (x) => typeof x === 'string' && x.toLowerCase().includes(q);
-      if (!(s.id.includes(q) || hit(s.flowName) || hit(s.correlationId) || (s.stepNames || []).some(hit))) return false;
+      if (!(s.id.includes(q) || hit(s.flowName) || hit(s.correlationId) || names.some(hit))) {
+        if (!s.stepNamesTruncated) return false;
+        maybe = true;
+      }
     }
-    if (f.stateKey || f.topic) return null;
-    return true;
+    return maybe ? null : true;
   }
 
   // ---------------------------------------------------------------- list
@@ -566,7 +578,7 @@ export class TracesPage {
     for (const t of this.items) {
       seen.add(t.id);
       let li = this.itemEls.get(t.id);
-      const ver = `${t.status}|${t.duration}|${t.stepNames?.length}|${t.metadata?.errorCount}|${t.correlationId}|${t.startTime}`;
+      const ver = `${t.status}|${t.duration}|${t.stepNames?.length}|${t.metadata?.totalSteps}|${t.metadata?.errorCount}|${t.correlationId}|${t.startTime}|${truncatedText(t.truncated)}`;
       if (!li) {
         li = h('li', { class: 'trace-item', role: 'option', id: `ti-${t.id}`, dataset: { traceId: t.id } });
         this.itemEls.set(t.id, li);
@@ -938,7 +950,7 @@ export class TracesPage {
           h('summary', { class: 'btn btn-ghost btn-xs', title: 'View or download this trace' }, icon('download'), h('span', null, 'Export')),
           h(
             'div',
-            { class: 'menu-list', role: 'menu' },
+            { class: 'menu-list', role: 'menu', onclick: (e) => this.exportClick(e) },
             h('a', { role: 'menuitem', href: `api/traces/${t.id}`, target: '_blank', rel: 'noopener' }, 'View JSON'),
             h('a', { role: 'menuitem', href: `api/traces/${t.id}/export?format=json`, download: '' }, 'Download JSON'),
             h('a', { role: 'menuitem', href: `api/traces/${t.id}/export?format=csv`, download: '' }, 'Download CSV'),
@@ -981,9 +993,27 @@ export class TracesPage {
         h('span', { class: 'spacer' }),
         h('span', { class: 'legend muted small' }, h('i', { class: 'lg s-completed' }), 'completed', h('i', { class: 'lg s-running' }), 'running', h('i', { class: 'lg s-failed' }), 'failed', h('i', { class: 'lg arrow' }), 'emit'),
       ),
+      truncatedBanner(t.truncated),
       t.error ? this.traceError(t) : null,
       renderTraceExtras(t),
     );
+  }
+
+  /** Export links: plain links, unless the agent wants a token (a link cannot send it). */
+  exportClick(e) {
+    const a = e.target.closest('a[href]');
+    if (!a || !getToken()) return;
+    e.preventDefault();
+    const href = a.getAttribute('href');
+    const format = /[?&]format=(\w+)/.exec(href);
+    const download = a.hasAttribute('download') ? `trace-${this.trace?.id || 'export'}.${format ? format[1] : 'json'}` : null;
+    const menu = a.closest('.menu-list');
+    menu.querySelector('.menu-error')?.remove();
+    openFile(href, { download }).catch((err) => {
+      if (err.status === 401) return; // the token form is up
+      menu.appendChild(h('div', { class: 'menu-error', role: 'alert' }, `Export failed: ${err.message}`));
+      menu.closest('details').open = true;
+    });
   }
 
   /**
@@ -1119,6 +1149,12 @@ function llmTotalsOf(t) {
   return out;
 }
 
+function truncatedBanner(tr) {
+  const text = truncatedText(tr);
+  if (!text) return null;
+  return h('div', { class: 'trace-truncated', role: 'note' }, icon('error'), h('span', null, `${text}. What is shown is incomplete.`));
+}
+
 function fillDatalist(dl, set) {
   const values = [...set].sort().slice(0, 500);
   if (dl._n === values.length) return;
@@ -1141,6 +1177,7 @@ function fillItem(li, t, now) {
         { class: 'ti-top' },
         h('span', { class: 'ti-flow' }, t.flowName),
         md.errorCount ? h('span', { class: 'ti-err', title: `${md.errorCount} error(s)` }, icon('error'), String(md.errorCount)) : null,
+        truncatedText(t.truncated) ? h('span', { class: 'ti-trunc', title: truncatedText(t.truncated) }, 'truncated') : null,
         h('span', { class: 'spacer' }),
         h('span', { class: 'ti-dur' }, dur),
       ),

@@ -257,6 +257,24 @@ export function debounce(fn, ms) {
   };
 }
 
+/**
+ * What the agent's per-trace caps dropped, as one sentence, or '' when nothing was:
+ * `truncated: {steps, events, depth, strings}` (only counts > 0 are present).
+ */
+export function truncatedText(tr) {
+  if (!tr || typeof tr !== 'object') return '';
+  const n = (k) => (Number(tr[k]) > 0 ? Number(tr[k]) : 0);
+  const count = (x, one, many) => `${fmtNumber(x)} ${x === 1 ? one : many}`;
+  const parts = [];
+  const dropped = [];
+  if (n('steps')) dropped.push(count(n('steps'), 'step', 'steps'));
+  if (n('events')) dropped.push(count(n('events'), 'event', 'events'));
+  if (dropped.length) parts.push(`${dropped.join(' and ')} not kept`);
+  if (n('depth')) parts.push(`${count(n('depth'), 'step', 'steps')} nested deeper than the limit ${n('depth') === 1 ? 'was' : 'were'} flattened`);
+  if (n('strings')) parts.push(`${count(n('strings'), 'string', 'strings')} cut to the length limit`);
+  return parts.length ? `Truncated by the agent's limits: ${parts.join('; ')}` : '';
+}
+
 /** A status pill: completed / failed / running / waiting / active / stalled. */
 export function statusPill(status) {
   return h('span', { class: `pill pill-${status}` }, h('span', { class: 'dot' }), status);
@@ -274,12 +292,30 @@ export function isTyping(e) {
   return tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT' || t.isContentEditable;
 }
 
-/** Only URLs that are safe to put in an href (no javascript:). */
+/**
+ * A URL that is safe to put in an href or src, absolute, or null. Only http(s) is allowed:
+ * relative and same-origin paths, protocol-relative `//host/x` (remote) and http(s) URLs.
+ * javascript:, data:, blob:, vbscript:, file: and every other scheme are refused. The browser's
+ * own parser decides, so tricks like `java\tscript:` or leading spaces resolve as it would.
+ */
 export function safeUrl(url) {
-  if (typeof url !== 'string') return null;
-  const u = url.trim();
-  if (/^(https?:|data:(image|text|application\/json)|blob:)/i.test(u)) return u;
-  if (/^(\/|\.\/|\.\.\/)/.test(u)) return u;
-  if (!/^[a-z][a-z0-9+.-]*:/i.test(u)) return u; // relative path
-  return null;
+  const u = parseSafe(url);
+  return u ? u.href : null;
+}
+
+/** The host of a safe URL that points away from this page's origin, or null (local or unsafe). */
+export function remoteHost(url) {
+  const u = parseSafe(url);
+  return u && u.origin !== location.origin ? u.host : null;
+}
+
+function parseSafe(url) {
+  if (typeof url !== 'string' || !url.trim()) return null;
+  let u;
+  try {
+    u = new URL(url, location.href);
+  } catch {
+    return null;
+  }
+  return u.protocol === 'http:' || u.protocol === 'https:' ? u : null;
 }

@@ -169,8 +169,9 @@ pub async fn get(
     .await
 }
 
-/// The `{execution_id, trace_id, root: {…, children}, dashboards}` document.
-fn execution_tree(id: &str, trace: &Trace, max_depth: usize) -> Vec<u8> {
+/// The `{execution_id, trace_id, root: {…, children}, dashboards}` document, written without
+/// recursion; nesting stops at `max_depth` (deeper steps are written at the top level).
+pub fn execution_tree(id: &str, trace: &Trace, max_depth: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + trace.steps.len() * 256);
     let head = json!({"execution_id": id, "trace_id": trace.id});
     let _ = serde_json::to_writer(&mut out, &head);

@@ -20,6 +20,7 @@ use axum::http::Uri;
 use axum::routing::get;
 
 pub use error::ApiError;
+pub use executions::execution_tree;
 
 use crate::AgentState;
 

@@ -66,6 +66,11 @@ pub fn resource(origin: &Origin) -> Resource {
         .build()
 }
 
+/// An OTLP int attribute: counts past `i64::MAX` saturate instead of turning negative.
+fn int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 fn time(ns: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(ns)
 }
@@ -208,7 +213,7 @@ fn step_events(events: &[WireEvent]) -> Vec<Event> {
                         attrs.push(KeyValue::new("flowscope.retry.reason", reason.clone()));
                     }
                     if let Some(backoff) = e.backoff_ms {
-                        attrs.push(KeyValue::new("flowscope.retry.backoff_ms", backoff as i64));
+                        attrs.push(KeyValue::new("flowscope.retry.backoff_ms", int(backoff)));
                     }
                     ("retry", e.t, attrs)
                 }
@@ -238,7 +243,7 @@ fn step_events(events: &[WireEvent]) -> Vec<Event> {
                         }
                     }
                     if let Some(size) = e.size {
-                        attrs.push(KeyValue::new("flowscope.artifact.size", size as i64));
+                        attrs.push(KeyValue::new("flowscope.artifact.size", int(size)));
                     }
                     ("artifact", e.t, attrs)
                 }
@@ -366,17 +371,17 @@ pub fn llm_span(
         attributes.push(KeyValue::new("llm.provider", provider.clone()));
     }
     if let Some(input) = llm.input_tokens {
-        attributes.push(KeyValue::new("gen_ai.usage.input_tokens", input as i64));
-        attributes.push(KeyValue::new("llm.token_count.prompt", input as i64));
+        attributes.push(KeyValue::new("gen_ai.usage.input_tokens", int(input)));
+        attributes.push(KeyValue::new("llm.token_count.prompt", int(input)));
     }
     if let Some(output) = llm.output_tokens {
-        attributes.push(KeyValue::new("gen_ai.usage.output_tokens", output as i64));
-        attributes.push(KeyValue::new("llm.token_count.completion", output as i64));
+        attributes.push(KeyValue::new("gen_ai.usage.output_tokens", int(output)));
+        attributes.push(KeyValue::new("llm.token_count.completion", int(output)));
     }
     if let (Some(input), Some(output)) = (llm.input_tokens, llm.output_tokens) {
         attributes.push(KeyValue::new(
             "llm.token_count.total",
-            (input + output) as i64,
+            int(input.saturating_add(output)),
         ));
     }
     if let Some(cost) = llm.cost {

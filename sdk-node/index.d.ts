@@ -14,7 +14,7 @@ export declare const TRACESTATE_HEADER: 'tracestate';
 export interface InitOptions {
   /** Service name (OTel `service.name`); default `OTEL_SERVICE_NAME`, else `unknown_service`. */
   service?: string;
-  /** Agent socket; default `FLOWSCOPE_SOCKET`, else `$XDG_RUNTIME_DIR/flowscope.sock`, else `/tmp/flowscope.sock`. */
+  /** Agent socket; default `FLOWSCOPE_SOCKET`, else `$XDG_RUNTIME_DIR/flowscope/flowscope.sock`, else `/tmp/flowscope-$UID/flowscope.sock`. */
   socket?: string;
   /** No-op mode; default from `FLOWSCOPE_DISABLED` (`1`, `true`, `yes`, `on`). */
   disabled?: boolean;
@@ -24,6 +24,14 @@ export interface InitOptions {
   encoding?: 'msgpack' | 'json';
   /** Longest wait for queued events when the process exits, in ms (default 1000; 0 = none). */
   exitFlushMs?: number;
+  /**
+   * What must never leave the process: key names (comma-separated) whose values in log fields,
+   * attributes and payloads become `[redacted]`, or `re:<regex>` patterns replaced in any text.
+   * An invalid pattern throws.
+   */
+  redact?: string[];
+  /** Replace every LLM prompt and response with `[redacted]` before sending. */
+  hideLlmContent?: boolean;
 }
 
 export interface InitResult {
@@ -46,6 +54,8 @@ export interface Stats {
   queued: number;
   /** Whether the writer holds a live connection to the agent. */
   connected: boolean;
+  /** Why the SDK will not connect (e.g. a socket owned by another user), if it will not. */
+  lastError?: string;
 }
 
 export type EntryType = 'api' | 'cron' | 'event';

@@ -215,6 +215,8 @@ function init(options) {
     disabled: opts.disabled === undefined ? undefined : Boolean(opts.disabled),
     queueCapacity: opts.queueCapacity === undefined ? undefined : Number(opts.queueCapacity),
     encoding: optStr(opts.encoding),
+    redact: opts.redact === undefined ? undefined : Array.from(opts.redact, String),
+    hideLlmContent: opts.hideLlmContent === undefined ? undefined : Boolean(opts.hideLlmContent),
   });
   enabled = result.enabled;
   serviceName = result.service;

@@ -11,7 +11,7 @@ pub mod export;
 pub mod http;
 pub mod ingest;
 pub mod live;
-pub mod redact;
+pub use flowscope::redact;
 pub mod store;
 pub mod telemetry;
 pub mod trace;

@@ -44,6 +44,10 @@ pub struct InitOptions {
     pub queue_capacity: Option<u32>,
     /// Batch encoding: `msgpack` (default) or `json`.
     pub encoding: Option<String>,
+    /// What must never leave the process: comma-separated key names, or `re:<regex>` patterns.
+    pub redact: Option<Vec<String>>,
+    /// Replace every LLM prompt and response with `[redacted]` before sending.
+    pub hide_llm_content: Option<bool>,
 }
 
 /// What `init` resolved to.
@@ -78,6 +82,12 @@ pub fn init(options: Option<InitOptions>) -> napi::Result<InitResult> {
         }
         config = config.queue_capacity(capacity as usize);
     }
+    let rules = flowscope::redact::RedactConfig::parse(
+        &options.redact.unwrap_or_default(),
+        options.hide_llm_content.unwrap_or(false),
+    )
+    .map_err(|e| napi::Error::new(Status::InvalidArg, e.to_string()))?;
+    config = config.redact(rules);
     if let Some(encoding) = options.encoding {
         let encoding: Encoding = serde_json::from_value(serde_json::Value::String(encoding))
             .napi_err(
@@ -161,13 +171,17 @@ pub struct Stats {
     pub queued: f64,
     /// Whether the writer holds a live connection.
     pub connected: bool,
+    /// Why the writer refuses or fails to connect (a socket owned by another user…).
+    pub last_error: Option<String>,
 }
 
 /// The client's counters (zeros before `init`).
 #[napi]
 pub fn stats() -> Stats {
-    let s = current().map(|c| c.stats()).unwrap_or_default();
+    let client = current();
+    let s = client.as_ref().map(|c| c.stats()).unwrap_or_default();
     Stats {
+        last_error: client.and_then(|c| c.last_error()),
         enqueued: s.enqueued as f64,
         sent: s.sent as f64,
         dropped: s.dropped as f64,

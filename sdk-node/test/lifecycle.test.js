@@ -192,3 +192,41 @@ test('odd arguments never throw from event calls; invalid init options do', asyn
   assert.ok(step.events.some((e) => e.type === 'checkpoint' && e.id === '[unprintable]'));
   assert.ok(step.events.some((e) => e.type === 'log' && e.message === 'obj message' && e.level === 'info'));
 });
+
+test('redaction happens before events leave the process', async () => {
+  const code = `
+    const flowscope = require(${SDK});
+    flowscope.init({ service: 'redacting', redact: ['password,api_key', 're:sk-[a-z0-9]{8,}'], hideLlmContent: true });
+    const id = flowscope.trace('redaction-node', { attributes: { api_key: 'k-123', user: 'ann' } }, () =>
+      flowscope.step('s', () => {
+        flowscope.log('info', 'using sk-abcdefgh12', { password: 'hunter2', note: 'fine' });
+        flowscope.llm({ model: 'm-1', prompt: 'secret prompt', response: 'secret answer', inputTokens: 1, outputTokens: 2 });
+        return flowscope.getContext().traceId;
+      }));
+    console.log(id);
+  `;
+  const run = await runNode({ code, env: { FLOWSCOPE_SOCKET: agent.socket } });
+  assert.equal(run.code, 0, run.stderr);
+  const trace = await agent.trace(run.stdout.trim());
+  const text = JSON.stringify(trace);
+  for (const secret of ['hunter2', 'sk-abcdefgh12', 'secret prompt', 'secret answer']) {
+    assert.ok(!text.includes(secret), `${secret} left the process`);
+  }
+  const step = stepNamed(trace, 's');
+  const log = step.events.find((e) => e.type === 'log');
+  assert.equal(log.message, 'using [redacted]');
+  assert.deepEqual([log.fields.password, log.fields.note], ['[redacted]', 'fine']);
+  const llm = step.events.find((e) => e.type === 'llm');
+  assert.deepEqual([llm.model, llm.totalTokens, llm.prompt], ['m-1', 3, '[redacted]']);
+});
+
+test('an invalid redact pattern throws at init', async () => {
+  const code = `
+    const flowscope = require(${SDK});
+    try { flowscope.init({ service: 'x', redact: ['re:('] }); console.log('accepted'); }
+    catch (e) { console.log('refused: ' + e.message); }
+  `;
+  const run = await runNode({ code, env: { FLOWSCOPE_SOCKET: path.join(agent.dir, 'none.sock') } });
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /refused: .*not a valid regular expression/);
+});

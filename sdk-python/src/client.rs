@@ -111,14 +111,20 @@ impl PyClient {
     /// Starts a client. `service=""` falls back to `OTEL_SERVICE_NAME`; `socket=None` to
     /// `FLOWSCOPE_SOCKET` and the default path; `disabled=None` to `FLOWSCOPE_DISABLED`.
     #[new]
-    #[pyo3(signature = (service="", socket=None, disabled=None, queue_capacity=None))]
+    #[pyo3(signature = (service="", socket=None, disabled=None, queue_capacity=None, redact=None, hide_llm_content=false))]
     fn new(
         service: &str,
         socket: Option<PathBuf>,
         disabled: Option<bool>,
         queue_capacity: Option<usize>,
-    ) -> Self {
+        redact: Option<Vec<String>>,
+        hide_llm_content: bool,
+    ) -> PyResult<Self> {
         let mut config = Config::from_env(service);
+        let rules =
+            flowscope::redact::RedactConfig::parse(&redact.unwrap_or_default(), hide_llm_content)
+                .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+        config = config.redact(rules);
         if let Some(path) = socket {
             config = config.socket(path);
         }
@@ -129,9 +135,9 @@ impl PyClient {
             config = config.queue_capacity(capacity);
         }
         config.sdk = format!("python/{}", env!("CARGO_PKG_VERSION"));
-        Self {
+        Ok(Self {
             inner: Client::new(config),
-        }
+        })
     }
 
     /// Service name sent to the agent.
@@ -163,10 +169,12 @@ impl PyClient {
         py.detach(move || client.flush(timeout))
     }
 
-    /// Counters: enqueued, sent, dropped, reconnects, queued, connected.
+    /// Counters: enqueued, sent, dropped, reconnects, queued, connected, and last_error (why
+    /// the writer refuses or fails to connect, or None).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.inner.stats();
         let d = PyDict::new(py);
+        d.set_item("last_error", self.inner.last_error())?;
         d.set_item("enqueued", s.enqueued)?;
         d.set_item("sent", s.sent)?;
         d.set_item("dropped", s.dropped)?;

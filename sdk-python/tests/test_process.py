@@ -302,3 +302,48 @@ def test_disabled_flag_values(value: str) -> None:
         child_env(None, FLOWSCOPE_DISABLED=value),
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_redaction_happens_before_events_leave_the_process(agent: Agent) -> None:
+    code = f"""
+import flowscope
+flowscope.init(
+    "redacting",
+    socket={agent.socket!r},
+    redact=["password,api_key", "re:sk-[a-z0-9]{{8,}}"],
+    hide_llm_content=True,
+)
+with flowscope.trace("redaction-py", attributes={{"api_key": "k-123", "user": "ann"}}) as tr:
+    with flowscope.step("s"):
+        flowscope.log("using sk-abcdefgh12", password="hunter2", note="fine")
+        flowscope.llm("m-1", prompt="secret prompt", response="secret answer",
+                      input_tokens=1, output_tokens=2)
+assert flowscope.flush(5.0)
+print(tr.trace_id)
+"""
+    done = run_python(code, child_env(agent))
+    assert done.returncode == 0, done.stderr
+    trace = agent.trace(done.stdout.strip())
+    text = json.dumps(trace)
+    for secret in ("hunter2", "sk-abcdefgh12", "secret prompt", "secret answer", "k-123"):
+        assert secret not in text, secret
+    step = trace["steps"][0]
+    log = next(e for e in step["events"] if e["type"] == "log")
+    assert log["message"] == "using [redacted]"
+    assert log["fields"]["password"] == "[redacted]" and log["fields"]["note"] == "fine"
+    llm = next(e for e in step["events"] if e["type"] == "llm")
+    assert (llm["model"], llm["totalTokens"], llm["prompt"]) == ("m-1", 3, "[redacted]")
+    assert trace["attributes"]["user"] == "ann"
+
+
+def test_an_invalid_redact_pattern_raises_value_error() -> None:
+    done = run_python(
+        "import flowscope\n"
+        "try:\n"
+        "    flowscope.init('x', socket='/nonexistent/x.sock', redact=['re:('])\n"
+        "except ValueError as e:\n"
+        "    print('refused:', e)\n",
+        child_env(None),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "refused:" in done.stdout and "not a valid regular expression" in done.stdout

@@ -21,6 +21,9 @@
 
 pub mod wire;
 
+#[cfg(feature = "redact")]
+pub mod redact;
+
 #[cfg(feature = "client")]
 mod client;
 #[cfg(feature = "client")]

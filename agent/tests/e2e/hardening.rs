@@ -786,3 +786,50 @@ fn the_sdk_refuses_a_socket_another_user_owns() {
     assert!(!client.stats().connected);
     assert_eq!(agent.get_ok("/healthz")["ingest"]["connectionsTotal"], 0);
 }
+
+#[test]
+fn the_rust_sdk_redacts_before_events_leave_the_process() {
+    let agent = Agent::start(&[]);
+    let rules = flowscope::redact::RedactConfig::parse(
+        &["password".into(), "re:sk-[a-z0-9]{8,}".into()],
+        true,
+    )
+    .unwrap();
+    let client = flowscope::Client::new(
+        flowscope::Config::new("redacting")
+            .socket(&agent.socket)
+            .redact(rules)
+            .redact_hook(|event| {
+                if let flowscope::wire::Event::Log(log) = event {
+                    log.msg = log.msg.replace("4111", "####");
+                }
+            }),
+    );
+    let trace = client.trace("redaction-rust").start();
+    let id = trace.id();
+    {
+        let _step = trace.step("s").start();
+        let mut fields = serde_json::Map::new();
+        fields.insert("password".into(), json!("hunter2"));
+        flowscope::log_with(
+            flowscope::LogLevel::Info,
+            "card 4111 key sk-abcdefgh12",
+            Some(fields),
+        );
+        flowscope::llm("m-1")
+            .prompt("secret prompt")
+            .tokens(1, 2)
+            .record();
+    }
+    trace.end();
+    crate::support::flush(&client);
+    let full = agent.wait_trace(id, |t| t["status"] == "completed");
+    let text = full.to_string();
+    for secret in ["hunter2", "sk-abcdefgh12", "4111", "secret prompt"] {
+        assert!(!text.contains(secret), "{secret} left the process");
+    }
+    assert_eq!(
+        full["steps"][0]["events"][0]["message"],
+        "card #### key [redacted]"
+    );
+}

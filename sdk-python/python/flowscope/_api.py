@@ -710,11 +710,27 @@ def init(
     socket: str | None = None,
     disabled: bool | None = None,
     queue_capacity: int | None = None,
+    redact: list[str] | None = None,
+    hide_llm_content: bool = False,
 ) -> None:
     """Configures the client. Optional: without it the first trace starts a client from the
-    environment (``FLOWSCOPE_SOCKET``, ``FLOWSCOPE_DISABLED``, ``OTEL_SERVICE_NAME``)."""
+    environment (``FLOWSCOPE_SOCKET``, ``FLOWSCOPE_DISABLED``, ``OTEL_SERVICE_NAME``).
+
+    ``redact`` lists what must never leave the process: key names (comma-separated) whose values
+    in log fields, attributes and payloads become ``[redacted]``, and ``re:<regex>`` patterns
+    replaced in any text; ``hide_llm_content`` replaces every prompt and response. An invalid
+    pattern raises ``ValueError``; nothing else here raises."""
     try:
-        _rt.init(service, socket=socket, disabled=disabled, queue_capacity=queue_capacity)
+        _rt.init(
+            service,
+            socket=socket,
+            disabled=disabled,
+            queue_capacity=queue_capacity,
+            redact=redact,
+            hide_llm_content=hide_llm_content,
+        )
+    except ValueError:
+        raise
     except Exception as exc:
         _rt.count_error(exc)
 
@@ -739,11 +755,13 @@ _ZERO_STATS = {
     "reconnects": 0,
     "queued": 0,
     "connected": False,
+    "last_error": None,
 }
 
 
 def stats() -> dict[str, Any]:
     """Counters: ``enqueued``, ``sent``, ``dropped``, ``reconnects``, ``queued``, ``connected``,
+    ``last_error`` (why the SDK will not connect, e.g. a socket owned by another user, or None)
     and ``errors`` (instrumentation errors swallowed)."""
     client = _rt.client
     out: dict[str, Any] = dict(_ZERO_STATS)

@@ -67,6 +67,8 @@ def init(
     socket: str | os.PathLike[str] | None = None,
     disabled: bool | None = None,
     queue_capacity: int | None = None,
+    redact: list[str] | None = None,
+    hide_llm_content: bool = False,
 ) -> None:
     """(Re)configures the client. Optional: the first trace starts one from the environment."""
     off = env_flag("FLOWSCOPE_DISABLED") if disabled is None else bool(disabled)
@@ -78,6 +80,10 @@ def init(
         settings["socket"] = os.fspath(socket)
     if queue_capacity is not None:
         settings["queue_capacity"] = queue_capacity
+    if redact:
+        settings["redact"] = list(redact)
+    if hide_llm_content:
+        settings["hide_llm_content"] = True
     with _lock:
         _start(settings)
 

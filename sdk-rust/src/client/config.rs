@@ -37,6 +37,20 @@ pub struct Config {
     pub disabled: bool,
     /// SDK name/version reported in the hello (bindings put their own).
     pub sdk: String,
+    /// Redaction applied by the writer before events leave the process.
+    pub redact: Option<std::sync::Arc<crate::redact::RedactConfig>>,
+    /// A hook the writer calls on every event before it leaves the process (after `redact`).
+    pub redact_hook: Option<RedactHook>,
+}
+
+/// A function that edits an event before it is sent (drop secrets, hash ids…).
+#[derive(Clone)]
+pub struct RedactHook(pub std::sync::Arc<dyn Fn(&mut crate::wire::Event) + Send + Sync>);
+
+impl std::fmt::Debug for RedactHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedactHook(..)")
+    }
 }
 
 fn env_flag(name: &str) -> bool {
@@ -65,6 +79,8 @@ impl Config {
             encoding: Encoding::Msgpack,
             disabled: false,
             sdk: format!("rust/{}", env!("CARGO_PKG_VERSION")),
+            redact: None,
+            redact_hook: None,
         }
     }
 
@@ -100,6 +116,21 @@ impl Config {
     /// Sets the batch encoding.
     pub fn encoding(mut self, encoding: Encoding) -> Self {
         self.encoding = encoding;
+        self
+    }
+
+    /// Redacts events with `rules` before they leave the process (see [`crate::redact`]).
+    pub fn redact(mut self, rules: crate::redact::RedactConfig) -> Self {
+        self.redact = rules.is_active().then(|| std::sync::Arc::new(rules));
+        self
+    }
+
+    /// Calls `hook` on every event before it leaves the process.
+    pub fn redact_hook(
+        mut self,
+        hook: impl Fn(&mut crate::wire::Event) + Send + Sync + 'static,
+    ) -> Self {
+        self.redact_hook = Some(RedactHook(std::sync::Arc::new(hook)));
         self
     }
 

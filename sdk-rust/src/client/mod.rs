@@ -18,7 +18,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use parking_lot::RwLock;
 
 pub use api::*;
-pub use config::Config;
+pub use config::{Config, RedactHook};
 pub use context::{ContextGuard, SpanContext};
 use shared::Shared;
 pub use socket::default_socket_path;

@@ -45,7 +45,7 @@ pub(crate) fn run(rx: Receiver<Event>, shared: Arc<Shared>, config: Config) {
     loop {
         if batch.is_empty() {
             match rx.recv_timeout(IDLE_TICK) {
-                Ok(event) => batch.push(event),
+                Ok(event) => batch.push(writer.redact(event)),
                 Err(RecvTimeoutError::Timeout) => {
                     writer.maybe_send_stats();
                     continue;
@@ -55,7 +55,7 @@ pub(crate) fn run(rx: Receiver<Event>, shared: Arc<Shared>, config: Config) {
         }
         while batch.len() < writer.config.max_batch_events {
             match rx.try_recv() {
-                Ok(event) => batch.push(event),
+                Ok(event) => batch.push(writer.redact(event)),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     closing = true;
@@ -86,6 +86,17 @@ struct Writer {
 }
 
 impl Writer {
+    /// Applies the configured redaction before the event can leave the process.
+    fn redact(&self, mut event: Event) -> Event {
+        if let Some(rules) = &self.config.redact {
+            rules.apply(&mut event);
+        }
+        if let Some(hook) = &self.config.redact_hook {
+            (hook.0)(&mut event);
+        }
+        event
+    }
+
     /// Tries to write `batch`; `true` when it is done with (sent, or dropped as unsendable).
     /// `false` keeps it for a later attempt (no connection yet).
     fn deliver(&mut self, batch: &[Event], closing: bool) -> bool {

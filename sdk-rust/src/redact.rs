@@ -1,22 +1,24 @@
-//! Redaction at ingest, before anything is stored, streamed or exported: values under listed key
-//! names (log fields, trace attributes, custom payloads) and text matching listed patterns (prompts,
-//! responses, log messages, error messages and stacks, artifact previews, string values) become
-//! [`REDACTED`]. `--hide-llm-content` replaces every prompt and response.
+//! Redaction rules, shared by the SDK (applied in the writer, before an event leaves the process)
+//! and the agent (applied at ingest, before anything is stored, streamed or exported): values
+//! under listed key names (log fields, trace attributes, custom payloads) and text matching listed
+//! patterns (prompts, responses, log messages, error messages and stacks, artifact previews and
+//! URLs, string values) become [`REDACTED`]; `hide_llm_content` replaces every prompt and
+//! response.
 
 use std::collections::HashSet;
 
-use flowscope::wire::{Attributes, ErrorInfo, Event};
+use crate::wire::{Attributes, ErrorInfo, Event};
 use regex::Regex;
 use serde_json::Value;
 
 /// What redacted text reads.
 pub const REDACTED: &str = "[redacted]";
 
-/// A `--redact` entry that cannot be used.
+/// A redaction entry that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum RedactError {
     /// The pattern does not compile.
-    #[error("--redact pattern `{pattern}` is not a valid regular expression: {source}")]
+    #[error("redact pattern `{pattern}` is not a valid regular expression: {source}")]
     Pattern {
         /// The pattern.
         pattern: String,
@@ -37,8 +39,7 @@ pub struct RedactConfig {
 }
 
 impl RedactConfig {
-    /// Parses `--redact` entries: `re:<regex>` is one pattern, anything else comma-separated
-    /// key names.
+    /// Parses entries: `re:<regex>` is one pattern, anything else comma-separated key names.
     pub fn parse(entries: &[String], hide_llm_content: bool) -> Result<Self, RedactError> {
         let mut config = Self {
             hide_llm_content,
@@ -165,7 +166,7 @@ impl RedactConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flowscope::wire::{Llm, Log, LogLevel, SpanId, TraceId};
+    use crate::wire::{Llm, Log, LogLevel, SpanId, TraceId};
 
     fn config(entries: &[&str], hide: bool) -> RedactConfig {
         let entries: Vec<String> = entries.iter().map(|s| s.to_string()).collect();

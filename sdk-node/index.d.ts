@@ -73,6 +73,13 @@ export interface TraceOptions {
   traceId?: string;
   /** Free-form attributes (JSON-able). */
   attributes?: Record<string, unknown>;
+  /**
+   * An incoming `traceparent` header value: when valid, this trace continues it (same trace id,
+   * the caller's span as parent, sampled/random flags kept). Wins over `traceId`.
+   */
+  traceparent?: string;
+  /** The incoming `tracestate` (kept only beside a valid `traceparent`, validated). */
+  tracestate?: string;
 }
 
 export interface Context {
@@ -132,7 +139,11 @@ export interface Extracted {
   /** The caller's span id, from a valid traceparent. */
   parentSpanId?: string;
   sampled?: boolean;
-  /** Kept only alongside a valid traceparent. */
+  /** The caller's W3C trace flags (bit 0 sampled, bit 1 random). */
+  flags?: number;
+  /** The valid traceparent, normalised. */
+  traceparent?: string;
+  /** Kept only alongside a valid traceparent (validated: one bad member drops it). */
   tracestate?: string;
 }
 
@@ -156,8 +167,6 @@ export interface HttpOptions<Req = IncomingMessage> {
   flow?: string | ((req: Req) => string);
   /** Name of the request step (default `"METHOD /path"`). */
   step?: string | ((req: Req) => string);
-  /** Reuse the incoming traceparent's trace id instead of recording it as the parent trace. */
-  continueTrace?: boolean;
   /** Echo an incoming X-Motia-Correlation-Id on the response (default true). */
   responseHeader?: boolean;
 }
@@ -236,7 +245,10 @@ export declare function correlate(
 
 /** Reads the correlation id and W3C headers (invalid values are ignored). */
 export declare function extract(headers: HeaderSource): Extracted;
-/** Writes traceparent, tracestate and X-Motia-Correlation-Id for the current context into headers. */
+/**
+ * Writes traceparent, tracestate and X-Motia-Correlation-Id into headers; each call records its
+ * own CLIENT span (ended at once), whose id is the parent-id sent.
+ */
 export declare function inject<H extends HeaderTarget = Record<string, string>>(headers?: H): H;
 
 type Next = (err?: unknown) => void;
@@ -252,6 +264,8 @@ export declare function wrapHandler<Req extends IncomingMessage = IncomingMessag
   options?: HttpOptions<Req>,
 ): (req: Req, res: Res) => R;
 /** A fetch that adds the propagation headers inside a trace. */
+/** Wraps node:http/https `request` or `get`: each call is a CLIENT span carrying the propagation headers. */
+export declare function wrapRequest<F extends (...args: any[]) => any>(requestImpl: F): F;
 export declare function wrapFetch(fetchImpl?: typeof fetch): typeof fetch;
 export declare function wrapFetch<F extends (input: any, init?: any) => any>(fetchImpl: F): F;
 

@@ -58,8 +58,9 @@ const TRACESTATE_HEADER = 'tracestate';
 /**
  * A frame is the context of one trace or step: `t` trace id, `s` span id (null directly under the
  * trace), `name` step name, `p` the enclosing frame (null for a trace), `trace` the per-trace
- * record shared by all its frames (`{ id, flow, cid, tracestate }`), so `correlate()` in any step
- * is seen by `inject()` in all.
+ * record shared by all its frames (`{ id, root, flags, flow, cid, tracestate }`: `root` is this
+ * service's segment span, `flags` the W3C flags propagated), so `correlate()` in any step is seen
+ * by `inject()` in all.
  */
 const storage = new AsyncLocalStorage();
 
@@ -73,7 +74,7 @@ let entered = null;
 
 function enter(frame) {
   try {
-    native.enter(frame.t, frame.s);
+    native.enter(frame.t, frame.s, frame.trace.root);
   } catch {
     // ids come from the addon itself; nothing to do
   }
@@ -150,7 +151,7 @@ function endFrame(frame, failed, err) {
   try {
     if (!failed) {
       if (frame.s === null) {
-        native.traceEnd(frame.t, false);
+        native.traceEnd(frame.t, frame.trace.root, false);
       } else if (frame === entered) {
         // The common case: end the current step without passing ids; the addon returns to the
         // enclosing context when it knows it (see src/context.rs).
@@ -162,7 +163,7 @@ function endFrame(frame, failed, err) {
     }
     const [message, type, code, stack] = errorParts(err);
     if (frame.s === null) {
-      native.traceEnd(frame.t, true, message, type, code, stack);
+      native.traceEnd(frame.t, frame.trace.root, true, message, type, code, stack);
     } else if (frame === entered) {
       entered = native.stepFailCurrent(message, type, code, stack) ? frame.p : null;
     } else {
@@ -291,7 +292,7 @@ function startTrace(flow, opts, parent, method = METHOD.manual) {
   }
   const parentTrace =
     opts.parentTraceId !== undefined ? optStr(opts.parentTraceId) : parent !== undefined ? parent.t : undefined;
-  const id = native.traceStart(
+  const started = native.traceStart(
     str(flow),
     optStr(opts.traceId),
     entry,
@@ -300,12 +301,23 @@ function startTrace(flow, opts, parent, method = METHOD.manual) {
     parentTrace,
     opts.attributes === undefined ? undefined : json(opts.attributes),
     method,
+    optStr(opts.traceparent),
+    optStr(opts.tracestate),
   );
+  if (started === null) throw new Error('no client');
+  const id = started.traceId;
   const frame = {
     t: id,
     s: null,
     name: null,
-    trace: { id, flow: str(flow), cid, tracestate: opts.tracestate || (parent ? parent.trace.tracestate : null) || null },
+    trace: {
+      id,
+      root: started.rootSpan,
+      flags: started.flags,
+      flow: str(flow),
+      cid,
+      tracestate: started.tracestate || null,
+    },
     p: null,
   };
   entered = frame;
@@ -315,8 +327,10 @@ function startTrace(flow, opts, parent, method = METHOD.manual) {
 /**
  * Runs `fn` as a new trace (a run of `flow`); returns what fn returns (a promise for async fn).
  * Options: entry ('api' | 'cron' | 'event'), step (entry step name), correlationId,
- * parentTraceId, traceId, attributes. Inside another trace, the new one records it as parent
- * and inherits its correlation id (method "event").
+ * parentTraceId, traceId, attributes, and traceparent/tracestate (incoming header values: a
+ * valid traceparent is continued — same trace id, the caller's span as parent, flags kept).
+ * Inside another trace, the new one records it as parent and inherits its correlation id
+ * (method "event").
  */
 function trace(flow, options, fn) {
   if (typeof options === 'function') {
@@ -676,6 +690,8 @@ function extract(headers) {
     traceId: out.traceId,
     parentSpanId: out.parentSpanId,
     sampled: out.sampled,
+    flags: out.flags,
+    traceparent: out.traceparent,
     tracestate: out.tracestate,
   };
 }
@@ -693,21 +709,60 @@ function setHeader(headers, name, value) {
   }
 }
 
+/** The propagation headers for a call whose parent-id is `span` in `frame`'s trace. */
+function headersFor(frame, span) {
+  return native.inject(frame.t, span, frame.trace.flags, frame.trace.cid || undefined, frame.trace.tracestate || undefined);
+}
+
 /**
- * Adds traceparent (current trace + step), tracestate (as received) and X-Motia-Correlation-Id
- * (the trace's correlation id) to `headers` (plain object, Headers, Map or OutgoingMessage;
- * default a new object) and returns it. Outside a trace, returns it unchanged.
+ * Starts the CLIENT span of one outgoing call from the current frame: returns
+ * `{ span, headers }` (headers carry that span as parent-id), or undefined outside a trace.
  */
-function inject(headers) {
-  const target = headers === undefined || headers === null ? {} : headers;
+function startClientCall(method, url) {
   const frame = enabled ? storage.getStore() : undefined;
-  if (frame === undefined) return target;
+  if (frame === undefined) return undefined;
   try {
-    const values = native.inject(frame.t, frame.s, frame.trace.cid || undefined, frame.trace.tracestate || undefined);
-    for (const name of Object.keys(values)) setHeader(target, name, values[name]);
+    if (frame !== entered) enter(frame);
+    const span = native.clientCallStart(str(method || 'GET').toUpperCase(), str(url || ''));
+    if (span === null) return undefined;
+    return { frame, span, headers: headersFor(frame, span) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Ends a client call with the response `status` (5xx fails it) or the error that left it without one. */
+function endClientCall(call, status, err) {
+  if (call === undefined) return;
+  try {
+    if (err !== undefined) {
+      const [message, type] = errorParts(err);
+      native.clientCallEnd(call.frame.t, call.span, undefined, message || 'request failed', type);
+    } else {
+      native.clientCallEnd(call.frame.t, call.span, status === undefined ? undefined : Number(status));
+    }
   } catch {
     // never throw from instrumentation
   }
+}
+
+/**
+ * Adds traceparent, tracestate and X-Motia-Correlation-Id to `headers` (plain object, Headers,
+ * Map or OutgoingMessage; default a new object) and returns it. Each call records its own
+ * CLIENT span (ended at once: the call's outcome is not known here), whose id is the parent-id
+ * sent, so every outgoing call has a distinct, exported parent; wrapFetch and wrapRequest time
+ * the call and record its status instead. Outside a trace, returns it unchanged.
+ */
+function inject(headers) {
+  const target = headers === undefined || headers === null ? {} : headers;
+  const call = startClientCall('HTTP', '');
+  if (call === undefined) return target;
+  try {
+    for (const name of Object.keys(call.headers)) setHeader(target, name, call.headers[name]);
+  } catch {
+    // never throw from instrumentation
+  }
+  endClientCall(call, undefined);
   return target;
 }
 
@@ -742,20 +797,15 @@ function startRequest(req, res, opts) {
   const stepName = option(opts.step, req, `${method} ${path}`);
   const flow = option(opts.flow, req, serviceName || 'http');
   const attributes = { 'http.request.method': method, 'url.path': path };
-  if (incoming.traceId !== undefined) {
-    attributes['w3c.parent_trace_id'] = incoming.traceId;
-    attributes['w3c.parent_span_id'] = incoming.parentSpanId;
-    attributes['w3c.sampled'] = incoming.sampled;
-  }
+  // A valid traceparent is continued: same trace id, this request hangs under the caller's span.
   const traceFrame = startTrace(
     flow,
     {
       entry: 'api',
       step: stepName,
-      traceId: opts.continueTrace ? incoming.traceId : undefined,
-      parentTraceId: opts.continueTrace ? undefined : incoming.traceId,
       correlationId: incoming.correlationId === undefined ? null : incoming.correlationId,
       attributes,
+      traceparent: incoming.traceparent,
       tracestate: incoming.tracestate,
     },
     undefined,
@@ -806,9 +856,10 @@ function failRequest(state, err) {
 /**
  * Express/Connect middleware: each request runs as a trace of `flow` (default: the service name)
  * with a step named `step` (default "METHOD /path"); both may be functions of the request.
- * Honours incoming X-Motia-Correlation-Id (the trace joins that group, method "header"),
- * traceparent (recorded as the parent trace) and tracestate (carried on outgoing calls). The
- * trace ends when the response ends (failed for status >= 500 or an aborted request).
+ * Honours incoming X-Motia-Correlation-Id (the trace joins that group, method "header") and W3C
+ * Trace Context: a valid traceparent is continued (same trace id, the caller's span as parent,
+ * sampled/random flags kept) and its tracestate carried on outgoing calls. The trace ends when
+ * the response ends (failed for status >= 500 or an aborted request).
  */
 function middleware(options) {
   const opts = options || {};
@@ -871,30 +922,105 @@ function wrapHandler(handler, options) {
   };
 }
 
+function urlOf(input) {
+  if (typeof input === 'string') return input;
+  if (input && typeof input.href === 'string') return input.href;
+  if (input && typeof input.url === 'string') return input.url;
+  return '';
+}
+
 /**
- * Wraps fetch (default: globalThis.fetch) so calls made inside a trace carry traceparent,
- * tracestate and X-Motia-Correlation-Id.
+ * Wraps fetch (default: globalThis.fetch): each call made inside a trace is a CLIENT span of the
+ * current step (method, URL, response status; a 5xx or a rejection fails it) and carries
+ * traceparent (that span as parent-id), tracestate and X-Motia-Correlation-Id. Headers the
+ * caller set explicitly win.
  */
 function wrapFetch(fetchImpl) {
   const base = fetchImpl || globalThis.fetch;
   if (typeof base !== 'function') throw new TypeError('flowscope.wrapFetch: no fetch implementation');
   return function flowscopeFetch(input, init) {
     if (!enabled || storage.getStore() === undefined) return base(input, init);
+    const isRequest = typeof Request !== 'undefined' && input instanceof Request;
+    const method = (init && init.method) || (isRequest ? input.method : 'GET');
+    const call = startClientCall(method, urlOf(input));
+    if (call === undefined) return base(input, init);
     let options = init;
     try {
-      const source =
-        init && init.headers !== undefined
-          ? init.headers
-          : typeof Request !== 'undefined' && input instanceof Request
-            ? input.headers
-            : undefined;
+      const source = init && init.headers !== undefined ? init.headers : isRequest ? input.headers : undefined;
       const headers = new Headers(source);
-      inject(headers);
+      for (const name of Object.keys(call.headers)) if (!headers.has(name)) headers.set(name, call.headers[name]);
       options = { ...init, headers };
     } catch {
       options = init;
     }
-    return base(input, options);
+    let result;
+    try {
+      result = base(input, options);
+    } catch (err) {
+      endClientCall(call, undefined, err);
+      throw err;
+    }
+    return Promise.resolve(result).then(
+      (response) => {
+        endClientCall(call, response && response.status);
+        return response;
+      },
+      (err) => {
+        endClientCall(call, undefined, err);
+        throw err;
+      },
+    );
+  };
+}
+
+/**
+ * Wraps node:http/https `request` or `get` (e.g. `wrapRequest(http.request)`): each request
+ * made inside a trace is a CLIENT span of the current step and carries the propagation headers
+ * (added to the options before the request starts; headers the caller set win); it ends with
+ * the response status, or failed on an 'error' event or a close without a response.
+ */
+function wrapRequest(requestImpl) {
+  if (typeof requestImpl !== 'function') throw new TypeError('flowscope.wrapRequest(request): request must be a function');
+  return function flowscopeRequest(...args) {
+    if (!enabled || storage.getStore() === undefined) return requestImpl.apply(this, args);
+    const urlFirst = typeof args[0] === 'string' || (typeof URL !== 'undefined' && args[0] instanceof URL);
+    const optionsAt = urlFirst ? 1 : 0;
+    const given = args[optionsAt] !== null && typeof args[optionsAt] === 'object' ? args[optionsAt] : undefined;
+    const options = given || {};
+    let url;
+    if (urlFirst) url = String(args[0]);
+    else {
+      const host = options.hostname || options.host || 'localhost';
+      const port = options.port ? `:${options.port}` : '';
+      url = `${options.protocol || 'http:'}//${host}${port}${options.path || '/'}`;
+    }
+    const call = startClientCall(options.method || 'GET', url);
+    if (call === undefined) return requestImpl.apply(this, args);
+    const headers = { ...(options.headers && !Array.isArray(options.headers) ? options.headers : {}) };
+    const present = new Set(Object.keys(headers).map((k) => k.toLowerCase()));
+    for (const name of Object.keys(call.headers)) if (!present.has(name)) headers[name] = call.headers[name];
+    const patched = args.slice();
+    if (given !== undefined) patched[optionsAt] = { ...given, headers };
+    else patched.splice(optionsAt, 0, { headers });
+    let req;
+    try {
+      req = requestImpl.apply(this, patched);
+    } catch (err) {
+      endClientCall(call, undefined, err);
+      throw err;
+    }
+    let ended = false;
+    const end = (status, err) => {
+      if (ended) return;
+      ended = true;
+      endClientCall(call, status, err);
+    };
+    if (req && typeof req.once === 'function') {
+      req.once('response', (res) => end(res.statusCode, undefined));
+      req.once('error', (err) => end(undefined, err));
+      req.once('close', () => end(undefined, Object.assign(new Error('the connection closed before a response'), { name: 'Aborted' })));
+    }
+    return req;
   };
 }
 
@@ -938,6 +1064,7 @@ module.exports = {
   errorMiddleware,
   wrapHandler,
   wrapFetch,
+  wrapRequest,
   newTraceId: () => native.newTraceId(),
   newSpanId: () => native.newSpanId(),
 };

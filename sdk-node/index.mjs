@@ -41,6 +41,7 @@ export const {
   errorMiddleware,
   wrapHandler,
   wrapFetch,
+  wrapRequest,
   newTraceId,
   newSpanId,
 } = flowscope;

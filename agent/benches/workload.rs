@@ -69,6 +69,7 @@ pub fn trace_events(n: u64, with_ops: bool) -> Vec<Event> {
         cid: (n % 10 == 0).then(|| format!("group-{}", n / 100)),
         parent: None,
         attrs: None,
+        ..TraceStart::default()
     })];
     let ops: [&[(OpKind, OpAction, &str)]; 3] = [
         &[
@@ -98,6 +99,7 @@ pub fn trace_events(n: u64, with_ops: bool) -> Vec<Event> {
             span,
             parent: None,
             name: STEPS[f][s].to_owned(),
+            ..StepStart::default()
         }));
         if with_ops {
             for (i, (kind, action, subject)) in step_ops.iter().enumerate() {
@@ -118,6 +120,7 @@ pub fn trace_events(n: u64, with_ops: bool) -> Vec<Event> {
             status: EndStatus::Completed,
             error: None,
             name: Some(STEPS[f][s].to_owned()),
+            attrs: None,
         }));
     }
     events.push(Event::TraceEnd(TraceEnd {
@@ -125,6 +128,7 @@ pub fn trace_events(n: u64, with_ops: bool) -> Vec<Event> {
         trace,
         status: EndStatus::Completed,
         error: None,
+        span: None,
     }));
     events
 }

@@ -101,6 +101,10 @@ pub struct AgentArgs {
         global = true
     )]
     pub otlp_sample_ratio: f64,
+    /// Also forward traces whose incoming W3C traceparent says "not sampled" (they are always
+    /// recorded locally).
+    #[arg(long, env = "FLOWSCOPE_OTLP_EXPORT_UNSAMPLED", global = true)]
+    pub otlp_export_unsampled: bool,
     /// Export queue bound, spans (oldest dropped beyond it).
     #[arg(
         long,
@@ -391,6 +395,7 @@ impl TryFrom<&AgentArgs> for AgentConfig {
                 traces_endpoint: args.otlp_traces_endpoint.clone().filter(|e| !e.is_empty()),
                 protocol: args.otlp_protocol,
                 sample_ratio: args.otlp_sample_ratio,
+                export_unsampled: args.otlp_export_unsampled,
                 queue_spans: args.otlp_queue_spans,
                 queue_bytes: args.otlp_queue_bytes,
                 max_backoff: args.otlp_max_backoff,

@@ -71,7 +71,7 @@ fn apply_and_render(store: &mut Store, events: Vec<Event>) {
             "{}",
             String::from_utf8_lossy(&tree)
         );
-        let spans = mapping::trace_spans(&trace, store.previous_in_group(&trace));
+        let spans = mapping::trace_spans(&trace, &store.root_links(&trace));
         assert!(spans.len() > trace.steps.len());
     }
     for members in store.all_group_members() {

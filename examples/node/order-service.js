@@ -8,14 +8,15 @@
 // Each request is a trace of the flow "order-processing" (flowscope.wrapHandler). The order is
 // correlated end to end: an incoming X-Motia-Correlation-Id is honoured, otherwise the trace joins
 // the group named by the order id. With DOWNSTREAM_URL set, the inventory reservation is an HTTP
-// call made through flowscope.wrapFetch, so the downstream service (the Python example, or any
-// instrumented service) receives traceparent, tracestate and the correlation id and its trace
-// joins the same group. Payment then runs as a child trace started by an emit (event-based
+// call made through flowscope.wrapFetch (a CLIENT span), so the downstream service (the Python
+// example, or any instrumented service) receives traceparent, tracestate and the correlation id
+// and continues the same trace under that call. Payment then runs as a child trace started by an emit (event-based
 // correlation).
 //
 // Environment: PORT (default 3001; 0 picks a free port), HOST (127.0.0.1), DOWNSTREAM_URL
-// (optional, full URL POSTed with {orderId, items}), FLOWSCOPE_SOCKET, FLOWSCOPE_DISABLED,
-// PAYMENT_DELAY_MS (default 20).
+// (optional, full URL POSTed with {orderId, items}), RELAY_URL (optional: sent along as
+// {"text", "relay"}, so the Python chat example forwards the call one hop further),
+// FLOWSCOPE_SOCKET, FLOWSCOPE_DISABLED, PAYMENT_DELAY_MS (default 20).
 //
 //   cargo run -p flowscope-agent &            # the agent, http://127.0.0.1:4319
 //   node examples/node/order-service.js
@@ -38,6 +39,7 @@ flowscope.init({ service: 'order-service' });
 const PORT = Number(process.env.PORT ?? 3001);
 const HOST = process.env.HOST || '127.0.0.1';
 const DOWNSTREAM_URL = process.env.DOWNSTREAM_URL || '';
+const RELAY_URL = process.env.RELAY_URL || '';
 const PAYMENT_DELAY_MS = Number(process.env.PAYMENT_DELAY_MS ?? 20);
 
 const fetchTraced = flowscope.wrapFetch();
@@ -82,7 +84,7 @@ async function reserveInventory(orderId, items) {
       const response = await fetchTraced(DOWNSTREAM_URL, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ orderId, items }),
+        body: JSON.stringify(RELAY_URL ? { orderId, items, text: `order ${orderId}`, relay: RELAY_URL } : { orderId, items }),
       });
       const body = await response.json().catch(() => ({}));
       if (!response.ok) throw new HttpError(502, `inventory answered ${response.status}`);

@@ -26,7 +26,7 @@ pub(crate) fn emit(event: Event) {
     }
 }
 
-fn current() -> Option<Client> {
+pub(crate) fn current() -> Option<Client> {
     CLIENT.read().ok().and_then(|guard| guard.clone())
 }
 

@@ -30,6 +30,8 @@ pub(crate) struct Current {
     pub(crate) span: Option<SpanId>,
     /// The context enclosing `span` when known: `Some(None)` is the trace itself.
     pub(crate) parent: Option<Option<SpanId>>,
+    /// The trace segment's root span: the parent of top-level steps.
+    pub(crate) root: Option<SpanId>,
 }
 
 thread_local! {
@@ -69,13 +71,15 @@ pub(crate) fn span_id(id: Option<&Latin1String>) -> Option<SpanId> {
 }
 
 /// Makes `trace` (and `span`, inside a step) the context of the following event calls on this
-/// thread. An invalid trace id clears it, so those calls do nothing.
+/// thread; `root` is the trace segment's root span. An invalid trace id clears it, so those
+/// calls do nothing.
 #[napi]
-pub fn enter(trace: Latin1String, span: Option<Latin1String>) {
+pub fn enter(trace: Latin1String, span: Option<Latin1String>, root: Option<Latin1String>) {
     set_current(trace_id(&trace).map(|trace| Current {
         trace,
         span: span_id(span.as_ref()),
         parent: None,
+        root: span_id(root.as_ref()),
     }));
 }
 

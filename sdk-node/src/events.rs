@@ -12,9 +12,9 @@
 use flowscope::wire::{
     Artifact, Attributes, Checkpoint, Correlate, CorrelationMethod, Custom, EndStatus, EntryType,
     Event, Llm, Log, LogLevel, Op, OpAction, OpKind, Retry, SpanId, StepEnd, StepStart, TraceEnd,
-    TraceId, TraceStart, Transition,
+    TraceId, Transition,
 };
-use flowscope::{new_span_id, new_trace_id, now_nanos};
+use flowscope::{new_span_id, now_nanos};
 use napi::bindgen_prelude::Latin1String;
 use napi_derive::napi;
 
@@ -106,12 +106,22 @@ fn emit_here(make: impl FnOnce(TraceId, Option<SpanId>) -> Event) {
     }
 }
 
-/// Sends `trace_start`, makes the trace current, and returns its id (the given one when valid,
-/// else a new one).
-///
-/// A correlation id found another way than in code (`method` header or event) is sent as a
-/// `correlate` event just *before* `trace_start`, so the agent records that method rather than
-/// inheriting the parent trace's group as an event link first.
+/// What `traceStart` started: the ids and W3C state JavaScript keeps in the trace's frames.
+#[napi(object)]
+pub struct TraceStarted {
+    /// Trace id (the caller's when a valid `traceparent` was continued).
+    pub trace_id: String,
+    /// This segment's root span id: parent of top-level steps, parent-id outside any step.
+    pub root_span: String,
+    /// W3C flags to propagate (bit 0 sampled, bit 1 random).
+    pub flags: u32,
+    /// Validated `tracestate` to pass on.
+    pub tracestate: Option<String>,
+}
+
+/// Sends `trace_start` (through the core's `begin_trace`: id, `traceparent` continuation, flags,
+/// `tracestate` validation and the correlation rule live there), makes the trace current and
+/// returns what JavaScript keeps. `traceparent`/`tracestate` are the raw incoming header values.
 #[napi]
 #[allow(clippy::too_many_arguments)] // one positional call per event is the point
 pub fn trace_start(
@@ -123,47 +133,51 @@ pub fn trace_start(
     parent_trace: Option<Latin1String>,
     attributes_json: Option<String>,
     correlation_method: Option<u32>,
-) -> String {
-    let id = trace
-        .as_ref()
-        .and_then(trace_id)
-        .unwrap_or_else(new_trace_id);
-    let t = now_nanos();
-    let mut cid = correlation_id.filter(|c| !c.is_empty());
-    let method = correlation_method.map_or(CorrelationMethod::Manual, correlation_method_of);
-    if method != CorrelationMethod::Manual
-        && let Some(cid) = cid.take()
-    {
-        emit(Event::Correlate(Correlate {
-            t,
-            trace: id,
-            cid,
-            method,
-            name: None,
-        }));
-    }
-    emit(Event::TraceStart(TraceStart {
-        t,
-        trace: id,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
+) -> Option<TraceStarted> {
+    let client = crate::client::current()?;
+    let incoming = traceparent.as_deref().map(|tp| {
+        let tp = tp.is_ascii().then_some(tp);
+        flowscope::propagation::extract(|name| match name {
+            flowscope::propagation::TRACEPARENT_HEADER => tp,
+            flowscope::propagation::TRACESTATE_HEADER => tracestate.as_deref(),
+            _ => None,
+        })
+    });
+    let context = client.begin_trace(flowscope::TraceOptions {
         flow,
         entry: entry_type(entry),
         step,
-        cid,
-        parent: parent_trace.as_ref().and_then(trace_id),
-        attrs: attributes(attributes_json),
-    }));
+        correlation_id,
+        correlation_method: correlation_method
+            .map_or(CorrelationMethod::Manual, correlation_method_of),
+        parent_trace: parent_trace.as_ref().and_then(trace_id),
+        attributes: attributes(attributes_json),
+        trace_id: trace.as_ref().and_then(trace_id),
+        incoming,
+        t: 0,
+    });
     set_current(Some(Current {
-        trace: id,
+        trace: context.trace_id,
         span: None,
         parent: None,
+        root: Some(context.root_span),
     }));
-    id.to_string()
+    Some(TraceStarted {
+        trace_id: context.trace_id.to_string(),
+        root_span: context.root_span.to_string(),
+        flags: u32::from(context.flags),
+        tracestate: context.tracestate.clone(),
+    })
 }
 
-/// Sends `trace_end` for `trace`, failed with an error when `failed`.
+/// Sends `trace_end` for the segment `root` of `trace`, failed with an error when `failed`.
 #[napi]
+#[allow(clippy::too_many_arguments)] // one positional call per event is the point
 pub fn trace_end(
     trace: Latin1String,
+    root: Option<Latin1String>,
     failed: bool,
     message: Option<String>,
     error_type: Option<String>,
@@ -178,6 +192,7 @@ pub fn trace_end(
         trace,
         status: status(failed),
         error: error_info(message, error_type, code, stack),
+        span: span_id(root.as_ref()),
     }));
 }
 
@@ -191,15 +206,57 @@ pub fn step_start(name: Text) -> Option<Latin1String> {
         t: now_nanos(),
         trace: ctx.trace,
         span,
-        parent: ctx.span,
+        parent: ctx.span.or(ctx.root),
         name: name.into(),
+        ..StepStart::default()
     }));
     set_current(Some(Current {
         trace: ctx.trace,
         span: Some(span),
         parent: Some(ctx.span),
+        root: ctx.root,
     }));
     Some(span.to_string().into())
+}
+
+/// Starts the CLIENT span of one outgoing HTTP call from the current step (or the trace) and
+/// returns its span id: the parent-id to send (`null` without a context).
+#[napi]
+pub fn client_call_start(method: String, url: String) -> Option<String> {
+    let ctx = current()?;
+    let client = crate::client::current()?;
+    let trace = flowscope::TraceContext::restore(ctx.trace, ctx.root?, 0, None, None);
+    Some(
+        client
+            .begin_client_call(&trace, ctx.span, &method, &url)
+            .to_string(),
+    )
+}
+
+/// Ends a client call: `status` is the response status (5xx fails it); `message`/`errorType`
+/// describe a call that got no response.
+#[napi]
+pub fn client_call_end(
+    trace: Latin1String,
+    span: Latin1String,
+    status: Option<u32>,
+    message: Option<String>,
+    error_type: Option<String>,
+) {
+    let (Some(trace), Some(span), Some(client)) = (
+        trace_id(&trace),
+        span_id(Some(&span)),
+        crate::client::current(),
+    ) else {
+        return;
+    };
+    let context = flowscope::TraceContext::restore(trace, span, 0, None, None);
+    let error = message.map(|m| flowscope::wire::ErrorInfo {
+        error_type,
+        ..flowscope::wire::ErrorInfo::new(m)
+    });
+    let status = status.and_then(|s| u16::try_from(s).ok());
+    client.end_client_call(&context, span, status, error);
 }
 
 fn step_end_event(
@@ -217,6 +274,7 @@ fn step_end_event(
         status: status(failed),
         error: error_info(message, error_type, code, stack),
         name,
+        attrs: None,
     })
 }
 
@@ -270,6 +328,7 @@ fn end_current(failed: bool, error: [Option<String>; 4]) -> bool {
         trace,
         span: Some(span),
         parent,
+        root,
     }) = current()
     else {
         return false;
@@ -279,6 +338,7 @@ fn end_current(failed: bool, error: [Option<String>; 4]) -> bool {
         trace,
         span,
         parent: None,
+        root,
     }));
     parent.is_some()
 }

@@ -20,6 +20,10 @@ pub struct Extracted {
     pub parent_span_id: Option<String>,
     /// Whether the caller sampled the trace (flag bit 0).
     pub sampled: Option<bool>,
+    /// The caller's W3C flags.
+    pub flags: Option<u32>,
+    /// The valid `traceparent`, normalised.
+    pub traceparent: Option<String>,
     /// `tracestate`, kept only alongside a valid `traceparent`.
     pub tracestate: Option<String>,
 }
@@ -43,26 +47,30 @@ pub fn extract(
         trace_id: parent.map(|p| p.trace_id.to_string()),
         parent_span_id: parent.map(|p| p.parent_id.to_string()),
         sampled: parent.map(|p| p.sampled()),
+        flags: parent.map(|p| u32::from(p.flags)),
+        traceparent: parent.map(|p| p.to_header()),
         tracestate: incoming.tracestate,
     }
 }
 
-/// The headers (lowercase names) for an outgoing call made from `trace`/`span`; a trace-level
-/// context without a step gets a fresh span id. Empty for an invalid trace id.
+/// The headers (lowercase names) for an outgoing call whose parent-id is `span` (a client call's
+/// span, a step, or the segment's root span), with the trace's W3C `flags` and validated
+/// `tracestate`. Empty for an invalid trace or span id.
 #[napi]
 pub fn inject(
     trace: Latin1String,
     span: Option<Latin1String>,
+    flags: u32,
     correlation_id: Option<String>,
     tracestate: Option<String>,
 ) -> HashMap<String, String> {
-    let Some(trace) = trace_id(&trace) else {
+    let (Some(trace), Some(span)) = (trace_id(&trace), span_id(span.as_ref())) else {
         return HashMap::new();
     };
-    let span = span_id(span.as_ref()).unwrap_or_else(flowscope::new_span_id);
-    propagation::inject(
+    propagation::inject_with_flags(
         trace,
         span,
+        (flags & 0x03) as u8,
         correlation_id.as_deref(),
         tracestate.as_deref(),
     )

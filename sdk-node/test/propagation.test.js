@@ -36,9 +36,21 @@ describe('extract', () => {
         traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
         parentSpanId: '00f067aa0ba902b7',
         sampled: true,
+        flags: 1,
+        traceparent: VALID,
         tracestate: 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7',
       },
     );
+  });
+
+  test('tracestate follows the W3C grammar: one bad member drops the header', () => {
+    const ts = (value) => flowscope.extract({ traceparent: VALID, tracestate: value }).tracestate;
+    assert.equal(ts('a=1 , ,b=2'), 'a=1,b=2');
+    assert.equal(ts('a=1,a=2'), 'a=1');
+    assert.equal(ts('t@vendor=x'), 't@vendor=x');
+    for (const bad of ['a=1,B=2', '@a=1,b=2', 'a=,b=2', 'a=b=c', Array.from({ length: 33 }, (_, i) => `k${i}=v`).join(',')]) {
+      assert.equal(ts(bad), undefined, bad);
+    }
   });
 
   test('ignores invalid traceparent values, and tracestate with them', () => {
@@ -80,33 +92,57 @@ describe('extract', () => {
       traceId: undefined,
       parentSpanId: undefined,
       sampled: undefined,
+      flags: undefined,
+      traceparent: undefined,
       tracestate: undefined,
     });
   });
 });
 
 describe('inject', () => {
-  test('current trace and step, the trace correlation id and the received tracestate', () => {
+  test('each call gets its own client span; flags, correlation id and tracestate travel', async () => {
+    let traceId;
+    let stepSpan;
+    const parents = new Set();
     flowscope.trace('inject-flow', { correlationId: 'cid-9' }, () => {
       const atTrace = flowscope.inject();
-      const { traceId } = flowscope.getContext();
-      assert.match(atTrace.traceparent, new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+      traceId = flowscope.getContext().traceId;
+      // A new trace: random ids (Level 2 random flag) and sampled by the agent's ratio (1).
+      assert.match(atTrace.traceparent, new RegExp(`^00-${traceId}-[0-9a-f]{16}-03$`));
       assert.equal(atTrace['x-motia-correlation-id'], 'cid-9');
+      parents.add(atTrace.traceparent.split('-')[2]);
       flowscope.step('call', () => {
-        const { spanId } = flowscope.getContext();
+        stepSpan = flowscope.getContext().spanId;
         const headers = flowscope.inject({ Traceparent: 'stale', accept: 'application/json' });
-        assert.deepEqual(headers, {
-          accept: 'application/json',
-          traceparent: `00-${traceId}-${spanId}-01`,
-          'x-motia-correlation-id': 'cid-9',
-        });
+        assert.deepEqual(Object.keys(headers).sort(), ['accept', 'traceparent', 'x-motia-correlation-id']);
+        assert.equal(headers['x-motia-correlation-id'], 'cid-9');
+        parents.add(headers.traceparent.split('-')[2]);
         flowscope.correlate('cid-10');
         const h = flowscope.inject(new Headers());
         assert.equal(h.get('x-motia-correlation-id'), 'cid-10');
-        const m = flowscope.inject(new Map());
-        assert.equal(m.get('traceparent'), `00-${traceId}-${spanId}-01`);
+        parents.add(h.get('traceparent').split('-')[2]);
       });
     });
+    assert.equal(parents.size, 3, 'one parent-id per outgoing call');
+    assert.ok(!parents.has(stepSpan));
+    await flowscope.flush(5000);
+    const trace = await agent.trace(traceId);
+    const calls = trace.steps.filter((s) => s.kind === 'client');
+    assert.deepEqual(new Set(calls.map((c) => c.id)), parents);
+    assert.equal(calls.filter((c) => c.parentId === stepSpan).length, 2);
+  });
+
+  test('an incoming traceparent is continued with its flags and tracestate', () => {
+    for (const flags of ['00', '01', '02', '03']) {
+      const incoming = `00-${flowscope.newTraceId()}-00f067aa0ba902b7-${flags}`;
+      const [, tid] = incoming.split('-');
+      flowscope.trace('continued', { traceparent: incoming, tracestate: 'k=v' }, () => {
+        assert.equal(flowscope.getContext().traceId, tid);
+        const out = flowscope.inject();
+        assert.equal(out.traceparent.split('-')[3], flags);
+        assert.equal(out.tracestate, 'k=v');
+      });
+    }
   });
 
   test('nothing outside a trace', () => {
@@ -114,7 +150,7 @@ describe('inject', () => {
   });
 });
 
-test('wrapHandler (node:http): continueTrace adopts the incoming trace id; aborted and 5xx fail', async () => {
+test('wrapHandler (node:http) continues the incoming trace id; aborted and 5xx fail', async () => {
   const handler = flowscope.wrapHandler(
     (req, res) => {
       res.setHeader('x-trace-id', flowscope.getContext().traceId);
@@ -124,7 +160,7 @@ test('wrapHandler (node:http): continueTrace adopts the incoming trace id; abort
       }
       res.end('ok');
     },
-    { flow: 'in-process', continueTrace: true },
+    { flow: 'in-process' },
   );
   const server = http.createServer(handler).listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -145,7 +181,7 @@ test('wrapHandler (node:http): continueTrace adopts the incoming trace id; abort
     assert.deepEqual(trace.entryPoint, { type: 'api', stepName: 'GET /hello' });
     assert.equal(trace.attributes['http.request.method'], 'GET');
     assert.equal(trace.attributes['url.path'], '/hello');
-    assert.equal(trace.attributes['w3c.parent_span_id'], '00f067aa0ba902b7');
+    assert.equal(trace.segments[0].parentSpanId, '00f067aa0ba902b7');
     assert.equal(stepNamed(trace, 'GET /hello').status, 'completed');
     const [failed] = await agent.traces({ flow: 'in-process', status: 'failed' });
     const failedTrace = await agent.trace(failed.id);
@@ -170,8 +206,8 @@ describe('across a real HTTP hop between two processes', () => {
     await Promise.all([orders?.stop(), inventory?.stop()]);
   });
 
-  test('middleware + fetch wrapper carry traceparent, tracestate and the correlation id', async () => {
-    const upstreamTrace = 'aaaabbbbccccddddeeeeffff00001111';
+  test('middleware + fetch wrapper: one trace across both services, the callee under the call', async () => {
+    const upstreamTrace = flowscope.newTraceId();
     const response = await fetch(`${orders.url}/orders`, {
       method: 'POST',
       headers: {
@@ -186,42 +222,44 @@ describe('across a real HTTP hop between two processes', () => {
     const created = await response.json();
     const { traceId: orderTraceId, inventory: downstream } = created;
     assert.equal(downstream.reserved, true);
+    assert.equal(orderTraceId, upstreamTrace, "the caller's trace id continues");
+    assert.equal(downstream.traceId, upstreamTrace, 'and again one hop further');
 
-    // The order trace, as the agent built it from the order-service process.
-    const orderTrace = await agent.trace(orderTraceId);
-    assert.equal(orderTrace.service, 'order-service');
-    assert.equal(orderTrace.status, 'completed');
-    assert.equal(orderTrace.correlationId, 'checkout-42');
-    assert.equal(orderTrace.correlationMethod, 'header');
-    assert.equal(orderTrace.parentTraceId, upstreamTrace);
-    assert.equal(orderTrace.attributes['w3c.parent_span_id'], '1111222233334444');
-    const reserveStep = stepNamed(orderTrace, 'reserve-inventory');
-    assert.equal(reserveStep.parentId, stepNamed(orderTrace, 'create-order').id);
+    const trace = await agent.trace(upstreamTrace, (t) => t.status === 'completed' && t.segments.length === 2);
+    assert.equal(trace.service, 'order-service');
+    assert.deepEqual(trace.services, ['order-service', 'inventory-service']);
+    assert.equal(trace.correlationId, 'checkout-42');
+    assert.equal(trace.correlationMethod, 'header');
+    assert.equal(trace.parentTraceId, undefined);
+    const [orderPart, inventoryPart] = ['order-service', 'inventory-service'].map((s) => trace.segments.find((g) => g.service === s));
+    assert.equal(orderPart.parentSpanId, '1111222233334444');
+    const reserveStep = stepNamed(trace, 'reserve-inventory');
+    assert.equal(reserveStep.parentId, stepNamed(trace, 'create-order').id);
+    const call = trace.steps.find((s) => s.kind === 'client');
+    assert.equal(call.parentId, reserveStep.id);
+    assert.equal(call.service, 'order-service');
+    assert.equal(call.attributes['http.request.method'], 'POST');
+    assert.equal(call.attributes['http.response.status_code'], 200);
+    assert.equal(inventoryPart.parentSpanId, call.id);
+    assert.equal(inventoryPart.flowName, 'inventory');
 
-    // What the inventory process received on the wire.
-    assert.equal(downstream.seen.traceparent, `00-${orderTraceId}-${reserveStep.id}-01`);
+    // What the inventory process received on the wire: the client span as parent-id.
+    assert.equal(downstream.seen.traceparent, `00-${upstreamTrace}-${call.id}-01`);
     assert.equal(downstream.seen.tracestate, 'vendor=abc,other=1');
     assert.equal(downstream.seen.correlationId, 'checkout-42');
 
-    // The inventory trace links back and joins the same group.
-    const inventoryTrace = await agent.trace(downstream.traceId);
-    assert.equal(inventoryTrace.service, 'inventory-service');
-    assert.equal(inventoryTrace.flowName, 'inventory');
-    assert.equal(inventoryTrace.parentTraceId, orderTraceId);
-    assert.equal(inventoryTrace.correlationId, 'checkout-42');
-    assert.equal(inventoryTrace.correlationMethod, 'header');
-    assert.equal(inventoryTrace.attributes['w3c.parent_span_id'], reserveStep.id);
-    const reserveStock = stepNamed(inventoryTrace, 'reserve-stock');
+    const reserveStock = stepNamed(trace, 'reserve-stock');
+    assert.equal(reserveStock.service, 'inventory-service');
     assert.deepEqual(
       reserveStock.ops.map((o) => o.key),
       ['inventory.sku-1', 'inventory.sku-2'],
     );
-    assert.equal(reserveStock.parentId, stepNamed(inventoryTrace, 'POST /reserve').id);
+    assert.equal(reserveStock.parentId, stepNamed(trace, 'POST /reserve').id);
 
     // The payment trace (started by the emit) is a child of the order trace, same group.
-    const group = await agent.group('checkout-42', (g) => g.traces.length === 3 && g.traces.every((t) => t.status !== 'running'));
-    const payment = group.traces.find((t) => t.id !== orderTraceId && t.id !== downstream.traceId);
-    assert.equal(payment.parentTraceId, orderTraceId);
+    const group = await agent.group('checkout-42', (g) => g.traces.length === 2 && g.traces.every((t) => t.status !== 'running'));
+    const payment = group.traces.find((t) => t.id !== upstreamTrace);
+    assert.equal(payment.parentTraceId, upstreamTrace);
     const paymentTrace = await agent.trace(payment.id);
     const processPayment = stepNamed(paymentTrace, 'process-payment');
     assert.deepEqual(eventsOf(processPayment, 'transition').map((t) => [t.from, t.to]), [['pending', 'paid']]);
@@ -236,11 +274,12 @@ describe('across a real HTTP hop between two processes', () => {
     const { orderId, traceId, inventory: downstream } = await response.json();
     assert.equal(downstream.seen.correlationId, orderId);
     assert.equal(downstream.seen.tracestate, null);
-    const orderTrace = await agent.trace(traceId);
+    assert.equal(downstream.traceId, traceId);
+    const orderTrace = await agent.trace(traceId, (t) => t.status === 'completed' && t.segments.length === 2);
     assert.equal(orderTrace.correlationId, orderId);
     assert.equal(orderTrace.correlationMethod, 'manual');
     assert.equal(orderTrace.parentTraceId, undefined);
-    const group = await agent.group(orderId, (g) => g.traces.length === 3);
+    const group = await agent.group(orderId, (g) => g.traces.length === 2);
     assert.equal(group.name, `order ${orderId}`);
   });
 
@@ -259,7 +298,7 @@ describe('across a real HTTP hop between two processes', () => {
     const trace = await agent.trace(traceId);
     assert.equal(trace.parentTraceId, undefined);
     assert.equal(trace.correlationId, undefined);
-    assert.equal(trace.attributes['w3c.parent_span_id'], undefined);
+    assert.equal(trace.segments[0].parentSpanId, undefined);
   });
 
   test('errorMiddleware records the thrown error on the request trace', async () => {

@@ -3,19 +3,18 @@
 //! blocks (except `flush`, which releases the GIL while it waits).
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use flowscope::wire::{
     Artifact, Checkpoint, Correlate, CorrelationMethod, Custom, EndStatus, EntryType, ErrorInfo,
-    Event, Llm, Log, LogLevel, Op, OpAction, OpKind, Retry, StepEnd, StepStart, TraceEnd, TraceId,
-    TraceStart, Transition,
+    Event, Llm, Log, LogLevel, Op, OpAction, OpKind, Retry, StepEnd, TraceId, Transition,
 };
-use flowscope::{Client, Config, new_span_id, new_trace_id, now_nanos};
+use flowscope::{Client, Config, TraceOptions, now_nanos};
 use pyo3::prelude::*;
 use pyo3::types::{PyAny, PyDict};
 
-use crate::context::{PySpan, TraceShared};
+use crate::context::PySpan;
 use crate::convert;
 use crate::error::{PyErrExt, invalid};
 
@@ -191,12 +190,12 @@ impl PyClient {
         std::mem::forget(self.inner.clone());
     }
 
-    /// Sends `trace_start` and returns the trace's handle. A correlation id whose method is not
-    /// `manual` is sent as a separate `correlate` event (first) so the agent records how it was
-    /// found.
+    /// Sends `trace_start` and returns the trace's handle. A valid `traceparent` (with its
+    /// `tracestate`) is continued: same trace id, the caller's span as parent, flags kept. The
+    /// rules live in the core (`Client::begin_trace`).
     #[pyo3(signature = (
         flow, entry="api", step=None, correlation_id=None, correlation_method="manual",
-        parent_trace=None, attributes=None, trace_id=None, tracestate=None
+        parent_trace=None, attributes=None, trace_id=None, traceparent=None, tracestate=None
     ))]
     #[allow(clippy::too_many_arguments)] // mirrors the Python keyword arguments
     fn trace_start(
@@ -209,54 +208,31 @@ impl PyClient {
         parent_trace: Option<&str>,
         attributes: Option<&Bound<'_, PyDict>>,
         trace_id: Option<&str>,
-        tracestate: Option<String>,
+        traceparent: Option<&str>,
+        tracestate: Option<&str>,
     ) -> PyResult<PySpan> {
-        let entry = entry_type(entry)?;
-        let method = parse_method(correlation_method)?;
-        let parent = parent_trace
-            .map(TraceId::from_hex)
-            .transpose()
-            .py_err()?
-            .filter(|t| t.is_valid());
-        let trace = match trace_id.map(TraceId::from_hex).transpose().py_err()? {
-            Some(t) if t.is_valid() => t,
-            _ => new_trace_id(),
-        };
-        let correlation_id = correlation_id.filter(|c| !c.is_empty());
-        let t = now_nanos();
-        let shared = Arc::new(TraceShared {
-            flow: flow.clone(),
-            root_span: new_span_id(),
-            cid: Mutex::new(correlation_id.as_deref().map(Arc::from)),
-            tracestate,
-        });
-        let (start_cid, later) = match method {
-            CorrelationMethod::Manual => (correlation_id, None),
-            _ => (None, correlation_id),
-        };
-        if let Some(cid) = later {
-            // Before `trace_start`: the agent otherwise links a trace with a parent to the
-            // parent's group first (method `event`), and the first link's method is kept.
-            self.inner.emit(Event::Correlate(Correlate {
-                t,
-                trace,
-                cid,
-                method,
-                name: None,
-            }));
-        }
-        self.inner.emit(Event::TraceStart(TraceStart {
-            t,
-            trace,
+        let options = TraceOptions {
             flow,
-            entry,
+            entry: entry_type(entry)?,
             step,
-            cid: start_cid,
-            parent,
-            attrs: attributes.map(convert::attributes),
-        }));
+            correlation_id,
+            correlation_method: parse_method(correlation_method)?,
+            parent_trace: parent_trace.map(TraceId::from_hex).transpose().py_err()?,
+            attributes: attributes.map(convert::attributes),
+            trace_id: trace_id.map(TraceId::from_hex).transpose().py_err()?,
+            incoming: traceparent.map(|tp| {
+                let tp = tp.is_ascii().then_some(tp);
+                flowscope::propagation::extract(|name| match name {
+                    flowscope::propagation::TRACEPARENT_HEADER => tp,
+                    flowscope::propagation::TRACESTATE_HEADER => tracestate,
+                    _ => None,
+                })
+            }),
+            t: 0,
+        };
+        let shared = self.inner.begin_trace(options);
         Ok(PySpan {
-            trace,
+            trace: shared.trace_id,
             span: None,
             parent: None,
             name: None,
@@ -264,7 +240,7 @@ impl PyClient {
         })
     }
 
-    /// Sends `trace_end` for the trace of `span`.
+    /// Sends `trace_end` for the trace (segment) of `span`.
     #[pyo3(signature = (span, failed=false, message=None, error_type=None, code=None, stack=None))]
     fn trace_end(
         &self,
@@ -275,33 +251,54 @@ impl PyClient {
         code: Option<String>,
         stack: Option<String>,
     ) {
-        let (status, error) = ending(failed, message, error_type, code, stack);
-        self.inner.emit(Event::TraceEnd(TraceEnd {
-            t: now_nanos(),
-            trace: span.trace,
-            status,
-            error,
-        }));
+        let (_, error) = ending(failed, message, error_type, code, stack);
+        self.inner.end_trace(&span.shared, error, 0);
     }
 
     /// Sends `step_start` under `parent` (the trace or a step) and returns the step's handle.
     fn step_start(&self, parent: &PySpan, name: String) -> PySpan {
-        let span = new_span_id();
-        let handle = PySpan {
+        let handle_name = Arc::from(name.as_str());
+        let span = self.inner.begin_step(&parent.shared, parent.span, name, 0);
+        PySpan {
             trace: parent.trace,
             span: Some(span),
             parent: parent.span,
-            name: Some(Arc::from(name.as_str())),
+            name: Some(handle_name),
             shared: Arc::clone(&parent.shared),
-        };
-        self.inner.emit(Event::StepStart(StepStart {
-            t: now_nanos(),
+        }
+    }
+
+    /// Starts the CLIENT span of one outgoing HTTP call made from `parent`; the returned
+    /// handle's `headers()` carry this span as the parent-id.
+    fn client_call_start(&self, parent: &PySpan, method: &str, url: &str) -> PySpan {
+        let span = self
+            .inner
+            .begin_client_call(&parent.shared, parent.span, method, url);
+        PySpan {
             trace: parent.trace,
-            span,
+            span: Some(span),
             parent: parent.span,
-            name,
-        }));
-        handle
+            name: Some(Arc::from(method.to_ascii_uppercase().as_str())),
+            shared: Arc::clone(&parent.shared),
+        }
+    }
+
+    /// Ends a client call: `status` is the response status (5xx fails it); `message` etc.
+    /// describe a call that got no response.
+    #[pyo3(signature = (span, status=None, message=None, error_type=None))]
+    fn client_call_end(
+        &self,
+        span: &PySpan,
+        status: Option<u16>,
+        message: Option<String>,
+        error_type: Option<String>,
+    ) {
+        let Some(id) = span.span else { return };
+        let error = message.map(|m| ErrorInfo {
+            error_type,
+            ..ErrorInfo::new(m)
+        });
+        self.inner.end_client_call(&span.shared, id, status, error);
     }
 
     /// Sends `step_end` for the step `span` (ignored for a trace handle).
@@ -324,6 +321,7 @@ impl PyClient {
             status,
             error,
             name: span.name.as_deref().map(str::to_owned),
+            attrs: None,
         }));
     }
 
@@ -479,7 +477,7 @@ impl PyClient {
         if cid.is_empty() {
             return Ok(());
         }
-        span.shared.set_cid(&cid);
+        span.shared.set_correlation_id(&cid);
         self.inner.emit(Event::Correlate(Correlate {
             t: now_nanos(),
             trace: span.trace,

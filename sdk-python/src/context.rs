@@ -2,41 +2,15 @@
 //! inside it, new events belong to.
 //!
 //! A [`PySpan`] is immutable (a nested step gets a new handle), so copying a `contextvars`
-//! context to another task or thread is safe. What belongs to the whole trace (correlation id,
-//! incoming `tracestate`) is shared by every handle of that trace through [`TraceShared`], so a
-//! `correlate()` inside a step is seen by `inject()` anywhere in the trace.
+//! context to another task or thread is safe. What belongs to the whole trace segment (root
+//! span, W3C flags, `tracestate`, correlation id) is the core's [`TraceContext`], shared by every
+//! handle of that trace, so a `correlate()` inside a step is seen by `inject()` anywhere in it.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
-use flowscope::propagation::{self, TraceParent};
+use flowscope::TraceContext;
 use flowscope::wire::{SpanId, TraceId};
 use pyo3::prelude::*;
-
-/// What every handle of one trace shares.
-#[derive(Debug)]
-pub(crate) struct TraceShared {
-    /// Flow name.
-    pub(crate) flow: String,
-    /// The span id put in `traceparent` when no step is current (W3C needs a non-zero parent).
-    pub(crate) root_span: SpanId,
-    /// Current correlation id (set at start, or later by `correlate`).
-    pub(crate) cid: Mutex<Option<Arc<str>>>,
-    /// Incoming `tracestate`, passed on to outgoing calls.
-    pub(crate) tracestate: Option<String>,
-}
-
-impl TraceShared {
-    pub(crate) fn cid(&self) -> Option<Arc<str>> {
-        self.cid
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    pub(crate) fn set_cid(&self, cid: &str) {
-        *self.cid.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::from(cid));
-    }
-}
 
 /// A position in a trace: the trace itself (`span_id is None`) or one of its steps.
 #[pyclass(frozen, module = "flowscope._native", name = "Span")]
@@ -46,14 +20,7 @@ pub struct PySpan {
     pub(crate) span: Option<SpanId>,
     pub(crate) parent: Option<SpanId>,
     pub(crate) name: Option<Arc<str>>,
-    pub(crate) shared: Arc<TraceShared>,
-}
-
-impl PySpan {
-    /// The span id to announce as parent on outgoing calls.
-    fn outgoing_parent(&self) -> SpanId {
-        self.span.unwrap_or(self.shared.root_span)
-    }
+    pub(crate) shared: Arc<TraceContext>,
 }
 
 #[pymethods]
@@ -91,7 +58,7 @@ impl PySpan {
     /// Current correlation id of the trace.
     #[getter]
     fn correlation_id(&self) -> Option<String> {
-        self.shared.cid().map(|c| c.to_string())
+        self.shared.correlation_id().map(|c| c.to_string())
     }
 
     /// `tracestate` received with the request that started the trace.
@@ -109,24 +76,19 @@ impl PySpan {
     /// The `traceparent` value for an outgoing call made from here.
     #[getter]
     fn traceparent(&self) -> String {
-        TraceParent {
-            trace_id: self.trace,
-            parent_id: self.outgoing_parent(),
-            flags: 1,
-        }
-        .to_header()
+        self.shared.traceparent(self.span)
+    }
+
+    /// W3C trace flags propagated (bit 0 sampled, bit 1 random).
+    #[getter]
+    fn trace_flags(&self) -> u8 {
+        self.shared.flags
     }
 
     /// Propagation headers for an outgoing call: `traceparent`, then `tracestate` and
     /// `x-motia-correlation-id` when known. Names are lowercase.
     fn headers(&self) -> Vec<(&'static str, String)> {
-        let cid = self.shared.cid();
-        propagation::inject(
-            self.trace,
-            self.outgoing_parent(),
-            cid.as_deref(),
-            self.shared.tracestate.as_deref(),
-        )
+        self.shared.headers(self.span)
     }
 
     fn __repr__(&self) -> String {

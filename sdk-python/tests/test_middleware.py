@@ -56,7 +56,20 @@ def parent_of(headers: Any) -> tuple[str, str]:
     return parsed[0], parsed[1]
 
 
-def test_asgi_propagates_correlation_and_traceparent_both_ways(agent: Agent, chat: Server) -> None:
+def segment_of(trace: dict[str, Any], service: str) -> dict[str, Any]:
+    """The segment (one service's part) of ``trace`` sent by ``service``."""
+    found = [s for s in trace["segments"] if s["service"] == service]
+    assert len(found) == 1, trace["segments"]
+    return found[0]
+
+
+def client_calls(trace: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in trace["steps"] if s.get("kind") == "client"]
+
+
+def test_asgi_continues_the_callers_trace_under_its_client_span(
+    agent: Agent, chat: Server
+) -> None:
     thread = f"thread-{uuid.uuid4().hex[:8]}"
     with flowscope.trace("chat-client", correlation_id=thread) as caller:
         with flowscope.step("ask") as ask:
@@ -65,29 +78,38 @@ def test_asgi_propagates_correlation_and_traceparent_both_ways(agent: Agent, cha
     assert resp.status_code == 200, resp.text
     assert resp.headers["x-motia-correlation-id"] == thread
     server_trace_id, server_span_id = parent_of(resp.headers)
-    assert resp.json()["traceId"] == server_trace_id
-    assert server_trace_id != caller.trace_id
+    assert resp.json()["traceId"] == server_trace_id == caller.trace_id, "one trace id end to end"
 
-    t = agent.trace(server_trace_id)
-    assert t["service"] == "chat-test"
-    assert t["flowName"] == "chat"
-    assert t["status"] == "completed"
-    assert t["entryPoint"] == {"type": "api", "stepName": "POST /threads/{id}/messages"}
-    assert t["parentTraceId"] == caller.trace_id
+    t = agent.trace(caller.trace_id, until=lambda t: t["status"] == "completed" and len(t["segments"]) == 2)  # type: ignore[arg-type]
+    assert t["service"] == "pytest" and t["flowName"] == "chat-client"
+    assert t["services"] == ["pytest", "chat-test"]
+    assert "parentTraceId" not in t
     assert t["correlationId"] == thread
-    assert t["correlationMethod"] == "header"
-    assert t["attributes"]["w3c.parent_span_id"] == ask.span_id
-    assert t["attributes"]["http.request.method"] == "POST"
+    (call,) = client_calls(t)
+    assert call["parentId"] == ask.span_id and call["service"] == "pytest"
+    assert call["attributes"]["http.request.method"] == "POST"
+    assert call["attributes"]["url.full"].endswith(f"/threads/{thread}/messages")
+    assert call["attributes"]["http.response.status_code"] == 200
+    assert call["status"] == "completed"
+    chat_part = segment_of(t, "chat-test")
+    assert chat_part["flowName"] == "chat"
+    assert chat_part["entryPoint"] == {"type": "api", "stepName": "POST /threads/{id}/messages"}
+    assert chat_part["parentSpanId"] == call["id"], "the callee hangs under the caller's call"
+    assert chat_part["status"] == "completed"
     entry = step_named(t, "POST /threads/{id}/messages")
-    assert entry["id"] == server_span_id
+    assert entry["id"] == server_span_id and entry["service"] == "chat-test"
+    assert "parentId" not in entry
     for name in ("load-history", "generate-reply", "store-message"):
-        assert step_named(t, name)["parentId"] == server_span_id
+        step = step_named(t, name)
+        assert step["parentId"] == server_span_id and step["service"] == "chat-test"
     llm = step_named(t, "generate-reply")["events"][0]
     assert llm["type"] == "llm" and llm["model"] == "fake-echo-1"
     assert step_named(t, "store-message")["ops"][1]["topic"] == "chat.message.created"
+    # The list filters by any service of the trace.
+    assert caller.trace_id in [x["id"] for x in agent.traces(service="chat-test", limit=1000)]
 
-    group = agent.group(thread, until=lambda g: g["metadata"]["totalTraces"] == 2)
-    assert {tr["id"] for tr in group["traces"]} == {caller.trace_id, server_trace_id}
+    group = agent.group(thread, until=lambda g: g["metadata"]["totalTraces"] == 1)
+    assert [tr["id"] for tr in group["traces"]] == [caller.trace_id]
 
 
 def test_asgi_messages_of_a_thread_form_one_group(agent: Agent, chat: Server) -> None:
@@ -134,9 +156,13 @@ def test_asgi_keeps_tracestate_with_a_valid_traceparent(agent: Agent, chat: Serv
         timeout=10,
     )
     assert resp.headers["tracestate"] == "vendor=1,other=2"
-    t = agent.trace(parent_of(resp.headers)[0])
-    assert t["parentTraceId"] == "4bf92f3577b34da6a3ce929d0e0e4736"
-    assert t["attributes"]["w3c.parent_span_id"] == "00f067aa0ba902b7"
+    trace_id, _ = parent_of(resp.headers)
+    assert trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    t = agent.trace(trace_id)
+    (segment,) = t["segments"]
+    assert segment["service"] == "chat-test"
+    assert segment["parentSpanId"] == "00f067aa0ba902b7"
+    assert "parentTraceId" not in t
 
 
 def test_asgi_failure_marks_step_and_trace_failed(agent: Agent, chat: Server) -> None:
@@ -160,7 +186,7 @@ def test_asgi_untraced_paths(chat: Server) -> None:
 
 
 def test_wsgi_propagates_across_three_processes(agent: Agent, wsgi: Server, chat: Server) -> None:
-    """test process → WSGI service (requests helper inside) → ASGI chat service."""
+    """test process → WSGI service (requests helper inside) → ASGI chat service: one trace."""
     cid = f"order-{uuid.uuid4().hex[:8]}"
     session = fs_requests.instrument(requests.Session())
     with flowscope.trace("checkout", correlation_id=cid) as caller:
@@ -175,23 +201,29 @@ def test_wsgi_propagates_across_three_processes(agent: Agent, wsgi: Server, chat
     assert downstream["status"] == 200
     chat_trace_id, _ = parent_of(downstream["headers"])
     assert downstream["headers"]["x-motia-correlation-id"] == cid
+    assert wsgi_trace_id == chat_trace_id == caller.trace_id
 
-    w = agent.trace(wsgi_trace_id)
-    assert w["flowName"] == "orders" and w["service"] == "wsgi-test"
-    assert w["parentTraceId"] == caller.trace_id
-    assert w["attributes"]["w3c.parent_span_id"] == call.span_id
-    assert w["correlationId"] == cid and w["correlationMethod"] == "header"
-    assert step_named(w, "POST /relay")["id"] == wsgi_span_id
-    relay = step_named(w, "relay")
-    assert relay["parentId"] == wsgi_span_id
+    t = agent.trace(
+        caller.trace_id,  # type: ignore[arg-type]
+        until=lambda t: t["status"] == "completed" and len(t["segments"]) == 3,
+    )
+    assert t["flowName"] == "checkout" and t["correlationId"] == cid
+    assert t["services"] == ["pytest", "wsgi-test", "chat-test"]
+    calls = client_calls(t)
+    to_orders = next(c for c in calls if c["service"] == "pytest")
+    to_chat = next(c for c in calls if c["service"] == "wsgi-test")
+    assert to_orders["parentId"] == call.span_id
+    orders = segment_of(t, "wsgi-test")
+    assert orders["flowName"] == "orders" and orders["parentSpanId"] == to_orders["id"]
+    assert step_named(t, "POST /relay")["id"] == wsgi_span_id
+    relay = step_named(t, "relay")
+    assert relay["parentId"] == wsgi_span_id and relay["service"] == "wsgi-test"
+    assert to_chat["parentId"] == relay["id"]
+    chat_part = segment_of(t, "chat-test")
+    assert chat_part["parentSpanId"] == to_chat["id"]
 
-    c = agent.trace(chat_trace_id)
-    assert c["parentTraceId"] == wsgi_trace_id
-    assert c["attributes"]["w3c.parent_span_id"] == relay["id"]
-    assert c["correlationId"] == cid
-
-    group = agent.group(cid, until=lambda g: g["metadata"]["totalTraces"] == 3)
-    assert {t["id"] for t in group["traces"]} == {caller.trace_id, wsgi_trace_id, chat_trace_id}
+    group = agent.group(cid, until=lambda g: g["metadata"]["totalTraces"] == 1)
+    assert [x["id"] for x in group["traces"]] == [caller.trace_id]
 
 
 def test_wsgi_ignores_invalid_traceparent(agent: Agent, wsgi: Server) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 import flowscope
@@ -86,26 +88,69 @@ def test_empty_or_oversized_correlation_id_is_ignored() -> None:
     assert flowscope.extract({}) == flowscope.Incoming()
 
 
-def test_inject_carries_current_step_tracestate_and_correlation(agent: Agent) -> None:
-    with flowscope.trace("propagation", headers={"traceparent": VALID, "tracestate": "k=v"}) as tr:
+def test_inject_continues_the_caller_and_gives_each_call_its_own_span(agent: Agent) -> None:
+    caller = uuid.uuid4().hex
+    incoming = f"00-{caller}-00f067aa0ba902b7-01"
+    with flowscope.trace("propagation", headers={"traceparent": incoming, "tracestate": "k=v"}) as tr:
+        # The caller's trace continues: same trace id, this segment hangs under its span.
+        assert tr.trace_id == caller
         root = flowscope.inject()
         assert root["traceparent"].startswith(f"00-{tr.trace_id}-")
+        assert root["traceparent"].endswith("-01"), "the caller's sampled flag travels on"
         assert root["tracestate"] == "k=v"
         assert "x-motia-correlation-id" not in root
         with flowscope.step("call") as st:
             flowscope.correlate("conv-1")
-            headers = flowscope.inject({"accept": "json"})
-    assert headers == {
-        "accept": "json",
-        "traceparent": f"00-{tr.trace_id}-{st.span_id}-01",
-        "tracestate": "k=v",
-        "x-motia-correlation-id": "conv-1",
-    }
-    assert flowscope.parse_traceparent(headers["traceparent"]) is not None
+            first = flowscope.inject({"accept": "json"})
+            second = flowscope.inject()
+    assert first["accept"] == "json"
+    assert first["tracestate"] == "k=v" and first["x-motia-correlation-id"] == "conv-1"
+    parents = {flowscope.parse_traceparent(h["traceparent"])[1] for h in (root, first, second)}  # type: ignore[index]
+    assert len(parents) == 3, "one client span, so one parent-id, per outgoing call"
+    assert st.span_id not in parents
     t = agent.trace(tr.trace_id)  # type: ignore[arg-type]
-    # The incoming traceparent's trace is the parent of this one.
-    assert t["parentTraceId"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert "parentTraceId" not in t
     assert t["correlationId"] == "conv-1"
+    (segment,) = t["segments"]
+    assert segment["parentSpanId"] == "00f067aa0ba902b7"
+    calls = [s for s in t["steps"] if s.get("kind") == "client"]
+    assert {c["id"] for c in calls} == parents
+    under_step = [c for c in calls if c.get("parentId") == st.span_id]
+    assert len(under_step) == 2
+
+
+def test_flags_are_kept_and_an_unsampled_caller_stays_unsampled(agent: Agent) -> None:
+    for flags in ("00", "02", "03"):
+        incoming = f"00-{uuid.uuid4().hex}-00f067aa0ba902b7-{flags}"
+        with flowscope.trace("flags", headers={"traceparent": incoming}):
+            out = flowscope.inject()
+        assert out["traceparent"].endswith(f"-{flags}"), (flags, out)
+
+
+def test_a_new_trace_sets_the_random_flag(agent: Agent) -> None:
+    with flowscope.trace("fresh"):
+        out = flowscope.inject()
+    flags = int(out["traceparent"][-2:], 16)
+    assert flags & 0x02, "Level 2: our trace ids are random"
+    assert flags & 0x01, "sampled: the agent's sample ratio is 1"
+
+
+def test_invalid_tracestate_members_drop_the_whole_header(agent: Agent) -> None:
+    cases = {
+        "a=1,b=2": "a=1,b=2",
+        "a=1 , ,b=2": "a=1,b=2",
+        "a=1,a=2": "a=1",
+        "a=1,B=2": None,
+        "@a=1,b=2": None,
+        "a=,b=2": None,
+        ",".join(f"k{i}=v" for i in range(33)): None,
+    }
+    for given, want in cases.items():
+        assert flowscope.extract({"traceparent": VALID, "tracestate": given}).tracestate == want, given
+        fresh = f"00-{uuid.uuid4().hex}-00f067aa0ba902b7-01"
+        with flowscope.trace("ts", headers={"traceparent": fresh, "tracestate": given}):
+            out = flowscope.inject()
+        assert out.get("tracestate") == want, given
 
 
 def test_trace_headers_apply_correlation_with_method_header(agent: Agent) -> None:

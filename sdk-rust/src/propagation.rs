@@ -12,6 +12,10 @@ pub const TRACESTATE_HEADER: &str = "tracestate";
 
 /// Most list members a `tracestate` may carry.
 const MAX_TRACESTATE_MEMBERS: usize = 32;
+/// Longest `tracestate` propagated (members are dropped from the end past it).
+const MAX_TRACESTATE_LEN: usize = 512;
+/// Members longer than this go first when a `tracestate` must be shortened.
+const LONG_MEMBER: usize = 128;
 
 /// A parsed `traceparent` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,9 +102,7 @@ pub fn extract<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Incoming {
     let traceparent = get(TRACEPARENT_HEADER).and_then(TraceParent::parse);
     let tracestate = traceparent
         .and(get(TRACESTATE_HEADER))
-        .map(str::trim)
-        .filter(|v| !v.is_empty() && v.split(',').count() <= MAX_TRACESTATE_MEMBERS)
-        .map(str::to_owned);
+        .and_then(parse_tracestate);
     Incoming {
         correlation_id,
         traceparent,
@@ -108,10 +110,93 @@ pub fn extract<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Incoming {
     }
 }
 
-/// The headers to put on an outgoing call made from `trace_id`/`span_id`.
+/// A `tracestate` key: `[a-z0-9]` then up to 255 of `[a-z0-9_-*/@]` (simple and multi-tenant
+/// keys, as the W3C test suite reads the grammar).
+fn valid_key(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    (1..=256).contains(&bytes.len())
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes[1..].iter().all(|&b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || matches!(b, b'_' | b'-' | b'*' | b'/' | b'@')
+        })
+        && !key.starts_with('@')
+}
+
+/// A `tracestate` value: 1–256 printable ASCII characters except `,` and `=`, not ending in a
+/// space.
+fn valid_value(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    let allowed = |b: u8| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=';
+    (1..=256).contains(&bytes.len())
+        && bytes.iter().all(|&b| allowed(b))
+        && bytes.last().is_some_and(|&b| b != b' ')
+}
+
+/// Validates a (possibly combined) `tracestate` header per W3C Trace Context: members are
+/// `key=value` separated by `,` with optional spaces/tabs; empty members are skipped; a later
+/// duplicate of a key is dropped. One invalid member, or more than 32, discards the whole header
+/// (a vendor must not propagate a state it could not parse). Past 512 characters members are
+/// dropped from the end, long ones (> 128) first. `None` when nothing is left.
+pub fn parse_tracestate(value: &str) -> Option<String> {
+    let mut members: Vec<(&str, &str)> = Vec::new();
+    for member in value.split(',') {
+        let member = member.trim_matches(|c| c == ' ' || c == '\t');
+        if member.is_empty() {
+            continue;
+        }
+        let (key, val) = member.split_once('=')?;
+        if !valid_key(key) || !valid_value(val) {
+            return None;
+        }
+        if !members.iter().any(|(k, _)| *k == key) {
+            members.push((key, val));
+        }
+        if members.len() > MAX_TRACESTATE_MEMBERS {
+            return None;
+        }
+    }
+    let length = |m: &[(&str, &str)]| -> usize {
+        m.iter().map(|(k, v)| k.len() + v.len() + 1).sum::<usize>() + m.len().saturating_sub(1)
+    };
+    while length(&members) > MAX_TRACESTATE_LEN {
+        match members
+            .iter()
+            .rposition(|(k, v)| k.len() + v.len() + 1 > LONG_MEMBER)
+        {
+            Some(long) => {
+                members.remove(long);
+            }
+            None => {
+                members.pop();
+            }
+        }
+    }
+    (!members.is_empty()).then(|| {
+        members
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+/// The headers to put on an outgoing call made from `trace_id`/`span_id` (flags `01`).
 pub fn inject(
     trace_id: TraceId,
     span_id: SpanId,
+    correlation_id: Option<&str>,
+    tracestate: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    inject_with_flags(trace_id, span_id, 1, correlation_id, tracestate)
+}
+
+/// The headers to put on an outgoing call made from `trace_id`/`span_id` with W3C `flags`.
+pub fn inject_with_flags(
+    trace_id: TraceId,
+    span_id: SpanId,
+    flags: u8,
     correlation_id: Option<&str>,
     tracestate: Option<&str>,
 ) -> Vec<(&'static str, String)> {
@@ -120,7 +205,7 @@ pub fn inject(
         TraceParent {
             trace_id,
             parent_id: span_id,
-            flags: 1,
+            flags,
         }
         .to_header(),
     )];
@@ -189,5 +274,80 @@ mod tests {
         let got = extract(|name| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| *v));
         assert_eq!(got.tracestate.as_deref(), Some("a=b,c=d"));
         assert_eq!(got.correlation_id.as_deref(), Some("t-1"));
+    }
+
+    #[test]
+    fn tracestate_members_follow_the_grammar() {
+        let ok = |v: &str| parse_tracestate(v);
+        // OWS around members, empty members, tabs.
+        assert_eq!(
+            ok("foo=1 \t , \t bar=2, \t baz=3").as_deref(),
+            Some("foo=1,bar=2,baz=3")
+        );
+        assert_eq!(ok("foo=1,,bar=2").as_deref(), Some("foo=1,bar=2"));
+        assert_eq!(ok("").as_deref(), None);
+        // Multi-tenant and unusual-but-legal keys; every legal value character.
+        for key in [
+            "foo@bar",
+            "9foo",
+            "foo@",
+            "foo@@bar",
+            "a_-*/b",
+            &"z".repeat(256),
+        ] {
+            assert!(ok(&format!("{key}=1")).is_some(), "{key}");
+        }
+        let value: String = (0x20u8..=0x7e)
+            .filter(|b| *b != b',' && *b != b'=')
+            .map(char::from)
+            .collect::<String>()
+            .trim_start()
+            .to_owned();
+        assert!(ok(&format!("k={value}")).is_some());
+        // One bad member discards the whole header.
+        for bad in [
+            "foo=bar=baz",
+            "foo=,bar=3",
+            "@foo=1,bar=2",
+            "Foo=1,bar=2",
+            "foo.bar=1",
+            "foo =1",
+            "foo=1\u{1}",
+            "foo",
+            &format!("{}=1,bar=2", "z".repeat(257)),
+            &format!("k={}", "v".repeat(257)),
+        ] {
+            assert_eq!(ok(bad), None, "{bad:?}");
+        }
+        // Duplicates: the first is kept.
+        assert_eq!(ok("foo=1,foo=2").as_deref(), Some("foo=1"));
+        // 32 members pass, 33 do not.
+        let members = |n: usize| {
+            (1..=n)
+                .map(|i| format!("k{i}=v"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert_eq!(ok(&members(32)).map(|s| s.split(',').count()), Some(32));
+        assert_eq!(ok(&members(33)), None);
+        // Past 512 characters, long members go first, then the last ones.
+        let long = format!("big={}", "x".repeat(200));
+        let many = (1..=30)
+            .map(|i| format!("key{i:02}=value{i:02}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let cut = ok(&format!("{long},{many}")).unwrap();
+        assert!(cut.len() <= 512 && !cut.contains("big=") && cut.starts_with("key01="));
+    }
+
+    #[test]
+    fn flags_are_propagated_as_given() {
+        let tid = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        let sid = SpanId::from_hex("00f067aa0ba902b7").unwrap();
+        let headers = inject_with_flags(tid, sid, 0x02, None, None);
+        assert_eq!(
+            headers[0].1,
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02"
+        );
     }
 }

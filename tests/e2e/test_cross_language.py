@@ -1,9 +1,10 @@
-"""Cross-language end to end: a Node order service calls a Python chat service over real HTTP;
-both report to one real agent, which forwards to a real OTLP receiver.
+"""Cross-language end to end: Node order service → Python chat service → Node inventory service
+over real HTTP, all reporting to one real agent that forwards to a real OTLP receiver.
 
-Asserts that the correlation id and W3C trace context cross the hop, that the agent groups the
-traces of both languages (and the emit-started child trace) into one trace group, and that the
-collector receives both services' spans with their own resources and a link across the hop.
+Asserts W3C Trace Context end to end: one trace id across the three services, each service's
+segment hanging under the caller's CLIENT span, and at the collector every span of that trace
+present with its parent (zero orphans), each under its own service's resource; the correlation
+id crosses too, and the emit-started payment trace joins the group.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 AGENT = Path(os.environ.get("FLOWSCOPE_AGENT_BIN", REPO / "target" / "debug" / "flowscope"))
 RECEIVER = AGENT.parent / "otlp-receiver"
+INVENTORY = REPO / "sdk-node" / "test" / "fixtures" / "inventory-service.js"
 
 
 class Proc:
@@ -93,10 +95,18 @@ def stack():
             env, "flowscope listening")
         procs.append(agent)
         app_env = {**env, "FLOWSCOPE_SOCKET": socket}
+        inventory = Proc(["node", str(INVENTORY)], app_env, "listening")
+        procs.append(inventory)
         python = Proc([sys.executable, str(REPO / "examples/python/chat_service.py"), "--port", "0"], app_env, "listening")
         procs.append(python)
         python_url = python.line.split()[-1]
-        node_env = {**app_env, "PORT": "0", "DOWNSTREAM_URL": f"{python_url}/threads/order-x1/messages", "PAYMENT_DELAY_MS": "5"}
+        node_env = {
+            **app_env,
+            "PORT": "0",
+            "DOWNSTREAM_URL": f"{python_url}/threads/order-x1/messages",
+            "RELAY_URL": f"{inventory.line.split()[-1]}/reserve",
+            "PAYMENT_DELAY_MS": "5",
+        }
         node = Proc(["node", str(REPO / "examples/node/order-service.js")], node_env, "listening")
         procs.append(node)
         yield {
@@ -109,46 +119,72 @@ def stack():
             proc.stop()
 
 
-def test_node_to_python_hop_is_one_group_and_one_linked_otlp_story(stack: dict[str, str]) -> None:
+def spans_of(receiver: str, trace_id: str) -> list[dict[str, Any]]:
+    """Every span of `trace_id` the collector received, each with its resource's service."""
+    out = []
+    for request in http("GET", f"{receiver}/received")["requests"]:
+        for rs in request["request"]["resourceSpans"]:
+            service = attr(rs["resource"]["attributes"], "service.name")
+            for scope in rs["scopeSpans"]:
+                for span in scope["spans"]:
+                    if span["traceId"] == trace_id:
+                        out.append({**span, "service": service})
+    return out
+
+
+def test_node_python_node_is_one_trace_with_no_orphan_span(stack: dict[str, str]) -> None:
     order = http("POST", f"{stack['node']}/orders", {"customer": "c-1", "items": [{"sku": "sku-1", "qty": 2}]},
                  {"X-Motia-Correlation-Id": "order-x1"})
-    node_trace = order["traceId"]
-    assert order["inventory"]["reply"].startswith("echo"), order
+    trace_id = order["traceId"]
+    chat = order["inventory"]
+    assert chat["reply"].startswith("echo"), order
+    assert chat["traceId"] == trace_id, "Python continued the Node trace"
+    relayed = chat["relayed"]
+    assert relayed["status"] == 200
+    assert relayed["headers"]["content-type"].startswith("application/json")
 
-    def group_complete() -> Any:
-        group = http("GET", f"{stack['agent']}/api/groups/order-x1")
-        done = [t for t in group["traces"] if t["status"] == "completed"]
-        return group if len(done) >= 3 else None
+    def trace_complete() -> Any:
+        t = http("GET", f"{stack['agent']}/api/traces/{trace_id}")
+        return t if t["status"] == "completed" and len(t["segments"]) == 3 else None
 
-    group = wait_for("the correlated group", group_complete)
-    traces = {t["id"]: t for t in group["traces"]}
-    assert node_trace in traces
-    services = {t["service"] for t in traces.values()}
-    assert services == {"order-service", "chat-service"}, services
-    python_traces = [t for t in traces.values() if t["service"] == "chat-service"]
-    assert len(python_traces) == 1
-    python_trace = http("GET", f"{stack['agent']}/api/traces/{python_traces[0]['id']}")
-    assert python_trace["parentTraceId"] == node_trace, "traceparent crossed the hop"
-    assert python_trace["correlationMethod"] == "header", "the correlation id crossed the hop"
-    payment = [t for t in traces.values() if t["entryPoint"]["stepName"] == "process-payment"]
-    assert len(payment) == 1 and payment[0]["parentTraceId"] == node_trace
-    assert group["metadata"]["totalTraces"] == 3
+    trace = wait_for("the three-service trace", trace_complete)
+    assert trace["services"] == ["order-service", "chat-service", "inventory-service"]
+    assert trace["correlationId"] == "order-x1"
+    by_service = {s["service"]: s for s in trace["segments"]}
+    calls = {s["id"]: s for s in trace["steps"] if s.get("kind") == "client"}
+    assert "parentSpanId" not in by_service["order-service"], "the root service has no caller"
+    chat_caller = calls[by_service["chat-service"]["parentSpanId"]]
+    assert chat_caller["service"] == "order-service"
+    inventory_caller = calls[by_service["inventory-service"]["parentSpanId"]]
+    assert inventory_caller["service"] == "chat-service"
+    assert all(c["attributes"]["http.response.status_code"] == 200 for c in calls.values())
 
-    def both_roots() -> Any:
-        received = http("GET", f"{stack['receiver']}/received")["requests"]
-        roots = {}
-        for request in received:
-            for rs in request["request"]["resourceSpans"]:
-                service = attr(rs["resource"]["attributes"], "service.name")
-                for scope in rs["scopeSpans"]:
-                    for span in scope["spans"]:
-                        if span["name"].startswith("flow ") and span["traceId"] in (node_trace, python_trace["id"]):
-                            roots[service] = span
-        return roots if len(roots) == 2 else None
+    group = http("GET", f"{stack['agent']}/api/groups/order-x1")
+    payment = [t for t in group["traces"] if t["id"] != trace_id]
+    assert len(payment) == 1 and payment[0]["parentTraceId"] == trace_id
 
-    roots = wait_for("both services' root spans at the collector", both_roots)
-    assert roots["order-service"]["traceId"] == node_trace
-    assert roots["chat-service"]["traceId"] == python_trace["id"]
-    assert attr(roots["chat-service"]["attributes"], "session.id") == "order-x1"
-    links = roots["chat-service"]["links"]
-    assert any(link["traceId"] == node_trace for link in links), links
+    # At the collector: the whole trace, every parent present, one root.
+    expected = 3 + len(trace["steps"])  # a root span per segment, a span per step (+ ops)
+
+    def all_spans() -> Any:
+        spans = spans_of(stack["receiver"], trace_id)
+        ids = {s["spanId"] for s in spans}
+        roots = [s for s in spans if s["name"].startswith("flow ")]
+        if len(roots) < 3 or len(spans) < expected:
+            return None
+        orphans = [s for s in spans if s.get("parentSpanId") and s["parentSpanId"] not in ids]
+        return (spans, orphans)
+
+    spans, orphans = wait_for("every span of the trace at the collector", all_spans)
+    assert orphans == [], f"orphan spans: {[(s['name'], s['parentSpanId']) for s in orphans]}"
+    assert len({s["traceId"] for s in spans}) == 1
+    top = [s for s in spans if not s.get("parentSpanId")]
+    assert [(s["name"], s["service"]) for s in top] == [("flow order-processing", "order-service")]
+    by_id = {s["spanId"]: s for s in spans}
+    for service, caller_service in (("chat-service", "order-service"), ("inventory-service", "chat-service")):
+        (root,) = [s for s in spans if s["name"].startswith("flow ") and s["service"] == service]
+        parent = by_id[root["parentSpanId"]]
+        assert parent["kind"] in (3, "SPAN_KIND_CLIENT"), parent
+        assert parent["service"] == caller_service
+        assert attr(parent["attributes"], "http.request.method") == "POST"
+    assert attr(by_id[by_service["chat-service"]["spanId"]]["attributes"], "session.id") == "order-x1"

@@ -51,12 +51,24 @@ pub async fn export(
         let headers = [(header::CONTENT_DISPOSITION, disposition)];
         Ok(match format.as_str() {
             "otlp" => {
-                let spans = mapping::trace_spans(trace, v.previous);
-                let resource =
-                    ResourceAttributesWithSchema::from(&mapping::resource(&trace.origin));
-                let request = ExportTraceServiceRequest {
-                    resource_spans: group_spans_by_resource_and_scope(spans, &resource),
-                };
+                // One ResourceSpans per service the trace crossed, in segment order.
+                let mut by_origin: Vec<(&std::sync::Arc<crate::trace::Origin>, Vec<_>)> =
+                    Vec::new();
+                for (origin, span) in mapping::trace_spans_by_origin(trace, &v.links) {
+                    match by_origin.iter_mut().find(|(o, _)| *o == origin) {
+                        Some((_, spans)) => spans.push(span),
+                        None => by_origin.push((origin, vec![span])),
+                    }
+                }
+                let resource_spans = by_origin
+                    .into_iter()
+                    .flat_map(|(origin, spans)| {
+                        let resource =
+                            ResourceAttributesWithSchema::from(&mapping::resource(origin));
+                        group_spans_by_resource_and_scope(spans, &resource)
+                    })
+                    .collect();
+                let request = ExportTraceServiceRequest { resource_spans };
                 (headers, Json(request)).into_response()
             }
             "csv" => (

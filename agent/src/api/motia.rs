@@ -14,9 +14,11 @@ use crate::trace::Trace;
 
 /// The RFC `Trace` object.
 pub fn motia_trace(trace: &Trace, trace_index: Option<usize>) -> Value {
+    // The RFC's steps are workflow steps: outgoing-call spans are left out.
     let steps: Vec<Value> = trace
         .steps_in_time_order()
         .into_iter()
+        .filter(|step| step.kind == flowscope::wire::SpanKind::Internal)
         .map(|step| {
             let (start, duration) = shapes::step_timing(step, trace.start_ns);
             let mut out = Map::new();

@@ -54,6 +54,7 @@ pub fn trace_query(raw: Option<&str>) -> Result<TraceQuery, ApiError> {
             "stateKey" => q.state_key = Some(non_empty(n, value)?),
             "topic" => q.topic = Some(non_empty(n, value)?),
             "correlationId" => q.correlation_id = Some(non_empty(n, value)?),
+            "service" => q.service = Some(non_empty(n, value)?),
             "q" => q.text = Some(non_empty(n, value)?.to_lowercase()),
             "status" => {
                 q.status = Some(TraceStatus::parse(&value).ok_or_else(|| {
@@ -87,8 +88,8 @@ pub fn trace_query(raw: Option<&str>) -> Result<TraceQuery, ApiError> {
             _ => {
                 return Err(ApiError::bad_param(
                     n,
-                    "unknown parameter; expected one of flow, status, step, stateKey, topic, correlationId, q, \
-                     since, until, minDuration, maxDuration, limit, cursor",
+                    "unknown parameter; expected one of flow, service, status, step, stateKey, topic, \
+                     correlationId, q, since, until, minDuration, maxDuration, limit, cursor",
                 ));
             }
         }
@@ -116,8 +117,8 @@ pub struct TraceView {
     pub trace: std::sync::Arc<crate::trace::Trace>,
     /// Its position in its group.
     pub index: Option<usize>,
-    /// The member of its group started just before it.
-    pub previous: Option<TraceId>,
+    /// Its root span's links (parent trace, previous member of its group).
+    pub links: crate::export::mapping::RootLinks,
 }
 
 /// Looks up the trace a path names, snapshots it under the store's read lock, and renders it
@@ -138,7 +139,7 @@ pub async fn render_trace(
         })?;
         TraceView {
             index: store.trace_index(&trace),
-            previous: store.previous_in_group(&trace),
+            links: store.root_links(&trace),
             trace,
         }
     };

@@ -3,13 +3,14 @@
 //! ms from the trace start.
 
 use flowscope::wire::{
-    Attributes, CorrelationMethod, EntryType, ErrorInfo, Event, OpAction, OpKind, SpanId, TraceId,
+    Attributes, CorrelationMethod, EntryType, ErrorInfo, Event, OpAction, OpKind, SpanId, SpanKind,
+    TraceId,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::trace::group::GroupSummary;
-use crate::trace::{OpCounts, Operation, Step, Trace, Truncation};
+use crate::trace::{OpCounts, Operation, Segment, Step, Trace, Truncation};
 
 /// Nanoseconds → whole milliseconds, rounded.
 pub fn ms(ns: u64) -> u64 {
@@ -98,6 +99,8 @@ pub struct TraceSummaryJson<'a> {
     id: TraceId,
     flow_name: &'a str,
     service: &'a str,
+    /// Every service the trace crossed (one per segment), the trace's own first.
+    services: Vec<&'a str>,
     status: &'static str,
     start_time: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -166,6 +169,7 @@ pub fn trace_summary(trace: &Trace, trace_index: Option<usize>) -> TraceSummaryJ
         id: trace.id,
         flow_name: trace.flow(),
         service: &trace.origin.service,
+        services: trace.services(),
         status: trace.status.as_str(),
         start_time: unix_ms(trace.start_ns),
         duration: trace.duration_ns().map(ms),
@@ -273,6 +277,13 @@ pub struct StepJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     parent_id: Option<SpanId>,
     name: &'a str,
+    /// The service that ran it.
+    service: &'a str,
+    /// `client` for an outgoing call (absent for ordinary steps).
+    #[serde(skip_serializing_if = "is_internal")]
+    kind: SpanKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attributes: Option<&'a Attributes>,
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     start_time: Option<u64>,
@@ -314,14 +325,22 @@ pub fn step_timing(step: &Step, trace_start: u64) -> (Option<u64>, Option<u64>) 
     (start, duration)
 }
 
-/// One step in the given view.
-pub fn step_json<'a>(step: &'a Step, trace_start: u64, view: View) -> StepJson<'a> {
+fn is_internal(kind: &SpanKind) -> bool {
+    *kind == SpanKind::Internal
+}
+
+/// One step of `trace` in the given view.
+pub fn step_json<'a>(trace: &'a Trace, step: &'a Step, view: View) -> StepJson<'a> {
+    let trace_start = trace.start_ns;
     let (start_time, duration) = step_timing(step, trace_start);
     let full = view == View::Full;
     StepJson {
         id: step.id,
         parent_id: step.parent,
         name: &step.name,
+        service: trace.service_of(step),
+        kind: step.kind,
+        attributes: step.attributes.as_ref(),
         status: step.status.as_str(),
         start_time,
         duration,
@@ -363,9 +382,56 @@ pub struct TraceJson<'a> {
     attributes: Option<&'a Attributes>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a ErrorInfo>,
+    /// The services' parts of the trace (one per `traceparent` hop).
+    segments: Vec<SegmentJson<'a>>,
     steps: Vec<StepJson<'a>>,
     ops: Vec<OpJson<'a>>,
     events: Vec<Value>,
+}
+
+/// One service's part of a trace.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentJson<'a> {
+    /// The segment's root span id (absent for SDKs that predate segments).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    span_id: Option<SpanId>,
+    /// The caller's span it continues.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_span_id: Option<SpanId>,
+    service: &'a str,
+    flow_name: &'a str,
+    entry_point: EntryPointJson<'a>,
+    status: &'static str,
+    /// Start, ms from the trace start.
+    start_time: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a ErrorInfo>,
+}
+
+fn segment_json<'a>(trace: &'a Trace, segment: &'a Segment) -> SegmentJson<'a> {
+    SegmentJson {
+        span_id: segment.span,
+        parent_span_id: segment.remote_parent,
+        service: &segment.origin.service,
+        flow_name: if segment.flow.is_empty() {
+            trace.flow()
+        } else {
+            &segment.flow
+        },
+        entry_point: EntryPointJson {
+            entry_type: segment.entry,
+            step_name: segment.entry_step.as_deref().unwrap_or(""),
+        },
+        status: segment.status.as_str(),
+        start_time: ms(segment.start_ns.saturating_sub(trace.start_ns)),
+        duration: segment
+            .end_ns
+            .map(|e| ms(e.saturating_sub(segment.start_ns))),
+        error: segment.error.as_ref(),
+    }
 }
 
 /// Builds the trace in the given view; `trace_index` is its position in its group.
@@ -376,10 +442,15 @@ pub fn trace_full(trace: &Trace, trace_index: Option<usize>, view: View) -> Trac
         correlation_method: trace.correlation_method,
         attributes: trace.attributes.as_ref(),
         error: trace.error.as_ref(),
+        segments: trace
+            .segments
+            .iter()
+            .map(|s| segment_json(trace, s))
+            .collect(),
         steps: trace
             .steps_in_time_order()
             .into_iter()
-            .map(|s| step_json(s, start, view))
+            .map(|s| step_json(trace, s, view))
             .collect(),
         ops: trace.ops.iter().map(|op| op_json(op, start)).collect(),
         events: trace.events.iter().map(|e| event_json(e, start)).collect(),

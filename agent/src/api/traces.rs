@@ -61,12 +61,7 @@ pub async fn step(
             what: "step",
             id: span.clone(),
         })?;
-        Ok(Json(shapes::step_json(
-            step,
-            v.trace.start_ns,
-            shapes::View::Full,
-        ))
-        .into_response())
+        Ok(Json(shapes::step_json(&v.trace, step, shapes::View::Full)).into_response())
     })
     .await
 }

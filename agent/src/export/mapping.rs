@@ -1,5 +1,6 @@
-//! flowscope traces → OpenTelemetry spans (DESIGN.md "OTLP mapping"):
-//! a root span `flow <name>` per trace, one span per step, timed operations as child spans of
+//! flowscope traces → OpenTelemetry spans (ARCHITECTURE.md "OTLP mapping"):
+//! a root span `flow <name>` per trace segment (one per service the trace crossed, parented to
+//! the caller's client span), one span per step (CLIENT for outgoing calls), timed operations as child spans of
 //! their step, LLM calls as `chat <model>` CLIENT spans carrying both the OTel GenAI and the
 //! OpenInference attribute names, logs/retries/checkpoints/transitions/artifacts/custom events as
 //! span events, errors as status ERROR plus an `exception` event.
@@ -18,7 +19,66 @@ use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
-use crate::trace::{Operation, Origin, Step, StepStatus, Trace, TraceStatus};
+use crate::trace::{Operation, Origin, Segment, Step, StepStatus, Trace, TraceStatus};
+
+/// Span links of a root span: (trace, its root span) of the trace whose emit started it, and
+/// of the previous trace in its group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RootLinks {
+    /// The parent trace (event-based link).
+    pub parent: Option<(wire::TraceId, wire::SpanId)>,
+    /// The previous member of the trace's group.
+    pub previous: Option<(wire::TraceId, wire::SpanId)>,
+}
+
+/// The root span id of segment `segment` of `trace`: the SDK's, else derived from the trace id.
+pub fn segment_span_id(trace: &Trace, segment: &Segment) -> wire::SpanId {
+    segment.span.unwrap_or_else(|| root_span_id(trace.id))
+}
+
+/// The root span id of the trace as a whole (its primary segment's).
+pub fn primary_span_id(trace: &Trace) -> wire::SpanId {
+    trace
+        .segments
+        .iter()
+        .find(|s| s.started && s.remote_parent.is_none())
+        .or_else(|| trace.segments.first())
+        .map_or_else(|| root_span_id(trace.id), |s| segment_span_id(trace, s))
+}
+
+/// The span a step without a parent step hangs under: its segment's root.
+fn step_root(trace: &Trace, step: &Step) -> wire::SpanId {
+    trace
+        .segment_of(step)
+        .map_or_else(|| primary_span_id(trace), |s| segment_span_id(trace, s))
+}
+
+/// The origin (resource) a step's spans are exported under.
+pub fn step_origin<'a>(trace: &'a Trace, step: Option<&Step>) -> &'a std::sync::Arc<Origin> {
+    step.and_then(|s| trace.segment_of(s))
+        .map_or(&trace.origin, |s| &s.origin)
+}
+
+fn json_attribute(key: &str, value: &serde_json::Value) -> KeyValue {
+    let value = match value {
+        serde_json::Value::String(s) => opentelemetry::Value::from(s.clone()),
+        serde_json::Value::Bool(b) => (*b).into(),
+        serde_json::Value::Number(n) if n.is_i64() => n.as_i64().unwrap_or_default().into(),
+        serde_json::Value::Number(n) => n.as_f64().unwrap_or_default().into(),
+        other => other.to_string().into(),
+    };
+    KeyValue::new(key.to_owned(), value)
+}
+
+fn otel_kind(kind: wire::SpanKind) -> SpanKind {
+    match kind {
+        wire::SpanKind::Internal => SpanKind::Internal,
+        wire::SpanKind::Client => SpanKind::Client,
+        wire::SpanKind::Server => SpanKind::Server,
+        wire::SpanKind::Producer => SpanKind::Producer,
+        wire::SpanKind::Consumer => SpanKind::Consumer,
+    }
+}
 
 /// The instrumentation scope of every exported span.
 pub fn scope() -> InstrumentationScope {
@@ -303,7 +363,7 @@ fn op_name(op: &Operation) -> String {
 
 /// The span of the `index`-th operation of `step` (or of the trace when `step` is `None`).
 pub fn op_span(trace: &Trace, step: Option<&Step>, index: usize, op: &Operation) -> SpanData {
-    let parent = step.map_or_else(|| root_span_id(trace.id), |s| s.id);
+    let parent = step.map_or_else(|| primary_span_id(trace), |s| s.id);
     let mut attributes = vec![
         KeyValue::new("flowscope.op.kind", kind_name(op.kind)),
         KeyValue::new("flowscope.op.action", action_name(op.action)),
@@ -359,7 +419,7 @@ pub fn llm_span(
     let WireEvent::Llm(llm) = event else {
         return None;
     };
-    let parent = step.map_or_else(|| root_span_id(trace.id), |s| s.id);
+    let parent = step.map_or_else(|| primary_span_id(trace), |s| s.id);
     let mut attributes = vec![
         KeyValue::new("gen_ai.operation.name", "chat"),
         KeyValue::new("gen_ai.request.model", llm.model.clone()),
@@ -446,7 +506,7 @@ pub fn step_span(trace: &Trace, step: &Step) -> SpanData {
     let parent = step
         .parent
         .filter(|p| trace.step(*p).is_some())
-        .unwrap_or_else(|| root_span_id(trace.id));
+        .unwrap_or_else(|| step_root(trace, step));
     let start = step.start_ns.or(step.end_ns).unwrap_or(trace.start_ns);
     let end = step.end_ns.unwrap_or(trace.last_event_ns);
     let mut attributes = vec![
@@ -458,6 +518,9 @@ pub fn step_span(trace: &Trace, step: &Step) -> SpanData {
         KeyValue::new("flowscope.ops.stream", i64::from(step.counts.stream)),
     ];
     correlation_attributes(trace, &mut attributes);
+    for (key, value) in step.attributes.iter().flatten() {
+        attributes.push(json_attribute(key, value));
+    }
     let mut events = step_events(&step.events);
     let status = match (&step.error, step.status) {
         (Some(error), _) => {
@@ -472,7 +535,7 @@ pub fn step_span(trace: &Trace, step: &Step) -> SpanData {
         Parts {
             id: step.id,
             parent: Some(parent),
-            kind: SpanKind::Internal,
+            kind: otel_kind(step.kind),
             name: step.name.clone(),
             start,
             end,
@@ -483,20 +546,43 @@ pub fn step_span(trace: &Trace, step: &Step) -> SpanData {
     )
 }
 
-/// The root span of a trace; `previous` is the trace before it in its group (a link).
-pub fn root_span(trace: &Trace, previous: Option<wire::TraceId>) -> SpanData {
-    let kind = match trace.entry {
+/// The root span of segment `index` of `trace` (the whole trace's root for its primary segment,
+/// which carries the span links).
+pub fn segment_span(trace: &Trace, index: usize, links: &RootLinks) -> Option<SpanData> {
+    // A trace whose `trace_start` never arrived still gets a root for its steps to hang under.
+    let placeholder;
+    let segment = match trace.segments.get(index) {
+        Some(segment) => segment,
+        None if index == 0 && trace.segments.is_empty() => {
+            placeholder = Segment {
+                status: trace.status,
+                end_ns: trace.end_ns,
+                ..Segment::new(None, std::sync::Arc::clone(&trace.origin), trace.start_ns)
+            };
+            &placeholder
+        }
+        None => return None,
+    };
+    let id = segment_span_id(trace, segment);
+    let primary = id == primary_span_id(trace);
+    let kind = match segment.entry {
         EntryType::Api => SpanKind::Server,
         EntryType::Event => SpanKind::Consumer,
+        EntryType::Cron if segment.remote_parent.is_some() => SpanKind::Server,
         EntryType::Cron => SpanKind::Internal,
     };
+    let flow = if segment.flow.is_empty() {
+        trace.flow()
+    } else {
+        &segment.flow
+    };
     let mut attributes = vec![
-        KeyValue::new("flowscope.flow.name", trace.flow().to_owned()),
-        KeyValue::new("flowscope.entry.type", entry_name(trace.entry)),
+        KeyValue::new("flowscope.flow.name", flow.to_owned()),
+        KeyValue::new("flowscope.entry.type", entry_name(segment.entry)),
         KeyValue::new("openinference.span.kind", "CHAIN"),
         KeyValue::new("flowscope.steps.total", trace.steps.len() as i64),
     ];
-    if let Some(step) = &trace.entry_step {
+    if let Some(step) = &segment.entry_step {
         attributes.push(KeyValue::new("flowscope.entry.step", step.clone()));
     }
     correlation_attributes(trace, &mut attributes);
@@ -506,22 +592,22 @@ pub fn root_span(trace: &Trace, previous: Option<wire::TraceId>) -> SpanData {
             format!("{method:?}").to_lowercase(),
         ));
     }
-    if let Some(reason) = trace.failure_reason {
+    if primary && let Some(reason) = trace.failure_reason {
         attributes.push(KeyValue::new("flowscope.failure_reason", reason));
     }
-    for (key, value) in trace.attributes.iter().flatten() {
-        let value = match value {
-            serde_json::Value::String(s) => opentelemetry::Value::from(s.clone()),
-            serde_json::Value::Bool(b) => (*b).into(),
-            serde_json::Value::Number(n) if n.is_i64() => n.as_i64().unwrap_or_default().into(),
-            serde_json::Value::Number(n) => n.as_f64().unwrap_or_default().into(),
-            other => other.to_string().into(),
-        };
-        attributes.push(KeyValue::new(key.clone(), value));
+    for (key, value) in segment.attributes.iter().flatten() {
+        attributes.push(json_attribute(key, value));
     }
-    let end = trace.end_ns.unwrap_or(trace.last_event_ns);
-    let mut events = step_events(&trace.events);
-    let status = match (trace.status, &trace.error) {
+    let end = segment
+        .end_ns
+        .or(trace.end_ns)
+        .unwrap_or(trace.last_event_ns);
+    let mut events = if primary {
+        step_events(&trace.events)
+    } else {
+        Vec::new()
+    };
+    let status = match (segment.status, &segment.error) {
         (TraceStatus::Failed, Some(error)) => {
             events.push(exception(error, end));
             Status::error(error.message.clone())
@@ -530,56 +616,67 @@ pub fn root_span(trace: &Trace, previous: Option<wire::TraceId>) -> SpanData {
         (TraceStatus::Completed, _) => Status::Ok,
         (TraceStatus::Running, _) => Status::Unset,
     };
-    let root = root_span_id(trace.id);
     let mut data = span(
         trace.id,
         Parts {
-            id: root,
-            parent: None,
+            id,
+            parent: segment.remote_parent,
             kind,
-            name: format!("flow {}", trace.flow()),
-            start: trace.start_ns,
+            name: format!("flow {flow}"),
+            start: segment.start_ns,
             end,
             attributes,
             events,
             status,
         },
     );
-    let mut links = Vec::new();
-    if let Some(parent) = trace.parent_trace {
-        links.push(Link::new(
-            context(parent, root_span_id(parent)),
-            vec![KeyValue::new("flowscope.link", "parent_trace")],
-            0,
-        ));
+    if primary {
+        let mut found = Vec::new();
+        if let Some((parent, span)) = links.parent {
+            found.push(Link::new(
+                context(parent, span),
+                vec![KeyValue::new("flowscope.link", "parent_trace")],
+                0,
+            ));
+        }
+        if let Some((previous, span)) = links.previous.filter(|p| Some(*p) != links.parent) {
+            found.push(Link::new(
+                context(previous, span),
+                vec![KeyValue::new("flowscope.link", "previous_in_group")],
+                0,
+            ));
+        }
+        data.links.links = found;
     }
-    if let Some(previous) = previous.filter(|p| Some(*p) != trace.parent_trace) {
-        links.push(Link::new(
-            context(previous, root_span_id(previous)),
-            vec![KeyValue::new("flowscope.link", "previous_in_group")],
-            0,
-        ));
-    }
-    data.links.links = links;
-    data
+    Some(data)
 }
 
-/// Every span of a trace as it is now (for `GET /api/traces/{id}/export?format=otlp`).
-pub fn trace_spans(trace: &Trace, previous: Option<wire::TraceId>) -> Vec<SpanData> {
-    let mut spans = vec![root_span(trace, previous)];
+/// Every span of a trace as it is now, with the origin each is exported under (for
+/// `GET /api/traces/{id}/export?format=otlp`).
+pub fn trace_spans_by_origin<'a>(
+    trace: &'a Trace,
+    links: &RootLinks,
+) -> Vec<(&'a std::sync::Arc<Origin>, SpanData)> {
+    let mut spans: Vec<(&std::sync::Arc<Origin>, SpanData)> = (0..trace.segments.len().max(1))
+        .filter_map(|i| {
+            let origin = trace.segments.get(i).map_or(&trace.origin, |s| &s.origin);
+            Some((origin, segment_span(trace, i, links)?))
+        })
+        .collect();
     for step in &trace.steps {
-        spans.push(step_span(trace, step));
+        let origin = step_origin(trace, Some(step));
+        spans.push((origin, step_span(trace, step)));
         spans.extend(
             step.ops
                 .iter()
                 .enumerate()
-                .map(|(i, op)| op_span(trace, Some(step), i, op)),
+                .map(|(i, op)| (origin, op_span(trace, Some(step), i, op))),
         );
         spans.extend(
             step.events
                 .iter()
                 .enumerate()
-                .filter_map(|(i, e)| llm_span(trace, Some(step), i, e)),
+                .filter_map(|(i, e)| Some((origin, llm_span(trace, Some(step), i, e)?))),
         );
     }
     spans.extend(
@@ -587,14 +684,22 @@ pub fn trace_spans(trace: &Trace, previous: Option<wire::TraceId>) -> Vec<SpanDa
             .ops
             .iter()
             .enumerate()
-            .map(|(i, op)| op_span(trace, None, i, op)),
+            .map(|(i, op)| (&trace.origin, op_span(trace, None, i, op))),
     );
     spans.extend(
         trace
             .events
             .iter()
             .enumerate()
-            .filter_map(|(i, e)| llm_span(trace, None, i, e)),
+            .filter_map(|(i, e)| Some((&trace.origin, llm_span(trace, None, i, e)?))),
     );
     spans
+}
+
+/// Every span of a trace as it is now.
+pub fn trace_spans(trace: &Trace, links: &RootLinks) -> Vec<SpanData> {
+    trace_spans_by_origin(trace, links)
+        .into_iter()
+        .map(|(_, span)| span)
+        .collect()
 }

@@ -11,7 +11,6 @@ pub mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flowscope::wire::TraceId;
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -41,8 +40,10 @@ pub struct ExportConfig {
     pub traces_endpoint: Option<String>,
     /// Transport.
     pub protocol: OtlpProtocol,
-    /// Fraction of traces exported (by trace id, so all spans of a trace agree).
+    /// Fraction of SDK-started traces exported (by trace id, so all spans of a trace agree).
     pub sample_ratio: f64,
+    /// Also export traces whose incoming W3C flags say "not sampled".
+    pub export_unsampled: bool,
     /// Queue bound in spans.
     pub queue_spans: usize,
     /// Queue bound in estimated bytes.
@@ -60,6 +61,7 @@ impl Default for ExportConfig {
             traces_endpoint: None,
             protocol: OtlpProtocol::HttpProtobuf,
             sample_ratio: 1.0,
+            export_unsampled: false,
             queue_spans: 100_000,
             queue_bytes: 64 * 1024 * 1024,
             batch_size: 512,
@@ -83,48 +85,79 @@ pub struct ExportError(#[from] opentelemetry_otlp::ExporterBuildError);
 /// The producer side, owned by the store: maps finished parts of traces and queues them.
 pub struct Exporter {
     queue: Arc<ExportQueue>,
-    sample_threshold: u64,
+    sample_ratio: f64,
+    export_unsampled: bool,
 }
 
 impl Exporter {
-    /// Whether `trace` is in the sample (deterministic by trace id).
-    pub fn sampled(&self, trace: TraceId) -> bool {
-        (trace.0 as u64) <= self.sample_threshold
+    /// Whether `trace` is exported: a trace that arrived with W3C flags follows its sampled bit
+    /// (unsampled ones only with `--otlp-export-unsampled`); one started by a flowscope SDK
+    /// follows the sample ratio (the same rule the SDK used for the flag it propagated).
+    pub fn sampled(&self, trace: &Trace) -> bool {
+        match trace.sampled {
+            Some(sampled) => sampled || self.export_unsampled,
+            None => flowscope::wire::sampled_by_ratio(trace.id, self.sample_ratio),
+        }
     }
 
-    /// Queues the spans that `applied` completed in `trace`. `previous` is the trace before it in
-    /// its group (for the root span's link).
-    pub fn offer(&self, trace: &Trace, applied: Applied, previous: Option<TraceId>) {
-        if !self.sampled(trace.id) {
+    /// Queues the spans that `applied` completed in `trace`, each under the resource of the
+    /// service that produced it. `links` are the root span's links (for a segment end).
+    pub fn offer(&self, trace: &Trace, applied: Applied, links: &mapping::RootLinks) {
+        if !self.sampled(trace) {
             return;
         }
-        let spans = match applied {
-            Applied::Nothing => return,
+        match applied {
+            Applied::Nothing => {}
             Applied::Op(span) => {
                 let step = span.and_then(|s| trace.step(s));
                 let ops = step.map_or(&trace.ops, |s| &s.ops);
-                ops.last()
-                    .map(|op| mapping::op_span(trace, step, ops.len() - 1, op))
-                    .into_iter()
-                    .collect()
+                if let Some(op) = ops.last() {
+                    let span = mapping::op_span(trace, step, ops.len() - 1, op);
+                    self.queue
+                        .push(mapping::step_origin(trace, step), vec![span]);
+                }
             }
             Applied::Llm(span) => {
                 let step = span.and_then(|s| trace.step(s));
                 let events = step.map_or(&trace.events, |s| &s.events);
-                events
+                if let Some(span) = events
                     .last()
                     .and_then(|e| mapping::llm_span(trace, step, events.len() - 1, e))
-                    .into_iter()
-                    .collect()
+                {
+                    self.queue
+                        .push(mapping::step_origin(trace, step), vec![span]);
+                }
             }
-            Applied::StepEnded(span) => trace
-                .step(span)
-                .map(|s| mapping::step_span(trace, s))
-                .into_iter()
-                .collect(),
-            Applied::TraceEnded => vec![mapping::root_span(trace, previous)],
-        };
-        self.queue.push(&trace.origin, spans);
+            Applied::StepEnded(span) => {
+                if let Some(step) = trace.step(span) {
+                    self.queue.push(
+                        mapping::step_origin(trace, Some(step)),
+                        vec![mapping::step_span(trace, step)],
+                    );
+                }
+            }
+            Applied::SegmentEnded { segment, .. } => {
+                let index = usize::from(segment);
+                let Some(root) = mapping::segment_span(trace, index, links) else {
+                    return;
+                };
+                let end = trace.segments[index].end_ns;
+                // Client calls the segment end closed (no response) leave with it.
+                let mut spans: Vec<_> = trace
+                    .steps
+                    .iter()
+                    .filter(|s| {
+                        s.segment == segment
+                            && s.end_ns == end
+                            && s.error.as_ref().and_then(|e| e.code.as_deref())
+                                == Some(crate::trace::builder::NO_RESPONSE)
+                    })
+                    .map(|s| mapping::step_span(trace, s))
+                    .collect();
+                spans.push(root);
+                self.queue.push(&trace.segments[index].origin, spans);
+            }
+        }
     }
 
     /// The queue (for readiness and tests).
@@ -187,16 +220,11 @@ pub fn start(
         worker_config,
         shutdown,
     ));
-    let ratio = config.sample_ratio.clamp(0.0, 1.0);
-    let sample_threshold = if ratio >= 1.0 {
-        u64::MAX
-    } else {
-        (ratio * u64::MAX as f64) as u64
-    };
     Ok(Some((
         Exporter {
             queue,
-            sample_threshold,
+            sample_ratio: config.sample_ratio.clamp(0.0, 1.0),
+            export_unsampled: config.export_unsampled,
         },
         task,
     )))

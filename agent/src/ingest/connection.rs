@@ -128,7 +128,9 @@ async fn session(
     }
     let max_frame = state.config.max_frame;
     let mut reply = Vec::new();
-    let accept = AgentReply::accept(env!("CARGO_PKG_VERSION"), max_frame as u32);
+    let mut accept = AgentReply::accept(env!("CARGO_PKG_VERSION"), max_frame as u32);
+    // SDKs set the sampled flag they propagate by the same ratio the exporter uses.
+    accept.sample_ratio = Some(state.config.export.sample_ratio.clamp(0.0, 1.0));
     if wire::encode_frame(Encoding::Json, &accept, MAX_HELLO, &mut reply).is_err()
         || write.write_all(&reply).await.is_err()
     {

@@ -50,6 +50,8 @@ pub struct Indexes {
     pub state_key: KeyIndex,
     /// Emit topic → traces emitting it.
     pub topic: KeyIndex,
+    /// Service name → traces with a segment from it.
+    pub service: KeyIndex,
     /// Correlation id → group.
     pub groups: HashMap<String, GroupEntry>,
 }
@@ -143,6 +145,9 @@ impl Indexes {
         }
         if let Some(cid) = &trace.correlation_id {
             self.leave_group(id, trace.start_ns, cid);
+        }
+        for segment in &trace.segments {
+            remove_key(&mut self.service, &segment.origin.service, id);
         }
         for step in &trace.steps {
             remove_key(&mut self.step, &step.name, id);

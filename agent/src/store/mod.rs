@@ -126,22 +126,18 @@ impl Store {
             return;
         };
         let trace = Arc::make_mut(trace);
-        if is_start && !Arc::ptr_eq(&trace.origin, origin) {
-            trace.origin = Arc::clone(origin);
-        }
         trace.truncated.strings = trace.truncated.strings.saturating_add(cut);
-        let applied = builder::apply(trace, &mut self.index, event, now_ns, &self.caps);
+        let applied = builder::apply(trace, &mut self.index, origin, event, now_ns, &self.caps);
         self.observe(id, &applied);
         if let Some(exporter) = &self.exporter
             && applied != Applied::Nothing
             && let Some(trace) = self.traces.peek(&id)
         {
-            let previous = if applied == Applied::TraceEnded {
-                self.previous_in_group(trace)
-            } else {
-                None
+            let links = match applied {
+                Applied::SegmentEnded { .. } => self.root_links(trace),
+                _ => crate::export::mapping::RootLinks::default(),
             };
-            exporter.offer(trace, applied, previous);
+            exporter.offer(trace, applied, &links);
         }
         if self.last_dirty != Some(id) {
             self.dirty.insert(id);
@@ -229,6 +225,24 @@ impl Store {
         group.previous(trace.start_ns, trace.id)
     }
 
+    /// The root span id of a stored trace (its primary segment's), else the derived one.
+    pub fn root_span_of(&self, id: TraceId) -> flowscope::wire::SpanId {
+        self.traces.peek(&id).map_or_else(
+            || crate::export::mapping::root_span_id(id),
+            |t| crate::export::mapping::primary_span_id(t),
+        )
+    }
+
+    /// The span links of `trace`'s root span: the trace whose emit started it and the previous
+    /// trace of its group.
+    pub fn root_links(&self, trace: &Trace) -> crate::export::mapping::RootLinks {
+        let link = |id: TraceId| (id, self.root_span_of(id));
+        crate::export::mapping::RootLinks {
+            parent: trace.parent_trace.map(link),
+            previous: self.previous_in_group(trace).map(link),
+        }
+    }
+
     /// Position of `trace` in its group (0-based, by start time).
     pub fn trace_index(&self, trace: &Trace) -> Option<usize> {
         let group = self.index.groups.get(trace.correlation_id.as_deref()?)?;
@@ -310,7 +324,9 @@ impl Store {
                     .get_or_create(&labels)
                     .observe(seconds(end.saturating_sub(start)));
             }
-            Applied::TraceEnded => {
+            Applied::SegmentEnded {
+                trace_ended: true, ..
+            } => {
                 let Some(duration) = trace.duration_ns() else {
                     return;
                 };

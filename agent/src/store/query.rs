@@ -43,6 +43,8 @@ impl Cursor {
 pub struct TraceQuery {
     /// Flow name.
     pub flow: Option<String>,
+    /// Has a segment from this service.
+    pub service: Option<String>,
     /// Status.
     pub status: Option<TraceStatus>,
     /// Has a step with this name.
@@ -153,6 +155,7 @@ impl Store {
         let empty = HashSet::new();
         let keyed = [
             (&q.flow, &idx.flow),
+            (&q.service, &idx.service),
             (&q.step, &idx.step),
             (&q.state_key, &idx.state_key),
             (&q.topic, &idx.topic),

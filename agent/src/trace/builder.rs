@@ -1,13 +1,17 @@
 //! Applies events to a trace, keeping the indexes in step. Events may arrive in any order:
 //! an end before its start, operations before their step, anything before `trace_start`.
 
+use std::sync::Arc;
+
 use flowscope::wire::{CorrelationMethod, EndStatus, Event, OpKind, SpanId};
 
-use super::model::{Operation, Step, StepStatus, Trace, TraceStatus};
+use super::model::{Operation, Origin, Segment, Step, StepStatus, Trace, TraceStatus};
 use crate::store::index::{Indexes, insert_key};
 
 /// Why a trace failed when it stopped receiving events.
 pub const ABANDONED: &str = "abandoned";
+/// Error code of a client call still open when its segment ended (it got no response).
+pub const NO_RESPONSE: &str = "no_response";
 
 /// What an applied event completed, for metrics and export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,8 +24,13 @@ pub enum Applied {
     Llm(Option<SpanId>),
     /// A step ended.
     StepEnded(SpanId),
-    /// The trace ended.
-    TraceEnded,
+    /// A segment (one service's part) ended; `trace_ended` when it was the last running one.
+    SegmentEnded {
+        /// Index into [`Trace::segments`].
+        segment: u16,
+        /// Whether the whole trace is now over.
+        trace_ended: bool,
+    },
 }
 
 /// Per-trace caps the builder enforces.
@@ -105,10 +114,104 @@ fn place(trace: &Trace, parent: Option<SpanId>, max_depth: u16) -> (Option<SpanI
     (None, 1, true)
 }
 
-/// Applies one event (already routed to `trace` by its trace id) within `caps`.
+/// The segment a `trace_start`/`trace_end` with segment span `span` belongs to, created when
+/// unknown. An event without a span (older SDKs) uses the trace's span-less segment.
+fn segment_for(trace: &mut Trace, span: Option<SpanId>, origin: &Arc<Origin>, t: u64) -> usize {
+    if let Some(i) = trace.segments.iter().position(|s| s.span == span) {
+        return i;
+    }
+    trace
+        .segments
+        .push(Segment::new(span, Arc::clone(origin), t));
+    trace.segments.len() - 1
+}
+
+/// The segment that describes the trace as a whole: the first without a remote parent (the
+/// root service), else the first started.
+fn primary(trace: &Trace) -> Option<usize> {
+    trace
+        .segments
+        .iter()
+        .position(|s| s.started && s.remote_parent.is_none())
+        .or_else(|| trace.segments.iter().position(|s| s.started))
+}
+
+/// Where a step with no known parent step hangs: the latest segment from the same service,
+/// else the first.
+fn segment_by_origin(trace: &Trace, origin: &Arc<Origin>) -> u16 {
+    trace
+        .segments
+        .iter()
+        .rposition(|s| Arc::ptr_eq(&s.origin, origin) || s.origin.service == origin.service)
+        .unwrap_or(0) as u16
+}
+
+/// Copies the primary segment's description onto the trace (flow, entry, origin, start).
+fn adopt_primary(trace: &mut Trace, idx: &mut Indexes, primary: usize) {
+    let id = trace.id;
+    let seg = &trace.segments[primary];
+    if trace.flow_name.as_deref() != Some(seg.flow.as_str()) {
+        if let Some(old) = &trace.flow_name {
+            crate::store::index::remove_key(&mut idx.flow, old, id);
+        }
+        insert_key(&mut idx.flow, &seg.flow, id);
+        trace.flow_name = Some(seg.flow.clone());
+    }
+    trace.entry = seg.entry;
+    trace.entry_step = seg.entry_step.clone();
+    trace.attributes = seg.attributes.clone();
+    trace.origin = Arc::clone(&seg.origin);
+    let start = trace
+        .segments
+        .iter()
+        .filter(|s| s.started)
+        .map(|s| s.start_ns)
+        .min()
+        .unwrap_or(trace.start_ns);
+    idx.move_start(id, trace.correlation_id.as_deref(), trace.start_ns, start);
+    trace.start_ns = start;
+    trace.started = true;
+}
+
+/// Recomputes the trace's end from its segments: over when every segment ended.
+fn settle(trace: &mut Trace, idx: &mut Indexes) -> bool {
+    if trace
+        .segments
+        .iter()
+        .any(|s| s.status == TraceStatus::Running)
+    {
+        if trace.status != TraceStatus::Running {
+            // A late segment reopened a finished trace.
+            set_status(trace, idx, TraceStatus::Running);
+            trace.end_ns = None;
+            trace.failure_reason = None;
+            trace.error = None;
+        }
+        return false;
+    }
+    let failed = trace
+        .segments
+        .iter()
+        .position(|s| s.status == TraceStatus::Failed);
+    let status = if failed.is_some() {
+        TraceStatus::Failed
+    } else {
+        TraceStatus::Completed
+    };
+    set_status(trace, idx, status);
+    trace.end_ns = trace.segments.iter().filter_map(|s| s.end_ns).max();
+    trace.failure_reason = failed.map(|_| "error");
+    let primary_error = primary(trace).and_then(|p| trace.segments[p].error.clone());
+    trace.error = primary_error.or_else(|| failed.and_then(|f| trace.segments[f].error.clone()));
+    true
+}
+
+/// Applies one event (already routed to `trace` by its trace id, sent by `origin`) within
+/// `caps`.
 pub fn apply(
     trace: &mut Trace,
     idx: &mut Indexes,
+    origin: &Arc<Origin>,
     event: Event,
     now_ns: u64,
     caps: &TraceCaps,
@@ -127,45 +230,100 @@ pub fn apply(
     }
     match event {
         Event::TraceStart(start) => {
-            if trace.flow_name.as_deref() != Some(start.flow.as_str()) {
-                if let Some(old) = &trace.flow_name {
-                    crate::store::index::remove_key(&mut idx.flow, old, id);
-                }
-                insert_key(&mut idx.flow, &start.flow, id);
-                trace.flow_name = Some(start.flow);
+            let seg = segment_for(trace, start.span, origin, start.t);
+            {
+                let segment = &mut trace.segments[seg];
+                segment.remote_parent = start.remote_parent;
+                segment.origin = Arc::clone(origin);
+                segment.flow = start.flow;
+                segment.entry = start.entry;
+                segment.entry_step = start.step;
+                segment.attributes = start.attrs;
+                segment.start_ns = start.t;
+                segment.started = true;
             }
-            idx.move_start(id, trace.correlation_id.as_deref(), trace.start_ns, start.t);
-            trace.start_ns = start.t;
-            trace.started = true;
-            trace.entry = start.entry;
-            trace.entry_step = start.step;
-            trace.parent_trace = start.parent;
-            trace.attributes = start.attrs;
+            insert_key(&mut idx.service, &origin.service, id);
+            // Steps that arrived before this start hang under the segment's span: adopt them.
+            if let Some(span) = start.span {
+                for step in trace.steps.iter_mut().filter(|s| s.parent == Some(span)) {
+                    step.parent = None;
+                    step.segment = seg as u16;
+                }
+            }
+            if primary(trace) == Some(seg) {
+                if start.parent.is_some() {
+                    trace.parent_trace = start.parent;
+                }
+                trace.sampled = start.flags.map(|f| f & 1 == 1);
+                adopt_primary(trace, idx, seg);
+            } else if start.t < trace.start_ns {
+                idx.move_start(id, trace.correlation_id.as_deref(), trace.start_ns, start.t);
+                trace.start_ns = start.t;
+            }
             if let Some(cid) = start.cid {
                 correlate(trace, idx, cid, CorrelationMethod::Manual, None);
             }
+            settle(trace, idx);
             Applied::Nothing
         }
         Event::TraceEnd(end) => {
-            let status = match end.status {
-                EndStatus::Completed => TraceStatus::Completed,
-                EndStatus::Failed => TraceStatus::Failed,
+            // An end without a segment span closes the only segment there is (older SDKs).
+            let only = match trace.segments.as_slice() {
+                [only] => only.span,
+                _ => None,
             };
-            set_status(trace, idx, status);
-            trace.failure_reason = (status == TraceStatus::Failed).then_some("error");
-            trace.end_ns = Some(end.t);
-            trace.error = end.error;
-            Applied::TraceEnded
+            let span = end.span.or(only);
+            let seg = segment_for(trace, span, origin, end.t);
+            {
+                let segment = &mut trace.segments[seg];
+                segment.status = match end.status {
+                    EndStatus::Completed => TraceStatus::Completed,
+                    EndStatus::Failed => TraceStatus::Failed,
+                };
+                segment.end_ns = Some(end.t);
+                segment.error = end.error;
+            }
+            // A call that never got its response (the client raised) ends with the segment.
+            for step in trace.steps.iter_mut().filter(|s| {
+                usize::from(s.segment) == seg
+                    && s.kind == flowscope::wire::SpanKind::Client
+                    && s.status == StepStatus::Running
+            }) {
+                step.status = StepStatus::Failed;
+                step.end_ns = Some(end.t);
+                step.error = Some(flowscope::wire::ErrorInfo {
+                    code: Some(NO_RESPONSE.into()),
+                    ..flowscope::wire::ErrorInfo::new(
+                        "the call got no response before its trace ended",
+                    )
+                });
+            }
+            let trace_ended = settle(trace, idx);
+            Applied::SegmentEnded {
+                segment: seg as u16,
+                trace_ended,
+            }
         }
         Event::StepStart(start) => {
-            let (parent, depth, flattened) = place(trace, start.parent, caps.max_depth);
+            // A top-level step names its segment's span as parent.
+            let (parent, segment) = match start.parent.and_then(|p| trace.segment_by_span(p)) {
+                Some(seg) => (None, Some(seg as u16)),
+                None => (start.parent, None),
+            };
+            let (parent, depth, flattened) = place(trace, parent, caps.max_depth);
             if flattened {
                 trace.truncated.depth = trace.truncated.depth.saturating_add(1);
             }
+            let segment = segment
+                .or_else(|| parent.and_then(|p| trace.step(p)).map(|p| p.segment))
+                .unwrap_or_else(|| segment_by_origin(trace, origin));
             let (step, _) = trace.step_mut(start.span);
             step.start_ns = Some(start.t);
             step.parent = parent;
             step.depth = depth;
+            step.segment = segment;
+            step.kind = start.kind;
+            merge_attributes(&mut step.attributes, start.attrs);
             if step.status == StepStatus::Waiting {
                 step.status = StepStatus::Running;
             }
@@ -180,6 +338,7 @@ pub fn apply(
             };
             step.end_ns = Some(end.t);
             step.error = end.error;
+            merge_attributes(&mut step.attributes, end.attrs);
             if step.name.is_empty()
                 && let Some(name) = end.name
             {
@@ -267,11 +426,33 @@ pub fn correlate(
     }
 }
 
-/// Marks a running trace failed because nothing arrived for too long; its running steps fail too.
+fn merge_attributes(
+    into: &mut Option<flowscope::wire::Attributes>,
+    more: Option<flowscope::wire::Attributes>,
+) {
+    if let Some(more) = more {
+        match into {
+            Some(existing) => existing.extend(more),
+            None => *into = Some(more),
+        }
+    }
+}
+
+/// Marks a running trace failed because nothing arrived for too long; its running segments and
+/// steps fail too.
 pub fn abandon(trace: &mut Trace, idx: &mut Indexes) {
     set_status(trace, idx, TraceStatus::Failed);
     trace.failure_reason = Some(ABANDONED);
     trace.end_ns = Some(trace.last_event_ns);
+    let last = trace.last_event_ns;
+    for segment in trace
+        .segments
+        .iter_mut()
+        .filter(|s| s.status == TraceStatus::Running)
+    {
+        segment.status = TraceStatus::Failed;
+        segment.end_ns = Some(last);
+    }
     for step in trace
         .steps
         .iter_mut()
@@ -332,5 +513,171 @@ fn step_event_span(event: &Event) -> Option<flowscope::wire::SpanId> {
         Event::Transition(e) => e.span,
         Event::Custom(e) => e.span,
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use flowscope::wire::{
+        EntryType, Event, SpanId, SpanKind, StepStart, TraceEnd, TraceId, TraceStart,
+    };
+
+    use super::*;
+    use crate::store::index::Indexes;
+
+    const TRACE: TraceId = TraceId(0xabc);
+
+    fn origin(service: &str) -> Arc<Origin> {
+        Arc::new(Origin::named(service))
+    }
+
+    fn start(t: u64, flow: &str, span: u64, remote: Option<u64>) -> Event {
+        Event::TraceStart(TraceStart {
+            t,
+            trace: TRACE,
+            flow: flow.into(),
+            entry: EntryType::Api,
+            span: Some(SpanId(span)),
+            remote_parent: remote.map(SpanId),
+            ..TraceStart::default()
+        })
+    }
+
+    fn end(t: u64, span: u64) -> Event {
+        Event::TraceEnd(TraceEnd {
+            t,
+            trace: TRACE,
+            span: Some(SpanId(span)),
+            ..TraceEnd::default()
+        })
+    }
+
+    fn step(t: u64, span: u64, parent: u64, name: &str, kind: SpanKind) -> Event {
+        Event::StepStart(StepStart {
+            t,
+            trace: TRACE,
+            span: SpanId(span),
+            parent: Some(SpanId(parent)),
+            name: name.into(),
+            kind,
+            attrs: None,
+        })
+    }
+
+    fn run(events: Vec<(&Arc<Origin>, Event)>) -> Trace {
+        let mut idx = Indexes::default();
+        let first = events[0].0;
+        let mut trace = Trace::new(TRACE, Arc::clone(first), 1, 1);
+        idx.add_trace(&trace);
+        for (origin, event) in events {
+            apply(
+                &mut trace,
+                &mut idx,
+                origin,
+                event,
+                1,
+                &TraceCaps::default(),
+            );
+        }
+        trace
+    }
+
+    #[test]
+    fn a_callee_opens_a_segment_and_the_trace_ends_with_its_last_segment() {
+        let (a, b) = (origin("a"), origin("b"));
+        let trace = run(vec![
+            (&a, start(10, "checkout", 1, None)),
+            (&a, step(11, 2, 1, "call-b", SpanKind::Internal)),
+            (&a, step(12, 3, 2, "POST", SpanKind::Client)),
+            (&b, start(13, "inventory", 4, Some(3))),
+            (&b, step(14, 5, 4, "reserve", SpanKind::Internal)),
+            (&a, end(20, 1)),
+        ]);
+        assert_eq!(trace.segments.len(), 2);
+        assert_eq!(
+            trace.flow(),
+            "checkout",
+            "the root service describes the trace"
+        );
+        assert_eq!(trace.status, TraceStatus::Running, "b has not ended");
+        let reserve = trace.step(SpanId(5)).unwrap();
+        assert_eq!((reserve.parent, reserve.segment), (None, 1));
+        assert_eq!(trace.service_of(reserve), "b");
+        let call = trace.step(SpanId(3)).unwrap();
+        assert_eq!(
+            (call.parent, call.kind),
+            (Some(SpanId(2)), SpanKind::Client)
+        );
+        assert_eq!(trace.services(), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn the_root_service_wins_even_when_a_callee_reports_first() {
+        let (a, b) = (origin("a"), origin("b"));
+        let mut trace = run(vec![
+            (&b, start(13, "inventory", 4, Some(3))),
+            (&b, step(14, 5, 4, "reserve", SpanKind::Internal)),
+            (&b, end(15, 4)),
+        ]);
+        assert_eq!(trace.flow(), "inventory");
+        assert_eq!(trace.status, TraceStatus::Completed);
+        let mut idx = Indexes::default();
+        apply(
+            &mut trace,
+            &mut idx,
+            &a,
+            start(10, "checkout", 1, None),
+            1,
+            &TraceCaps::default(),
+        );
+        assert_eq!(trace.flow(), "checkout");
+        assert_eq!(trace.origin.service, "a");
+        assert_eq!(trace.start_ns, 10);
+        assert_eq!(
+            trace.status,
+            TraceStatus::Running,
+            "a late root reopens the trace"
+        );
+        apply(
+            &mut trace,
+            &mut idx,
+            &a,
+            end(30, 1),
+            1,
+            &TraceCaps::default(),
+        );
+        assert_eq!(
+            (trace.status, trace.end_ns),
+            (TraceStatus::Completed, Some(30))
+        );
+    }
+
+    #[test]
+    fn steps_that_overtake_their_segment_start_are_adopted() {
+        let b = origin("b");
+        let trace = run(vec![
+            (&b, step(14, 5, 4, "reserve", SpanKind::Internal)),
+            (&b, start(13, "inventory", 4, Some(3))),
+        ]);
+        let reserve = trace.step(SpanId(5)).unwrap();
+        assert_eq!((reserve.parent, reserve.segment), (None, 0));
+    }
+
+    #[test]
+    fn an_open_client_call_fails_when_its_segment_ends() {
+        let a = origin("a");
+        let trace = run(vec![
+            (&a, start(10, "checkout", 1, None)),
+            (&a, step(12, 3, 1, "GET", SpanKind::Client)),
+            (&a, end(20, 1)),
+        ]);
+        let call = trace.step(SpanId(3)).unwrap();
+        assert_eq!(call.status, StepStatus::Failed);
+        assert_eq!(
+            call.error.as_ref().and_then(|e| e.code.as_deref()),
+            Some(NO_RESPONSE)
+        );
     }
 }

@@ -184,6 +184,7 @@ mod tests {
             span: SpanId(1),
             parent: None,
             name: "x".into(),
+            ..StepStart::default()
         });
         assert_eq!(sanitize(&mut e), Err(Invalid::TraceId));
         let mut e = Event::StepStart(StepStart {
@@ -192,6 +193,7 @@ mod tests {
             span: SpanId(0),
             parent: None,
             name: "x".into(),
+            ..StepStart::default()
         });
         assert_eq!(sanitize(&mut e), Err(Invalid::SpanId));
     }
@@ -220,6 +222,7 @@ mod tests {
             span: SpanId(7),
             parent: Some(SpanId(7)),
             name: "é".repeat(MAX_NAME_BYTES),
+            ..StepStart::default()
         });
         assert_eq!(sanitize(&mut e), Ok(1));
         let Event::StepStart(s) = e else {

@@ -6,5 +6,7 @@ pub mod limits;
 mod model;
 
 pub use limits::Truncation;
-pub use model::{Announced, OpCounts, Operation, Origin, Step, StepStatus, Trace, TraceStatus};
+pub use model::{
+    Announced, OpCounts, Operation, Origin, Segment, Step, StepStatus, Trace, TraceStatus,
+};
 pub mod group;

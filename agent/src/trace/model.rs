@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use flowscope::wire::{
-    CorrelationMethod, EntryType, ErrorInfo, Event, OpAction, OpKind, SpanId, TraceId,
+    Attributes, CorrelationMethod, EntryType, ErrorInfo, Event, OpAction, OpKind, SpanId, SpanKind,
+    TraceId,
 };
 
 /// Status of a trace.
@@ -141,6 +142,12 @@ pub struct Step {
     pub events: Vec<Event>,
     /// Nesting depth (1 = top level), as placed at ingest.
     pub depth: u16,
+    /// The trace segment (service) the step belongs to: index into [`Trace::segments`].
+    pub segment: u16,
+    /// Span kind (`client` for an outgoing call).
+    pub kind: SpanKind,
+    /// Attributes (HTTP method, URL and status of a client call…).
+    pub attributes: Option<Attributes>,
 }
 
 impl Step {
@@ -158,6 +165,59 @@ impl Step {
             ops: Vec::new(),
             events: Vec::new(),
             depth: 1,
+            segment: 0,
+            kind: SpanKind::Internal,
+            attributes: None,
+        }
+    }
+}
+
+/// One service's part of a trace: what one `trace_start` … `trace_end` pair described. A trace
+/// that crossed services (W3C `traceparent`) has one segment per hop.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// The segment's own span id (`None` for SDKs that predate segments: a derived id is used).
+    pub span: Option<SpanId>,
+    /// The caller's span this segment continues.
+    pub remote_parent: Option<SpanId>,
+    /// Who sent it (`service.name`).
+    pub origin: Arc<Origin>,
+    /// Flow name (empty until its `trace_start` arrives).
+    pub flow: String,
+    /// Entry type.
+    pub entry: EntryType,
+    /// Entry step.
+    pub entry_step: Option<String>,
+    /// Attributes of its `trace_start`.
+    pub attributes: Option<Attributes>,
+    /// Start (unix ns).
+    pub start_ns: u64,
+    /// End (unix ns).
+    pub end_ns: Option<u64>,
+    /// Status.
+    pub status: TraceStatus,
+    /// Error from its `trace_end`.
+    pub error: Option<ErrorInfo>,
+    /// Whether its `trace_start` arrived.
+    pub started: bool,
+}
+
+impl Segment {
+    /// A segment known only by its span id so far.
+    pub fn new(span: Option<SpanId>, origin: Arc<Origin>, start_ns: u64) -> Self {
+        Self {
+            span,
+            remote_parent: None,
+            origin,
+            flow: String::new(),
+            entry: EntryType::Api,
+            entry_step: None,
+            attributes: None,
+            start_ns,
+            end_ns: None,
+            status: TraceStatus::Running,
+            error: None,
+            started: false,
         }
     }
 }
@@ -254,6 +314,11 @@ pub struct Trace {
     pub events: Vec<Event>,
     /// What the per-trace caps left out.
     pub truncated: super::limits::Truncation,
+    /// The services' parts of this trace, in arrival order (at least one once started).
+    pub segments: Vec<Segment>,
+    /// The W3C sampled flag the trace arrived with (`None`: started by a flowscope SDK, the
+    /// agent's sample ratio decides).
+    pub sampled: Option<bool>,
     /// Operations and events kept (for `--max-events-per-trace`).
     pub event_count: u32,
 }
@@ -285,7 +350,39 @@ impl Trace {
             events: Vec::new(),
             truncated: super::limits::Truncation::default(),
             event_count: 0,
+            segments: Vec::new(),
+            sampled: None,
         }
+    }
+
+    /// The segment whose span is `span`.
+    pub fn segment_by_span(&self, span: SpanId) -> Option<usize> {
+        self.segments.iter().position(|s| s.span == Some(span))
+    }
+
+    /// The segment a step belongs to.
+    pub fn segment_of(&self, step: &Step) -> Option<&Segment> {
+        self.segments.get(usize::from(step.segment))
+    }
+
+    /// The service of a step (its segment's, else the trace's).
+    pub fn service_of(&self, step: &Step) -> &str {
+        self.segment_of(step)
+            .map_or(self.origin.service.as_str(), |s| s.origin.service.as_str())
+    }
+
+    /// Distinct services of the trace: the trace's own (its root service) first, then the
+    /// others in the order their segments started.
+    pub fn services(&self) -> Vec<&str> {
+        let mut segments: Vec<&Segment> = self.segments.iter().collect();
+        segments.sort_by_key(|s| s.start_ns);
+        let mut out: Vec<&str> = vec![self.origin.service.as_str()];
+        for service in segments.iter().map(|s| s.origin.service.as_str()) {
+            if !out.contains(&service) {
+                out.push(service);
+            }
+        }
+        out
     }
 
     /// Flow name, or `unknown` before `trace_start`.

@@ -52,9 +52,11 @@ from .propagation import (
     TRACEPARENT_HEADER,
     TRACESTATE_HEADER,
     Incoming,
+    client_call,
     extract,
     inject,
     parse_traceparent,
+    set_client_status,
 )
 
 
@@ -77,6 +79,7 @@ __all__ = [
     "Trace",
     "artifact",
     "checkpoint",
+    "client_call",
     "correlate",
     "current_span",
     "current_trace_id",
@@ -91,6 +94,7 @@ __all__ = [
     "op",
     "parse_traceparent",
     "retry",
+    "set_client_status",
     "state_clear",
     "state_delete",
     "state_get",

@@ -217,6 +217,7 @@ class Trace(_Scope):
         "parent",
         "attributes",
         "trace_id_arg",
+        "traceparent",
         "tracestate",
     )
 
@@ -231,6 +232,7 @@ class Trace(_Scope):
         parent: str | None = None,
         attributes: Mapping[str, Any] | None = None,
         trace_id: str | None = None,
+        traceparent: str | None = None,
         tracestate: str | None = None,
     ) -> None:
         super().__init__()
@@ -242,6 +244,7 @@ class Trace(_Scope):
         self.parent = parent
         self.attributes = attributes
         self.trace_id_arg = trace_id
+        self.traceparent = traceparent
         self.tracestate = tracestate
 
     def __enter__(self) -> Trace:
@@ -269,6 +272,7 @@ class Trace(_Scope):
                 parent,
                 attrs,
                 self.trace_id_arg,
+                self.traceparent,
                 self.tracestate,
             )
         except Exception as exc:
@@ -312,6 +316,7 @@ class Trace(_Scope):
             correlation_method=self.correlation_method,
             parent=self.parent,
             attributes=self.attributes,
+            traceparent=self.traceparent,
             tracestate=self.tracestate,
         )
         flow = self.flow
@@ -386,13 +391,14 @@ def trace(
 
     ``entry`` is ``api``, ``cron`` or ``event``; ``step`` names the entry step. ``headers`` (a
     mapping or a list of pairs from an incoming request) applies ``X-Motia-Correlation-Id``
-    (correlation method ``header``), ``traceparent`` (its trace becomes this trace's parent) and
-    ``tracestate`` (passed on to outgoing calls). Inside another trace, that trace becomes the
-    parent and its correlation id is inherited.
+    (correlation method ``header``) and W3C Trace Context: a valid ``traceparent`` is continued
+    (this trace is the caller's trace id, its work hangs under the caller's span, sampled and
+    random flags are kept) and its ``tracestate`` is passed on to outgoing calls. Inside another
+    trace, that trace becomes the parent and its correlation id is inherited.
     """
     if _rt.disabled:
         return NOOP
-    tracestate = None
+    traceparent = tracestate = None
     if headers is not None:
         from .propagation import extract
 
@@ -400,8 +406,7 @@ def trace(
         if correlation_id is None and incoming.correlation_id is not None:
             correlation_id = incoming.correlation_id
             correlation_method = "header"
-        if parent is None and incoming.trace_id is not None:
-            parent = incoming.trace_id
+        traceparent = incoming.traceparent
         tracestate = incoming.tracestate
     return Trace(
         flow,
@@ -412,6 +417,7 @@ def trace(
         parent=parent,
         attributes=attributes,
         trace_id=trace_id,
+        traceparent=traceparent,
         tracestate=tracestate,
     )
 

@@ -49,6 +49,8 @@ class Span:
     def is_trace(self) -> bool: ...
     @property
     def traceparent(self) -> str: ...
+    @property
+    def trace_flags(self) -> int: ...
     def headers(self) -> list[tuple[str, str]]: ...
 
 @final
@@ -81,8 +83,17 @@ class Client:
         parent_trace: str | None = None,
         attributes: dict[str, Any] | None = None,
         trace_id: str | None = None,
+        traceparent: str | None = None,
         tracestate: str | None = None,
     ) -> Span: ...
+    def client_call_start(self, parent: Span, method: str, url: str) -> Span: ...
+    def client_call_end(
+        self,
+        span: Span,
+        status: int | None = None,
+        message: str | None = None,
+        error_type: str | None = None,
+    ) -> None: ...
     def trace_end(
         self,
         span: Span,

@@ -6,11 +6,11 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::context::{self, SpanContext};
-use super::{Client, global};
+use super::{Client, TraceOptions, global};
 use crate::wire::{
     Artifact, Attributes, Checkpoint, Correlate, CorrelationMethod, Custom, EndStatus, EntryType,
     ErrorInfo, Event, Llm, Log, LogLevel, Op, OpAction, OpKind, Retry, SpanId, StepEnd, StepStart,
-    TraceEnd, TraceId, TraceStart, Transition, UnixNanos,
+    TraceId, Transition, UnixNanos,
 };
 use crate::{new_span_id, new_trace_id, now_nanos, system_time_nanos};
 
@@ -47,44 +47,53 @@ pub fn trace(flow: impl Into<String>) -> TraceBuilder {
 #[derive(Debug)]
 pub struct TraceBuilder {
     client: Option<Client>,
-    start: TraceStart,
+    options: TraceOptions,
 }
 
 impl TraceBuilder {
     fn new(client: Option<Client>, flow: String) -> Self {
         Self {
             client,
-            start: TraceStart {
-                t: 0,
-                trace: TraceId::INVALID,
+            options: TraceOptions {
                 flow,
-                entry: EntryType::Api,
-                step: None,
-                cid: None,
-                parent: None,
-                attrs: None,
+                ..TraceOptions::default()
             },
         }
     }
     /// What triggered the run and its first step.
     pub fn entry(mut self, entry: EntryType, step: impl Into<String>) -> Self {
-        self.start.entry = entry;
-        self.start.step = Some(step.into());
+        self.options.entry = entry;
+        self.options.step = Some(step.into());
         self
     }
     /// Joins the trace group `id`.
     pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
-        self.start.cid = Some(id.into());
+        self.options.correlation_id = Some(id.into());
+        self.options.correlation_method = CorrelationMethod::Manual;
         self
     }
     /// The trace whose emit started this one.
     pub fn parent_trace(mut self, id: TraceId) -> Self {
-        self.start.parent = Some(id);
+        self.options.parent_trace = Some(id);
         self
     }
-    /// Uses a given trace id (e.g. from an incoming `traceparent`).
+    /// Uses a given trace id (a deterministic mapping of a framework's run id).
     pub fn trace_id(mut self, id: TraceId) -> Self {
-        self.start.trace = id;
+        self.options.trace_id = Some(id);
+        self
+    }
+    /// Continues what an incoming request carried: a valid `traceparent` makes this trace a
+    /// segment of the caller's (same trace id, the caller's span as parent, flags kept), its
+    /// `tracestate` is passed on, and `X-Motia-Correlation-Id` joins that group (method
+    /// `header`) unless a correlation id was set.
+    pub fn incoming(mut self, incoming: crate::propagation::Incoming) -> Self {
+        if self.options.correlation_id.is_none()
+            && let Some(cid) = &incoming.correlation_id
+        {
+            self.options.correlation_id = Some(cid.clone());
+            self.options.correlation_method = CorrelationMethod::Header;
+        }
+        self.options.incoming = Some(incoming);
         self
     }
     /// Adds an attribute.
@@ -93,36 +102,33 @@ impl TraceBuilder {
         key: impl Into<String>,
         value: impl Into<serde_json::Value>,
     ) -> Self {
-        self.start
-            .attrs
+        self.options
+            .attributes
             .get_or_insert_with(Attributes::new)
             .insert(key.into(), value.into());
         self
     }
     /// Sets the start time (default: now).
     pub fn start_time(mut self, at: SystemTime) -> Self {
-        self.start.t = system_time_nanos(at);
+        self.options.t = system_time_nanos(at);
         self
     }
     /// Sends `trace_start` and makes the trace current on this thread.
-    pub fn start(mut self) -> TraceGuard {
-        if !self.start.trace.is_valid() {
-            self.start.trace = new_trace_id();
-        }
-        self.start.t = or_now(self.start.t);
-        let trace_id = self.start.trace;
+    pub fn start(self) -> TraceGuard {
         let Some(client) = self.client else {
             return TraceGuard {
                 ctx: None,
-                trace_id,
+                trace_id: self.options.trace_id.unwrap_or_else(new_trace_id),
                 done: true,
             };
         };
-        client.emit(Event::TraceStart(self.start));
+        let trace = client.begin_trace(self.options);
+        let trace_id = trace.trace_id;
         let ctx = SpanContext {
             client,
             trace_id,
             span_id: None,
+            trace,
         };
         context::push(ctx.clone());
         TraceGuard {
@@ -158,11 +164,10 @@ impl TraceGuard {
     /// Joins the trace group `id` (manual correlation).
     pub fn correlate(&self, id: impl Into<String>) {
         if let Some(ctx) = &self.ctx {
-            ctx.client.emit(correlate_event(
-                ctx.trace_id,
-                id.into(),
-                CorrelationMethod::Manual,
-            ));
+            let id = id.into();
+            ctx.trace.set_correlation_id(&id);
+            ctx.client
+                .emit(correlate_event(ctx.trace_id, id, CorrelationMethod::Manual));
         }
     }
     /// Ends the trace as completed.
@@ -183,12 +188,11 @@ impl TraceGuard {
             return;
         }
         if let Some(ctx) = &self.ctx {
-            ctx.client.emit(Event::TraceEnd(TraceEnd {
-                t: or_now(t),
-                trace: self.trace_id,
-                status,
-                error,
-            }));
+            let error = match status {
+                EndStatus::Failed => Some(error.unwrap_or_else(|| ErrorInfo::new("failed"))),
+                EndStatus::Completed => None,
+            };
+            ctx.client.end_trace(&ctx.trace, error, t);
             context::pop(self.trace_id, None);
         }
     }
@@ -233,7 +237,12 @@ pub fn correlate(id: impl Into<String>) {
 /// Joins the current trace to the group `id`, recording how the link was found.
 pub fn correlate_with(id: impl Into<String>, method: CorrelationMethod) {
     let cid = id.into();
-    emit_here(|trace, _| correlate_event(trace, cid, method));
+    context::with_current(|ctx| {
+        if let Some(ctx) = ctx {
+            ctx.trace.set_correlation_id(&cid);
+            ctx.client.emit(correlate_event(ctx.trace_id, cid, method));
+        }
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,13 +296,15 @@ impl StepBuilder {
             t: or_now(self.t),
             trace: parent.trace_id,
             span,
-            parent: parent.span_id,
+            parent: Some(parent.trace.outgoing_parent(parent.span_id)),
             name: self.name.clone(),
+            ..StepStart::default()
         }));
         let ctx = SpanContext {
             client: parent.client,
             trace_id: parent.trace_id,
             span_id: Some(span),
+            trace: parent.trace,
         };
         context::push(ctx.clone());
         StepGuard {
@@ -352,6 +363,7 @@ impl StepGuard {
             status,
             error,
             name: Some(std::mem::take(&mut self.name)),
+            attrs: None,
         }));
         context::pop(ctx.trace_id, Some(span));
     }

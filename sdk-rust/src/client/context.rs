@@ -18,6 +18,16 @@ pub struct SpanContext {
     pub trace_id: TraceId,
     /// The current step, `None` directly under the trace.
     pub span_id: Option<SpanId>,
+    /// What the whole trace segment shares (root span, flags, tracestate, correlation id).
+    pub trace: std::sync::Arc<super::TraceContext>,
+}
+
+impl SpanContext {
+    /// Propagation headers for an outgoing call made from here (same parent-id for every call;
+    /// prefer [`Client::begin_client_call`] for one span per call).
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        self.trace.headers(self.span_id)
+    }
 }
 
 thread_local! {

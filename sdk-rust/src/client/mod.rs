@@ -8,6 +8,7 @@ mod config;
 mod context;
 mod shared;
 pub mod socket;
+mod trace_context;
 mod writer;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub use config::{Config, RedactHook};
 pub use context::{ContextGuard, SpanContext};
 use shared::Shared;
 pub use socket::default_socket_path;
+pub use trace_context::{FLAG_RANDOM, FLAG_SAMPLED, TraceContext, TraceOptions};
 
 use crate::wire::Event;
 

@@ -20,6 +20,8 @@ pub(crate) struct Shared {
     pub(crate) connected: AtomicBool,
     /// Why the last connection attempt failed, when it was refused rather than absent.
     pub(crate) last_error: Mutex<Option<String>>,
+    /// The agent's export sample ratio as f64 bits; 0 means "not told yet" (treated as 1.0).
+    sample_ratio_bits: AtomicU64,
     /// Accepted events the writer is done with (sent or dropped).
     processed: AtomicU64,
     progress: Mutex<()>,
@@ -27,6 +29,29 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The agent's export sample ratio (1.0 until a handshake said otherwise).
+    pub(crate) fn sample_ratio(&self) -> f64 {
+        match self.sample_ratio_bits.load(Ordering::Relaxed) {
+            0 => 1.0,
+            bits => f64::from_bits(bits),
+        }
+    }
+
+    pub(crate) fn set_sample_ratio(&self, ratio: f64) {
+        let ratio = if ratio.is_finite() {
+            ratio.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        // 0.0 has all-zero bits, which mean "unknown": store the smallest positive instead.
+        let bits = if ratio == 0.0 {
+            f64::MIN_POSITIVE.to_bits()
+        } else {
+            ratio.to_bits()
+        };
+        self.sample_ratio_bits.store(bits, Ordering::Relaxed);
+    }
+
     /// Records why the writer will not connect; the first time a reason appears it is also
     /// printed to stderr (the app has no other way to hear of it).
     pub(crate) fn set_error(&self, message: Option<String>) {

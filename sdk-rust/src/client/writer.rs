@@ -25,6 +25,7 @@ const IDLE_TICK: Duration = Duration::from_millis(50);
 struct Connection {
     stream: UnixStream,
     max_frame: usize,
+    sample_ratio: Option<f64>,
 }
 
 /// Runs until every [`Client`](super::Client) handle is dropped and the queue is drained.
@@ -131,6 +132,9 @@ impl Writer {
         }
         match connect(&self.config) {
             Ok(conn) => {
+                if let Some(ratio) = conn.sample_ratio {
+                    self.shared.set_sample_ratio(ratio);
+                }
                 self.conn = Some(conn);
                 self.backoff = self.config.backoff_min;
                 self.shared.connected.store(true, Ordering::Relaxed);
@@ -267,7 +271,11 @@ fn connect(config: &Config) -> io::Result<Connection> {
     let max_frame = reply
         .max_frame
         .map_or(config.max_frame, |m| (m as usize).min(config.max_frame));
-    Ok(Connection { stream, max_frame })
+    Ok(Connection {
+        stream,
+        max_frame,
+        sample_ratio: reply.sample_ratio,
+    })
 }
 
 fn hostname() -> Option<String> {

@@ -126,6 +126,7 @@ mod tests {
                 status: EndStatus::Failed,
                 error: Some(crate::wire::ErrorInfo::new("boom")),
                 name: None,
+                attrs: None,
             }),
             Event::Correlate(Correlate {
                 t: 8,

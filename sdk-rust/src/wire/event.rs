@@ -233,8 +233,9 @@ impl ErrorInfo {
     }
 }
 
-/// `trace_start`: a run of `flow` begins.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `trace_start`: a run of `flow` begins — or, when the trace id already has work from another
+/// service, a new **segment** of that trace (this service's part of it) begins.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TraceStart {
     /// Time (unix ns).
     pub t: UnixNanos,
@@ -258,10 +259,20 @@ pub struct TraceStart {
     /// Free-form attributes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attrs: Option<Attributes>,
+    /// This segment's own span id: the parent of its top-level steps and the parent-id sent on
+    /// calls made outside any step. Absent from older SDKs (one segment, derived id).
+    #[serde(rename = "sp", default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<SpanId>,
+    /// The caller's span (from an incoming `traceparent`) this segment continues.
+    #[serde(rename = "ps", default, skip_serializing_if = "Option::is_none")]
+    pub remote_parent: Option<SpanId>,
+    /// W3C trace flags received with the remote parent (bit 0 sampled, bit 1 random).
+    #[serde(rename = "fl", default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<u8>,
 }
 
-/// `trace_end`: the run is over.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `trace_end`: the run (or this service's segment of it) is over.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TraceEnd {
     /// Time (unix ns).
     pub t: UnixNanos,
@@ -274,10 +285,30 @@ pub struct TraceEnd {
     /// Error, when failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInfo>,
+    /// The segment that ends (its `trace_start` `sp`).
+    #[serde(rename = "sp", default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<SpanId>,
+}
+
+/// What a step stands for (OpenTelemetry span kinds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpanKind {
+    /// Work inside the service (a workflow step).
+    #[default]
+    Internal,
+    /// An outgoing call (HTTP client); its span id is the parent-id sent with the call.
+    Client,
+    /// Handling an incoming call.
+    Server,
+    /// Sending a message.
+    Producer,
+    /// Handling a message.
+    Consumer,
 }
 
 /// `step_start`: a step (span) begins.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct StepStart {
     /// Time (unix ns).
     pub t: UnixNanos,
@@ -287,15 +318,26 @@ pub struct StepStart {
     /// This step's span id.
     #[serde(rename = "sp")]
     pub span: SpanId,
-    /// Enclosing step, for nested steps.
+    /// Enclosing step for nested steps, or the segment's span (`trace_start` `sp`) for a
+    /// top-level one.
     #[serde(rename = "ps", default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<SpanId>,
     /// Step name.
     pub name: String,
+    /// Span kind (default `internal`; `client` for an outgoing call).
+    #[serde(default, skip_serializing_if = "is_internal")]
+    pub kind: SpanKind,
+    /// Attributes (e.g. `http.request.method`, `url.full` of a client call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attrs: Option<Attributes>,
+}
+
+fn is_internal(kind: &SpanKind) -> bool {
+    *kind == SpanKind::Internal
 }
 
 /// `step_end`: a step ends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct StepEnd {
     /// Time (unix ns).
     pub t: UnixNanos,
@@ -314,6 +356,9 @@ pub struct StepEnd {
     /// Step name, repeated so an end that overtakes its start still names the step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Attributes known at the end (e.g. `http.response.status_code`), merged into the step's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attrs: Option<Attributes>,
 }
 
 /// Family of an operation.

@@ -61,6 +61,10 @@ pub struct AgentReply {
     /// Largest payload the agent accepts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_frame: Option<u32>,
+    /// Fraction of SDK-started traces the agent exports (see [`super::sampled_by_ratio`]); the
+    /// SDK sets the sampled flag it propagates from the same rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_ratio: Option<f64>,
     /// Why not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
@@ -74,6 +78,7 @@ impl AgentReply {
             ok: true,
             agent: Some(agent_version.to_owned()),
             max_frame: Some(max_frame),
+            sample_ratio: None,
             error: None,
         }
     }
@@ -85,6 +90,7 @@ impl AgentReply {
             ok: false,
             agent: None,
             max_frame: None,
+            sample_ratio: None,
             error: Some(ErrorBody {
                 code: code.to_owned(),
                 message: message.into(),

@@ -25,16 +25,14 @@ def start(
     """Starts the request's trace (entry ``api``) and its entry step."""
     step_name = name_for(step, method, path)
     attributes: dict[str, Any] = {"http.request.method": method, "url.path": path}
-    if incoming.parent_span_id is not None:
-        attributes["w3c.parent_span_id"] = incoming.parent_span_id
     tr = Trace(
         name_for(flow, method, path),
         entry="api",
         step=step_name,
         correlation_id=incoming.correlation_id,
         correlation_method="header",
-        parent=incoming.trace_id,
         attributes=attributes,
+        traceparent=incoming.traceparent,
         tracestate=incoming.tracestate,
     )
     tr.__enter__()

@@ -3,9 +3,10 @@
     session = flowscope.integrations.requests.instrument(requests.Session())
     # or: session = flowscope.integrations.requests.Session()
 
-Each request then carries ``traceparent`` (current trace and step), ``tracestate`` and
-``X-Motia-Correlation-Id``; headers the caller set explicitly win. ``requests`` is imported only
-by this module.
+Each request is recorded as a CLIENT span of the current step (method, URL, response status;
+a 5xx or an exception fails it) and carries ``traceparent`` with that span as parent-id, plus
+``tracestate`` and ``X-Motia-Correlation-Id``; headers the caller set explicitly win. Outside a
+trace nothing is added. ``requests`` is imported only by this module.
 """
 
 from __future__ import annotations
@@ -14,18 +15,30 @@ from typing import Any, TypeVar
 
 import requests as _requests
 
-from ..propagation import inject
+from ..propagation import end_client_call, start_client_call
 
 S = TypeVar("S", bound=_requests.Session)
 
 _MARK = "_flowscope_instrumented"
 
 
-def _add_headers(request: Any) -> None:
-    extra = inject({})
-    for name, value in extra.items():
-        if name not in request.headers:
-            request.headers[name] = value
+def _traced(send: Any, request: Any, **kwargs: Any) -> Any:
+    call = start_client_call(str(request.method or "GET"), str(request.url or ""))
+    if call is None:
+        return send(request, **kwargs)
+    try:
+        for name, value in call.headers():
+            if name not in request.headers:
+                request.headers[name] = value
+    except Exception:
+        pass
+    try:
+        response = send(request, **kwargs)
+    except BaseException as exc:
+        end_client_call(call, None, exc)
+        raise
+    end_client_call(call, int(response.status_code))
+    return response
 
 
 def instrument(session: S) -> S:
@@ -35,8 +48,7 @@ def instrument(session: S) -> S:
     send = session.send
 
     def traced_send(request: Any, **kwargs: Any) -> Any:
-        _add_headers(request)
-        return send(request, **kwargs)
+        return _traced(send, request, **kwargs)
 
     session.send = traced_send  # type: ignore[method-assign]
     setattr(session, _MARK, True)
@@ -47,8 +59,7 @@ class Session(_requests.Session):
     """A ``requests.Session`` that injects the propagation headers."""
 
     def send(self, request: Any, **kwargs: Any) -> Any:
-        _add_headers(request)
-        return super().send(request, **kwargs)
+        return _traced(super().send, request, **kwargs)
 
 
 __all__ = ["instrument", "Session"]

@@ -4,6 +4,8 @@ Routes:
 - ``POST /orders/<id>``: a step with a state op; replies with its trace id and the headers it saw.
 - ``POST /relay?to=URL``: calls URL (POST, JSON) with an instrumented ``requests`` session and
   replies with the downstream status, headers and body.
+- ``POST /fanout``: the body is a JSON list of URLs; POSTs to each in turn with the instrumented
+  session (one client span each) and replies with their statuses.
 - ``GET /fail``: raises (wsgiref answers 500).
 - ``GET /lazy``: a generator body that records while the server iterates it.
 """
@@ -48,6 +50,11 @@ def app(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
             start_response,
             {"status": resp.status_code, "headers": dict(resp.headers), "body": resp.json()},
         )
+    if path == "/fanout":
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        urls = json.loads(environ["wsgi.input"].read(size) or b"[]")
+        statuses = [SESSION.post(url, json={}, timeout=10).status_code for url in urls]
+        return reply(start_response, {"statuses": statuses, "traceId": flowscope.current_trace_id()})
     if path == "/fail":
         raise LookupError("no such order")
     if path == "/lazy":

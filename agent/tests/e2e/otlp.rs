@@ -495,3 +495,98 @@ fn no_endpoint_means_no_exporter_and_sampling_zero_sends_nothing() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(receiver.spans().is_empty());
 }
+
+/// Sends a remote-parented segment (as a callee of an uninstrumented caller would) with `flags`.
+fn remote_segment(conn: &mut crate::support::RawConn, trace: &str, span: &str, flags: u8) {
+    conn.send_events(&[
+        serde_json::json!({"k":"trace_start","t":1_000,"tr":trace,"flow":"remote","sp":span,"ps":"00000000000000aa","fl":flags}),
+        serde_json::json!({"k":"trace_end","t":2_000,"tr":trace,"sp":span}),
+    ]);
+}
+
+#[test]
+fn incoming_flags_decide_export_and_sdk_flags_agree_with_the_sample_ratio() {
+    let receiver = Receiver::start();
+    let endpoint = format!("http://{}", receiver.grpc);
+    let agent = Agent::start(&[
+        "--otlp-endpoint",
+        &endpoint,
+        "--otlp-protocol",
+        "grpc",
+        "--otlp-sample-ratio",
+        "0.5",
+    ]);
+    // Continued traces: the caller's sampled bit decides, whatever the ratio.
+    let mut conn = crate::support::RawConn::handshake(&agent, "json");
+    let remote: Vec<(String, u8)> = (1..=4u8)
+        .map(|f| (format!("{:032x}", 0xf1a9_0000u64 + u64::from(f)), f - 1))
+        .collect();
+    for (i, (trace, flags)) in remote.iter().enumerate() {
+        remote_segment(&mut conn, trace, &format!("{:016x}", 0x100 + i), *flags);
+    }
+    for (trace, _) in &remote {
+        agent.wait_trace(trace, |t| t["status"] == "completed");
+    }
+    // SDK-started traces: the SDK learns the ratio in the handshake and flags by it.
+    let client = agent.client();
+    let warmup = client.trace("warmup").start();
+    warmup.end();
+    flush(&client);
+    assert_eq!(client.sample_ratio(), 0.5);
+    let mut sampled = HashSet::new();
+    let mut unsampled = HashSet::new();
+    for _ in 0..40 {
+        let trace = client.trace("sdk").start();
+        let context = trace.context().expect("a live trace");
+        let header = context.headers()[0].1.clone();
+        assert_eq!(header.ends_with("-03"), context.trace.sampled(), "{header}");
+        if context.trace.sampled() {
+            sampled.insert(trace.id().to_string());
+        } else {
+            unsampled.insert(trace.id().to_string());
+        }
+        trace.end();
+    }
+    assert!(!sampled.is_empty() && !unsampled.is_empty());
+    // A sampled sentinel on the same connection, last: once it arrives, everything before has.
+    let sentinel = flowscope::TraceId(0x5e17_1e11);
+    let tp = format!("00-{sentinel}-00000000000000bb-01");
+    let incoming =
+        flowscope::propagation::extract(|name| (name == "traceparent").then_some(tp.as_str()));
+    client.trace("sentinel").incoming(incoming).start().end();
+    flush(&client);
+    let spans =
+        receiver.wait_spans(|spans| spans.iter().any(|s| s["traceId"] == sentinel.to_string()));
+    let exported: HashSet<String> = spans
+        .iter()
+        .filter_map(|s| s["traceId"].as_str().map(str::to_owned))
+        .collect();
+    for (trace, flags) in &remote {
+        assert_eq!(
+            exported.contains(trace),
+            flags & 1 == 1,
+            "remote trace with flags {flags:02x}"
+        );
+    }
+    assert!(
+        sampled.iter().all(|t| exported.contains(t)),
+        "every trace the SDK flagged sampled"
+    );
+    assert!(
+        unsampled.iter().all(|t| !exported.contains(t)),
+        "no trace the SDK flagged unsampled"
+    );
+
+    // --otlp-export-unsampled forwards what the caller did not sample, too.
+    let all = Agent::start(&[
+        "--otlp-endpoint",
+        &endpoint,
+        "--otlp-protocol",
+        "grpc",
+        "--otlp-export-unsampled",
+    ]);
+    let mut conn = crate::support::RawConn::handshake(&all, "json");
+    let unsampled_remote = format!("{:032x}", 0xf1a9_1000u64);
+    remote_segment(&mut conn, &unsampled_remote, "0000000000000200", 0);
+    receiver.wait_spans(|spans| spans.iter().any(|s| s["traceId"] == unsampled_remote));
+}

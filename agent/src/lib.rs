@@ -10,6 +10,7 @@ pub mod demo;
 pub mod export;
 pub mod http;
 pub mod ingest;
+pub mod insights;
 pub mod live;
 pub use flowscope::redact;
 pub mod store;

@@ -7,6 +7,7 @@ mod flows;
 mod groups;
 pub mod guard;
 mod health;
+mod insights;
 mod metrics;
 mod motia;
 mod params;
@@ -35,6 +36,8 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .route("/api/groups/{id}", get(groups::get))
         .route("/api/executions/{id}/trace", get(executions::get))
         .route("/api/flows", get(flows::list))
+        .route("/api/flows/{flow}/insights", get(insights::flow))
+        .route("/api/compare", get(insights::compare))
         .route("/api/stream", get(crate::live::sse::stream))
         .route("/api/ws", get(crate::live::ws::upgrade))
         .route("/motia/traces", get(motia::list))

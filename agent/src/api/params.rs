@@ -25,7 +25,8 @@ fn non_empty(name: &str, value: String) -> Result<String, ApiError> {
     }
 }
 
-fn millis(name: &str, value: &str) -> Result<u64, ApiError> {
+/// Parses unix milliseconds into unix nanoseconds.
+pub fn millis(name: &str, value: &str) -> Result<u64, ApiError> {
     let ms: u64 = value.parse().map_err(|_| {
         ApiError::bad_param(
             name,

@@ -384,6 +384,8 @@ pub struct TraceJson<'a> {
     error: Option<&'a ErrorInfo>,
     /// The services' parts of the trace (one per `traceparent` hop).
     segments: Vec<SegmentJson<'a>>,
+    /// Span ids of the steps on the critical path, in time order.
+    critical_path: Vec<SpanId>,
     steps: Vec<StepJson<'a>>,
     ops: Vec<OpJson<'a>>,
     events: Vec<Value>,
@@ -447,6 +449,7 @@ pub fn trace_full(trace: &Trace, trace_index: Option<usize>, view: View) -> Trac
             .iter()
             .map(|s| segment_json(trace, s))
             .collect(),
+        critical_path: crate::insights::critical_path(trace),
         steps: trace
             .steps_in_time_order()
             .into_iter()
@@ -480,6 +483,10 @@ pub fn group_json(group: &GroupSummary, with_traces: bool) -> Value {
         "totalDuration": group.total_duration_ns.map(ms),
         "metadata": {
             "totalTraces": group.traces.len(),
+            "llmCalls": group.rollup.llm_calls,
+            "totalTokens": group.rollup.total_tokens,
+            "totalCost": group.rollup.total_cost,
+            "errorCount": group.rollup.error_count,
             "completedTraces": group.completed,
             "activeTraces": group.active,
             "totalSteps": group.total_steps,

@@ -79,6 +79,8 @@ pub struct GroupSummary {
     pub total_steps: usize,
     /// Mean duration of ended steps (ns).
     pub average_step_ns: u64,
+    /// LLM usage and errors over the members.
+    pub rollup: crate::insights::Rollup,
 }
 
 /// Summarizes a group from its members in one pass plus a sort (O(n log n)).
@@ -146,6 +148,7 @@ pub fn summarize(members: GroupMembers, now_ns: u64, stall_after_ns: u64) -> Gro
     }
     let average_step_ns = step_ns.checked_div(ended_steps).unwrap_or(0) as u64;
 
+    let rollup = crate::insights::rollup(traces.iter().map(|t| &**t));
     GroupSummary {
         name: name.unwrap_or_else(|| traces.first().map_or(id.as_str(), |t| t.flow()).to_owned()),
         status,
@@ -158,6 +161,7 @@ pub fn summarize(members: GroupMembers, now_ns: u64, stall_after_ns: u64) -> Gro
         completed,
         active,
         average_step_ns,
+        rollup,
         id,
     }
 }

@@ -4,6 +4,7 @@ mod api_errors;
 mod bad_input;
 mod filters;
 mod hardening;
+mod insights;
 mod lifecycle;
 mod live;
 mod metrics;

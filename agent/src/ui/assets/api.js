@@ -129,7 +129,7 @@ export async function openFile(path, { download = null } = {}) {
   setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
 }
 
-export const TRACE_FILTERS = ['q', 'flow', 'status', 'step', 'stateKey', 'topic', 'correlationId', 'minDuration'];
+export const TRACE_FILTERS = ['q', 'flow', 'service', 'status', 'step', 'stateKey', 'topic', 'correlationId', 'minDuration'];
 
 export function tracesUrl(filters, cursor, limit = 100) {
   const p = new URLSearchParams();

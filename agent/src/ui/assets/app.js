@@ -1,7 +1,7 @@
 // flowscope UI entry point: top bar, hash router, live stream wiring.
 //
 // Routes (everything after `#`, so links are shareable and the agent only serves `/`):
-//   /traces[/<traceId>][?step=<spanId>&q=…&flow=…&status=…&step=…]   traces page
+//   /traces[/<traceId>][?step=<spanId>&q=…&flow=…&service=…&status=…&stepName=…]   traces page
 //   /groups[/<correlationId>]                                          groups page
 //   /flows                                                             live flow status
 // Filters use the API's parameter names. `transport=ws` (in the page's query string) switches the

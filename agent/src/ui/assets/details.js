@@ -1,7 +1,11 @@
 // Step details: operations with timings, logs, error with stack, LLM calls (prompt/response,
 // tokens, cost), artifacts, retries, checkpoints, transitions and custom events.
 
-import { h, icon, copyButton, fmtDuration, fmtOffset, fmtBytes, fmtNumber, fmtCost, statusPill, safeUrl, remoteHost } from './util.js';
+import { h, icon, copyButton, fmtDuration, fmtOffset, fmtBytes, fmtNumber, fmtCost, statusPill, safeUrl, remoteHost, serviceChip, hostPath } from './util.js';
+import { clientCall, callerStep, calleesOf } from './timeline.js';
+
+// Attributes shown in the HTTP section of a client step rather than in the attribute list.
+const HTTP_ATTRS = new Set(['http.request.method', 'url.full', 'http.response.status_code', 'error.type']);
 
 const REDACTION = /\[(?:redacted|REDACTED)[^\]]*\]|<redacted>|«redacted»|\*{4,}|\bREDACTED\b/;
 const LONG_TEXT = 600;
@@ -21,6 +25,9 @@ export function renderStepDetails(step, trace, { onClose, onPrev, onNext, onZoom
   const artifacts = events.filter((e) => e.type === 'artifact');
   const other = events.filter((e) => !['llm', 'log', 'artifact'].includes(e.type));
   const dur = step.duration;
+  const call = clientCall(step);
+  const caller = callerStep(trace, step);
+  const callees = call ? calleesOf(trace, step) : [];
 
   const head = h(
     'div',
@@ -28,6 +35,7 @@ export function renderStepDetails(step, trace, { onClose, onPrev, onNext, onZoom
     h(
       'div',
       { class: 'dt-title' },
+      call ? h('span', { class: 'call-arrow', title: 'outgoing HTTP call' }, icon('call')) : null,
       h('h3', { class: 'dt-name', title: step.name }, step.name),
       statusPill(step.status),
     ),
@@ -43,14 +51,43 @@ export function renderStepDetails(step, trace, { onClose, onPrev, onNext, onZoom
   const facts = h(
     'dl',
     { class: 'facts' },
+    step.service ? fact('Service', serviceChip(step.service)) : null,
     fact('Starts at', fmtOffset(start)),
     fact('Duration', dur == null ? (step.status === 'running' ? 'running…' : '—') : fmtDuration(dur)),
     fact('Operations', `${step.operations?.state || 0} state · ${step.operations?.emit || 0} emit · ${step.operations?.stream || 0} stream`),
     fact('Span id', h('code', null, step.id)),
     step.parentId ? fact('Parent span', h('code', null, step.parentId)) : null,
+    caller
+      ? fact(
+          'Called by',
+          h(
+            'span',
+            { class: 'called-by' },
+            caller.service ? serviceChip(caller.service) : null,
+            ' ',
+            h('code', null, caller.name),
+          ),
+        )
+      : null,
+    callees.length
+      ? fact(
+          'Calls',
+          h(
+            'span',
+            { class: 'callees' },
+            callees.map((seg) => h('span', { class: 'callee' }, serviceChip(seg.service), ' ', h('span', { class: 'muted' }, seg.flowName || ''))),
+          ),
+        )
+      : null,
   );
 
   const body = h('div', { class: 'dt-body' }, facts);
+  if (call) body.appendChild(section('HTTP call', null, httpFacts(call), 'http'));
+  const attrs = Object.entries(step.attributes || {}).filter(([k]) => !(call && HTTP_ATTRS.has(k)));
+  if (attrs.length)
+    body.appendChild(
+      section('Attributes', attrs.length, h('dl', { class: 'facts attrs-list' }, attrs.map(([k, v]) => fact(k, typeof v === 'string' ? v : JSON.stringify(v)))), 'attributes'),
+    );
   if (step.error) body.appendChild(errorBlock(step.error));
   if (unavailable) {
     body.appendChild(
@@ -69,7 +106,7 @@ export function renderStepDetails(step, trace, { onClose, onPrev, onNext, onZoom
   if (logs.length) body.appendChild(section('Logs', logs.length, logList(logs, start), 'logs'));
   if (artifacts.length) body.appendChild(section('Artifacts', artifacts.length, h('div', { class: 'artifact-list' }, artifacts.map(artifactCard)), 'artifacts'));
   if (other.length) body.appendChild(section('Events', other.length, eventList(other, start), 'events'));
-  if (!step.error && !ops.length && !events.length)
+  if (!step.error && !ops.length && !events.length && !call)
     body.appendChild(h('p', { class: 'muted empty-note' }, 'No operations or events were recorded in this step.'));
 
   return h('div', { class: 'details-inner', dataset: { stepId: step.id } }, head, body);
@@ -83,8 +120,30 @@ function section(title, count, content, key) {
   return h(
     'section',
     { class: `dt-section dt-${key}`, dataset: { section: key } },
-    h('h4', null, title, h('span', { class: 'count' }, String(count))),
+    h('h4', null, title, count == null ? null : h('span', { class: 'count' }, String(count))),
     content,
+  );
+}
+
+/** Method, URL and response status of an outgoing HTTP call. The URL is text, never a link. */
+function httpFacts(call) {
+  return h(
+    'dl',
+    { class: 'facts http-facts' },
+    fact('Method', h('code', { class: 'http-method' }, call.method || '—')),
+    fact(
+      'URL',
+      call.url
+        ? h('span', { class: 'http-url', title: hostPath(call.url) }, h('code', null, call.url), copyButton(call.url, ''))
+        : h('span', { class: 'muted' }, 'not recorded'),
+    ),
+    fact(
+      'Status',
+      call.status !== null
+        ? h('span', { class: `badge b-http${call.failed ? ' fail' : ''} http-status`, dataset: { code: call.status } }, String(call.status))
+        : h('span', { class: 'muted' }, 'no response'),
+    ),
+    call.errorType ? fact('Error type', h('code', { class: 'http-error' }, call.errorType)) : null,
   );
 }
 

@@ -5,8 +5,13 @@
 // It draws from the timeline view of a trace (`?view=timeline`): per step the op counts
 // (`operations`), the emit operations (`emits`, for arrows and ticks) and the event counts
 // (`eventCounts`). A full trace (steps with `ops` and `events`) works too.
+//
+// A trace that crossed several services (`segments`, `step.service`) is drawn in service lanes:
+// a callee segment's top-level steps are placed and indented under the caller's client step (the
+// segment's `parentSpanId`), every row gets its service's chip and colour band, and a new lane
+// starts where the service changes. A single-service trace looks as it always did.
 
-import { h, icon, fmtDuration, fmtTick, niceStep, rafThrottle } from './util.js';
+import { h, icon, fmtDuration, fmtTick, niceStep, rafThrottle, serviceChip, serviceHue, hostPath } from './util.js';
 
 export const ROW_H = 34;
 const BAR_H = 16;
@@ -21,8 +26,8 @@ export function layoutTrace(trace, now = Date.now()) {
   const n = steps.length;
   const running = trace.status === 'running';
   const nowRel = Math.max(0, now - trace.startTime);
-  const index = new Map();
-  const rows = new Array(n);
+  let index = new Map();
+  let rows = new Array(n);
   let maxEnd = 0;
   for (let i = 0; i < n; i++) {
     const s = steps[i];
@@ -50,20 +55,43 @@ export function layoutTrace(trace, now = Date.now()) {
         if (e.type === 'llm') llm++;
         else if (e.type === 'retry') retries++;
       }
-    rows[i] = { step: s, start, end, open, depth: 0, llm, retries, external: null };
+    rows[i] = { step: s, start, end, open, depth: 0, llm, retries, external: null, parent: s.parentId || null, service: s.service || '', laneStart: false };
+  }
+  const services = traceServices(trace);
+  const multi = services.length > 1;
+  // A callee's top-level steps hang under the caller's client step: the parent span of their
+  // segment. Those rows then move under that step (depth-first order), so each service's rows
+  // stay together as a lane.
+  const segs = segmentsByService(trace);
+  let nested = false;
+  if (segs.size)
+    for (let i = 0; i < n; i++) {
+      const r = rows[i];
+      if (r.parent) continue;
+      const seg = segmentOf(segs, r.step, r.start);
+      const p = seg && seg.parentSpanId;
+      if (p && p !== r.step.id && index.has(p)) {
+        r.parent = p;
+        nested = true;
+      }
+    }
+  if (nested) {
+    rows = treeOrder(rows, index);
+    index = new Map(rows.map((r, i) => [r.step.id, i]));
   }
   // Nesting depth from parent span ids.
   for (let i = 0; i < n; i++) {
     let d = 0;
-    let p = rows[i].step.parentId;
+    let p = rows[i].parent;
     // Depth capped at 12, which also stops a (malformed) parent cycle.
     while (p && d < 12) {
       const j = index.get(p);
       if (j === undefined || j === i) break;
       d++;
-      p = rows[j].step.parentId;
+      p = rows[j].parent;
     }
     rows[i].depth = d;
+    if (multi) rows[i].laneStart = i === 0 || rows[i - 1].service !== rows[i].service;
   }
   let total = Math.max(trace.duration || 0, maxEnd, running ? nowRel : 0);
   if (!(total > 0)) total = 1;
@@ -106,7 +134,108 @@ export function layoutTrace(trace, now = Date.now()) {
       else (rows[i].external ||= []).push({ topic: op.topic || '', to: op.to });
     }
   }
-  return { id: trace.id, rows, total, arrows, index, running };
+  return { id: trace.id, rows, total, arrows, index, running, services, multi };
+}
+
+/** Every service of a trace, root first: `services`, then any other a step or segment names. */
+export function traceServices(trace) {
+  const out = [];
+  const add = (x) => {
+    if (x && !out.includes(x)) out.push(x);
+  };
+  for (const x of trace.services || []) add(x);
+  if (!out.length) add(trace.service);
+  for (const seg of trace.segments || []) add(seg.service);
+  for (const st of trace.steps || []) add(st.service);
+  return out;
+}
+
+/** The segments of a trace by service, each list by start time. */
+function segmentsByService(trace) {
+  const m = new Map();
+  for (const seg of trace.segments || []) {
+    if (!seg || !seg.service) continue;
+    let list = m.get(seg.service);
+    if (!list) m.set(seg.service, (list = []));
+    list.push(seg);
+  }
+  for (const list of m.values()) list.sort((a, b) => (a.startTime || 0) - (b.startTime || 0));
+  return m;
+}
+
+/**
+ * The segment a step belongs to: of its service's segments, the last one started by the step's
+ * start (times are whole ms, so with a little slack); the first when none was.
+ */
+function segmentOf(segs, step, start) {
+  const list = segs.get(step.service);
+  if (!list) return null;
+  let found = list[0];
+  for (const seg of list) if ((seg.startTime || 0) <= start + 1) found = seg;
+  return found;
+}
+
+/** Rows in depth-first order: each row's children (in their original order) right after it. */
+function treeOrder(rows, index) {
+  const n = rows.length;
+  const children = new Array(n);
+  const roots = [];
+  for (let i = 0; i < n; i++) {
+    const j = rows[i].parent ? index.get(rows[i].parent) : undefined;
+    if (j === undefined || j === i) roots.push(i);
+    else (children[j] ||= []).push(i);
+  }
+  const out = [];
+  const seen = new Uint8Array(n);
+  const visit = (root) => {
+    const stack = [root];
+    while (stack.length) {
+      const i = stack.pop();
+      if (seen[i]) continue;
+      seen[i] = 1;
+      out.push(rows[i]);
+      const c = children[i];
+      if (c) for (let k = c.length - 1; k >= 0; k--) if (!seen[c[k]]) stack.push(c[k]);
+    }
+  };
+  for (const i of roots) visit(i);
+  // Rows on a (malformed) parent cycle are reachable from no root.
+  for (let i = 0; i < n; i++) if (!seen[i]) visit(i);
+  return out;
+}
+
+/**
+ * The client step of another service that a callee's top-level step runs under (its segment's
+ * `parentSpanId`), or null (the step has a parent of its own, or its segment has no caller here).
+ */
+export function callerStep(trace, step) {
+  if (!trace || !step || step.parentId || !trace.segments?.length) return null;
+  const seg = segmentOf(segmentsByService(trace), step, step.startTime ?? 0);
+  const p = seg && seg.parentSpanId;
+  if (!p || p === step.id) return null;
+  return (trace.steps || []).find((s) => s.id === p) || null;
+}
+
+/** The segments (services) a client step called: those whose `parentSpanId` is the step. */
+export function calleesOf(trace, step) {
+  if (!trace || !step) return [];
+  return (trace.segments || []).filter((seg) => seg.parentSpanId && seg.parentSpanId === step.id);
+}
+
+/** The HTTP facts of a client step (`kind: "client"`), or null for any other step. */
+export function clientCall(step) {
+  if (!step || step.kind !== 'client') return null;
+  const a = step.attributes || {};
+  const code = Number(a['http.response.status_code']);
+  const status = Number.isFinite(code) && code > 0 ? code : null;
+  const errorType = a['error.type'] != null ? String(a['error.type']) : null;
+  return {
+    method: a['http.request.method'] != null ? String(a['http.request.method']) : null,
+    url: a['url.full'] != null ? String(a['url.full']) : null,
+    status,
+    errorType,
+    failed: step.status === 'failed' || (status !== null && status >= 400) || !!errorType,
+  };
 }
 
 /** A step's operations as far as the trace carries them: all (full view) or the emits (timeline). */
@@ -135,6 +264,7 @@ export class Timeline {
     this.selected = null;
     this.width = 0;
     this.labelW = 220;
+    this.svcW = 0;
     this.renderedFor = null;
 
     this.view = null; // {t0, t1} in ms from the trace start when zoomed; null = whole trace
@@ -149,7 +279,7 @@ export class Timeline {
       h(
         'div',
         { class: 'tl-axis-label' },
-        h('span', { class: 'tl-axis-title' }, 'Step'),
+        (this.axisTitle = h('span', { class: 'tl-axis-title' }, 'Step')),
         h(
           'span',
           { class: 'zoom' },
@@ -213,13 +343,19 @@ export class Timeline {
     this.ro.observe(this.scroll);
   }
 
-  /** Reads the width; returns true when it changed. */
+  /** Reads the width; returns true when it (or the label column's) changed. */
   readWidth() {
     const w = this.scroll.clientWidth;
-    if (!w || w === this.width) return false;
+    if (!w) return false;
+    // A multi-service trace gets a service column at the left of the labels.
+    const svcW = this.layout && this.layout.multi ? (w < 520 ? 64 : w < 800 ? 96 : 132) : 0;
+    const labelW = (w < 520 ? 116 : w < 800 ? 170 : 220) + svcW;
+    if (w === this.width && labelW === this.labelW && svcW === this.svcW) return false;
     this.width = w;
-    this.labelW = w < 520 ? 116 : w < 800 ? 170 : 220;
-    this.root.style.setProperty('--label-w', `${this.labelW}px`);
+    this.labelW = labelW;
+    this.svcW = svcW;
+    this.root.style.setProperty('--label-w', `${labelW}px`);
+    this.root.style.setProperty('--svc-w', `${svcW}px`);
     return true;
   }
 
@@ -237,6 +373,9 @@ export class Timeline {
   setTrace(trace, now = Date.now(), selected = undefined) {
     const same = this.layout && this.layout.id === trace.id;
     this.layout = layoutTrace(trace, now);
+    // Several services: rows carry a service chip and a coloured lane band.
+    this.root.classList.toggle('multi-service', this.layout.multi);
+    this.axisTitle.textContent = this.layout.multi ? 'Service · step' : 'Step';
     this.canvas.style.height = `${this.layout.rows.length * ROW_H}px`;
     if (!same) {
       this.scroll.scrollTop = 0;
@@ -477,6 +616,30 @@ export class Timeline {
 
     const info = h('div', { class: 'tl-info' });
     info.appendChild(h('span', { class: 'tl-dur' }, r.open ? fmtDuration(dur) : s.duration == null ? 'no end' : fmtDuration(s.duration)));
+    // An outgoing HTTP call: method and host/path as its label, the response code as a badge.
+    const call = clientCall(s);
+    let name;
+    if (call) {
+      name = h(
+        'span',
+        { class: 'tl-name tl-call' },
+        h('span', { class: 'call-method' }, call.method || 'HTTP'),
+        ' ',
+        call.url ? hostPath(call.url) : s.name,
+      );
+      info.insertBefore(
+        h(
+          'span',
+          {
+            class: `badge b-http${call.failed ? ' fail' : ''}`,
+            dataset: { kind: 'http', code: call.status ?? '' },
+            title: call.status !== null ? `HTTP ${call.status}${call.errorType ? ` · ${call.errorType}` : ''}` : call.errorType || 'no response status',
+          },
+          call.status !== null ? String(call.status) : call.errorType || '—',
+        ),
+        info.firstChild.nextSibling,
+      );
+    } else name = h('span', { class: 'tl-name' }, s.name);
     const counts = s.operations || {};
     for (const [kind, what] of BADGES) {
       const c = counts[kind] || 0;
@@ -523,20 +686,24 @@ export class Timeline {
       status === 'failed' ? icon('x', 'st st-failed') : status === 'completed' ? icon('check', 'st st-completed') : h('span', { class: `st-dot s-${status}` });
     const label = h(
       'div',
-      { class: 'tl-label', style: { paddingLeft: `${10 + r.depth * 14}px` } },
+      { class: 'tl-label', style: { paddingLeft: `${this.svcW + 10 + r.depth * 14}px` } },
       statusIcon,
-      h('span', { class: 'tl-name' }, s.name),
+      call ? h('span', { class: 'call-arrow', title: 'outgoing HTTP call' }, icon('call')) : null,
+      name,
+      L.multi && r.service ? serviceChip(r.service, { cls: 'tl-svc' }) : null,
     );
-    const title = `${s.name} · ${status} · starts +${fmtDuration(r.start)} · ${s.duration == null ? 'no end yet' : fmtDuration(s.duration)}`;
+    const title = `${call ? `${call.method || 'HTTP'} ${call.url || s.name}${call.status !== null ? ` → ${call.status}` : ''}` : s.name}${r.service && L.multi ? ` · ${r.service}` : ''} · ${status} · starts +${fmtDuration(r.start)} · ${s.duration == null ? 'no end yet' : fmtDuration(s.duration)}`;
+    const style = { transform: `translateY(${i * ROW_H}px)` };
+    if (L.multi && r.service) style['--svc-h'] = String(serviceHue(r.service));
     return h(
       'div',
       {
-        class: `tl-row s-${status}${selected ? ' selected' : ''}`,
-        style: { transform: `translateY(${i * ROW_H}px)` },
+        class: `tl-row s-${status}${selected ? ' selected' : ''}${call ? ' k-client' : ''}${call && call.failed ? ' call-failed' : ''}${r.laneStart ? ' svc-start' : ''}`,
+        style,
         role: 'option',
         'aria-selected': selected ? 'true' : 'false',
         title,
-        dataset: { id: s.id, index: i, name: s.name, start: r.start },
+        dataset: { id: s.id, index: i, name: s.name, start: r.start, depth: r.depth, ...(L.multi && r.service ? { service: r.service } : {}), ...(r.parent ? { parent: r.parent } : {}) },
       },
       label,
       h('div', { class: 'tl-track' }, h('div', { class: 'tl-inner' }, h('div', { class: 'tl-clip' }, bar), info)),

@@ -19,8 +19,11 @@ import {
   rafThrottle,
   setChildren,
   truncatedText,
+  serviceChip,
+  serviceHue,
+  servicesOf,
 } from './util.js';
-import { Timeline } from './timeline.js';
+import { Timeline, traceServices } from './timeline.js';
 import { renderStepDetails, errorBlock, renderTraceExtras } from './details.js';
 
 const perf = (window.__flowscope = window.__flowscope || {});
@@ -30,6 +33,7 @@ const perf = (window.__flowscope = window.__flowscope || {});
 const FILTERS = [
   { url: 'q', api: 'q' },
   { url: 'flow', api: 'flow' },
+  { url: 'service', api: 'service' },
   { url: 'status', api: 'status' },
   { url: 'stepName', api: 'step' },
   { url: 'stateKey', api: 'stateKey' },
@@ -78,7 +82,7 @@ export class TracesPage {
     this.trace = null; // the open trace, timeline view (steps without ops/events)
     this.stepCache = new Map(); // trace id → Map(span id → {promise, step}), see fetchStep
     this.llmTotals = null; // {id, calls, tokens, cost, hasCost} of the open trace, see loadLlmTotals
-    this.known = { flows: new Set(), steps: new Set(), stateKeys: new Set(), topics: new Set(), cids: new Set() };
+    this.known = { flows: new Set(), services: new Set(), steps: new Set(), stateKeys: new Set(), topics: new Set(), cids: new Set() };
     this.loaded = false;
     this.visible = false;
     this.renderListSoon = rafThrottle(() => this.renderList());
@@ -138,6 +142,9 @@ export class TracesPage {
     );
     this.flowSelect = h('select', { class: 'input', name: 'flow', 'aria-label': 'Flow' }, h('option', { value: '' }, 'All flows'));
     this.flowSelect.addEventListener('change', () => this.setFilter('flow', this.flowSelect.value));
+    // Services: those seen in the list and live events (a trace counts for every service it crossed).
+    this.serviceSelect = h('select', { class: 'input', name: 'service', 'aria-label': 'Service' }, h('option', { value: '' }, 'All services'));
+    this.serviceSelect.addEventListener('change', () => this.setFilter('service', this.serviceSelect.value));
 
     const textFilter = (key, label, placeholder, knownKey) => {
       const listId = `dl-${key}`;
@@ -182,6 +189,7 @@ export class TracesPage {
         'div',
         { class: 'filter-grid' },
         h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Flow'), this.flowSelect),
+        h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Service'), this.serviceSelect),
         Object.values(this.filterInputs),
       ),
       this.filterError = h('div', { class: 'filter-error', role: 'alert', hidden: true }),
@@ -399,6 +407,7 @@ export class TracesPage {
       if (document.activeElement !== input) input.value = f[k] || '';
     }
     if (f.flow) this.known.flows.add(f.flow);
+    if (f.service) this.known.services.add(f.service);
     this.syncFlowOptions();
     for (const b of this.statusSeg.children) {
       const on = (f.status || '') === b.dataset.status;
@@ -420,6 +429,12 @@ export class TracesPage {
       setChildren(this.flowSelect, h('option', { value: '' }, 'All flows'), flows.map((f) => h('option', { value: f }, f)));
     }
     this.flowSelect.value = this.filters.flow || '';
+    const services = [...this.known.services].sort();
+    const haveSvc = [...this.serviceSelect.options].map((o) => o.value).slice(1);
+    if (haveSvc.join('\n') !== services.join('\n')) {
+      setChildren(this.serviceSelect, h('option', { value: '' }, 'All services'), services.map((x) => h('option', { value: x }, x)));
+    }
+    this.serviceSelect.value = this.filters.service || '';
   }
 
   /**
@@ -432,6 +447,8 @@ export class TracesPage {
     let maybe = !!(f.stateKey || f.topic);
     const names = s.stepNames || [];
     if (f.flow && s.flowName !== f.flow) return false;
+    // Like the server: a trace matches a service when any of its segments ran there.
+    if (f.service && !servicesOf(s).includes(f.service)) return false;
     if (f.status && s.status !== f.status) return false;
     if (f.step && !names.includes(f.step)) {
       if (!s.stepNamesTruncated) return false;
@@ -454,6 +471,7 @@ export class TracesPage {
 
   learn(s) {
     this.known.flows.add(s.flowName);
+    for (const x of servicesOf(s)) this.known.services.add(x);
     for (const n of s.stepNames || []) this.known.steps.add(n);
     if (s.correlationId) this.known.cids.add(s.correlationId);
   }
@@ -537,7 +555,9 @@ export class TracesPage {
   }
 
   upsert(s) {
+    const knownServices = this.known.services.size;
     this.learn(s);
+    if (this.known.services.size !== knownServices) this.syncFlowOptions();
     const m = this.matches(s);
     const existing = this.byId.get(s.id);
     if (m === null) {
@@ -578,7 +598,7 @@ export class TracesPage {
     for (const t of this.items) {
       seen.add(t.id);
       let li = this.itemEls.get(t.id);
-      const ver = `${t.status}|${t.duration}|${t.stepNames?.length}|${t.metadata?.totalSteps}|${t.metadata?.errorCount}|${t.correlationId}|${t.startTime}|${truncatedText(t.truncated)}`;
+      const ver = `${t.status}|${t.duration}|${t.stepNames?.length}|${t.metadata?.totalSteps}|${t.metadata?.errorCount}|${t.correlationId}|${t.startTime}|${truncatedText(t.truncated)}|${servicesOf(t).join(',')}`;
       if (!li) {
         li = h('li', { class: 'trace-item', role: 'option', id: `ti-${t.id}`, dataset: { traceId: t.id } });
         this.itemEls.set(t.id, li);
@@ -823,7 +843,7 @@ export class TracesPage {
     // Keep the list entry in step with what we fetched.
     const existing = this.byId.get(t.id);
     if (existing && (existing.status !== t.status || existing.duration !== t.duration)) {
-      const { steps, ops, events, attributes, error, correlationMethod, ...summary } = t;
+      const { steps, ops, events, attributes, error, correlationMethod, segments, ...summary } = t;
       this.replaceItem(existing, summary);
       this.renderListSoon();
     }
@@ -927,6 +947,7 @@ export class TracesPage {
     const bigTrace = (t.steps || []).length > TOTALS_MAX_STEPS;
     const md = t.metadata || {};
     const duration = t.duration != null ? fmtDuration(t.duration) : h('span', { class: 'running-text', title: 'Still running' }, fmtDuration(now - t.startTime));
+    const services = traceServices(t);
     const chip = (label, value, extra = {}) => h('div', { class: 'meta', ...extra }, h('span', { class: 'meta-label' }, label), h('span', { class: 'meta-value' }, value));
 
     const back = h('button', { class: 'btn btn-ghost btn-icon back-btn', type: 'button', title: 'Back to the list', 'aria-label': 'Back to the list', onclick: () => this.closeTrace() }, icon('back'));
@@ -966,6 +987,7 @@ export class TracesPage {
         chip('Steps', `${md.completedSteps ?? 0}/${md.totalSteps ?? (t.steps || []).length}`),
         chip('Started', h('span', { title: fmtDateTime(t.startTime) }, h('span', { class: 'rel-start' }, fmtRelative(t.startTime, now)), h('span', { class: 'muted' }, ` · ${fmtClock(t.startTime)}`))),
         chip('Entry', `${t.entryPoint?.type || '—'} · ${t.entryPoint?.stepName || '—'}`),
+        services.length ? chip(services.length > 1 ? 'Services' : 'Service', h('span', { class: 'svc-list' }, services.map((x) => serviceChip(x))), { dataset: { meta: 'services' } }) : null,
         t.correlationId
           ? chip('Group', h('a', { href: `#/groups/${encodeURIComponent(t.correlationId)}`, class: 'link' }, icon('group'), t.correlationId, md.traceIndex != null ? h('span', { class: 'muted' }, ` #${md.traceIndex + 1}`) : null))
           : null,
@@ -993,9 +1015,56 @@ export class TracesPage {
         h('span', { class: 'spacer' }),
         h('span', { class: 'legend muted small' }, h('i', { class: 'lg s-completed' }), 'completed', h('i', { class: 'lg s-running' }), 'running', h('i', { class: 'lg s-failed' }), 'failed', h('i', { class: 'lg arrow' }), 'emit'),
       ),
+      services.length > 1 ? this.segmentsSummary(t, now) : null,
       truncatedBanner(t.truncated),
       t.error ? this.traceError(t) : null,
       renderTraceExtras(t),
+    );
+  }
+
+  /**
+   * The services' parts of a multi-service trace, by start: service → flow, status and
+   * duration (the start in the tooltip). Clicking one opens its entry step.
+   */
+  segmentsSummary(t, now) {
+    // By start (the API lists them as they arrived, which across connections is not call order).
+    const segs = (t.segments || []).map((seg, i) => ({ seg, i })).sort((a, b) => (a.seg.startTime || 0) - (b.seg.startTime || 0) || a.i - b.i).map((x) => x.seg);
+    if (!segs.length) return null;
+    const steps = t.steps || [];
+    const items = segs.map((seg, i) => {
+      const start = seg.startTime || 0;
+      const entry = steps.find((st) => st.service === seg.service && !st.parentId && (st.startTime ?? 0) >= start - 1) || null;
+      const dur =
+        seg.duration != null
+          ? fmtDuration(seg.duration)
+          : seg.status === 'running'
+            ? h('span', { class: 'running-text' }, fmtDuration(Math.max(0, now - t.startTime - start)))
+            : '—';
+      const content = [
+        serviceChip(seg.service),
+        h('span', { class: 'seg-arrow', 'aria-hidden': 'true' }, '→'),
+        h('span', { class: 'seg-flow' }, seg.flowName || '—'),
+        statusDot(seg.status, `${seg.service}: ${seg.status}`),
+        h('span', { class: 'seg-dur mono' }, dur),
+      ];
+      const attrs = {
+        class: `seg-item s-${seg.status}`,
+        dataset: { service: seg.service, index: i, status: seg.status },
+        title: `${seg.service} → ${seg.flowName || '—'} · ${seg.status} · starts +${fmtDuration(start)}${seg.error?.message ? ` · ${seg.error.message}` : ''}`,
+      };
+      return h(
+        'li',
+        null,
+        entry
+          ? h('button', { ...attrs, type: 'button', onclick: () => this.openStep(entry.id), 'aria-label': `${seg.service}: open ${entry.name}` }, content)
+          : h('div', attrs, content),
+      );
+    });
+    return h(
+      'div',
+      { class: 'segments', role: 'group', 'aria-label': 'Segments' },
+      h('span', { class: 'meta-label seg-label' }, `Segments (${segs.length})`),
+      h('ol', { class: 'seg-list' }, items),
     );
   }
 
@@ -1167,6 +1236,17 @@ function fillItem(li, t, now) {
   const md = t.metadata || {};
   const steps = md.totalSteps ?? (t.stepNames || []).length;
   const dur = t.duration != null ? fmtDuration(t.duration) : t.status === 'running' ? fmtDuration(now - t.startTime) : '—';
+  // A trace that crossed services: a dot per service (its colour) and how many.
+  const services = servicesOf(t);
+  const multi =
+    services.length > 1
+      ? h(
+          'span',
+          { class: 'ti-svcs', title: `Services: ${services.join(' → ')}`, dataset: { services: services.length } },
+          h('span', { class: 'svc-dots', 'aria-hidden': 'true' }, services.slice(0, 5).map((x) => h('i', { class: 'svc-dot', style: { '--svc-h': String(serviceHue(x)) } }))),
+          `${services.length} services`,
+        )
+      : null;
   setChildren(li, 
     statusDot(t.status),
     h(
@@ -1185,6 +1265,7 @@ function fillItem(li, t, now) {
         'div',
         { class: 'ti-sub' },
         h('span', { class: 'ti-steps' }, `${steps} step${steps === 1 ? '' : 's'}`),
+        multi,
         h('span', { class: 'ti-entry', title: 'Entry point' }, `${t.entryPoint?.type || ''} · ${t.entryPoint?.stepName || ''}`),
         t.correlationId ? h('span', { class: 'ti-cid', title: `Correlation id ${t.correlationId}` }, icon('group'), t.correlationId) : null,
         h('span', { class: 'spacer' }),

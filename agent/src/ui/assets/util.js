@@ -14,7 +14,12 @@ export function h(tag, attrs, ...children) {
       if (k === 'class') el.className = v;
       else if (k === 'style') {
         if (typeof v === 'string') el.style.cssText = v;
-        else Object.assign(el.style, v);
+        else
+          for (const [prop, val] of Object.entries(v)) {
+            // Custom properties (`--x`) only work through setProperty.
+            if (prop.startsWith('--')) el.style.setProperty(prop, val);
+            else el.style[prop] = val;
+          }
       } else if (k === 'dataset') Object.assign(el.dataset, v);
       else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
       else if (k === 'value' || k === 'checked' || k === 'selected') el[k] = v;
@@ -83,6 +88,7 @@ const ICONS = {
   shift: svg('<path d="M2.5 8h11"/><path d="M10 4.5 13.5 8 10 11.5"/><circle cx="3" cy="8" r="1.2"/>'),
   custom: svg('<path d="M5 3 2 8l3 5M11 3l3 5-3 5"/>'),
   group: svg('<rect x="1.5" y="3" width="4" height="4" rx="1"/><rect x="10.5" y="9" width="4" height="4" rx="1"/><path d="M5.5 5h3a1.5 1.5 0 0 1 1.5 1.5V9"/>'),
+  call: svg('<path d="M9 2.5h4.5V7"/><path d="M13.5 2.5 7 9"/><path d="M11.5 9.5v3a1 1 0 0 1-1 1h-7a1 1 0 0 1-1-1v-7a1 1 0 0 1 1-1h3"/>'),
   shield: svg('<path d="M8 1.8 13 3.6v4c0 3.1-2.1 5.4-5 6.6-2.9-1.2-5-3.5-5-6.6v-4z"/>'),
 };
 
@@ -273,6 +279,50 @@ export function truncatedText(tr) {
   if (n('depth')) parts.push(`${count(n('depth'), 'step', 'steps')} nested deeper than the limit ${n('depth') === 1 ? 'was' : 'were'} flattened`);
   if (n('strings')) parts.push(`${count(n('strings'), 'string', 'strings')} cut to the length limit`);
   return parts.length ? `Truncated by the agent's limits: ${parts.join('; ')}` : '';
+}
+
+/**
+ * A stable hue (0–359) for a service name (FNV-1a), so a service has the same colour in the
+ * list, the header and the timeline. The CSS turns it into colours readable in both themes.
+ */
+export function serviceHue(name) {
+  let x = 0x811c9dc5;
+  const s = String(name ?? '');
+  for (let i = 0; i < s.length; i++) {
+    x ^= s.charCodeAt(i);
+    x = Math.imul(x, 0x01000193);
+  }
+  // Golden-ratio spread, so names that differ by one character still look different …
+  const t = ((x >>> 0) * 0.618033988749895) % 1;
+  // … then through hues spaced by eye rather than by degree (greens span a third of the HSL
+  // wheel but look alike).
+  const f = t * (HUES.length - 1);
+  const i = Math.floor(f);
+  return Math.round(HUES[i] + (HUES[i + 1] - HUES[i]) * (f - i)) % 360;
+}
+
+const HUES = [0, 25, 45, 100, 150, 180, 205, 225, 250, 275, 300, 330, 360];
+
+/** A service name as a coloured chip. */
+export function serviceChip(name, { cls = '', title } = {}) {
+  return h('span', { class: `svc-chip${cls ? ` ${cls}` : ''}`, style: { '--svc-h': String(serviceHue(name)) }, title: title || `service ${name}`, dataset: { service: name } }, name);
+}
+
+/** The services a trace summary crossed, root first (`services`, else its `service`). */
+export function servicesOf(t) {
+  if (Array.isArray(t?.services) && t.services.length) return t.services;
+  return t?.service ? [t.service] : [];
+}
+
+/** `host/path` of a URL for a short label (no scheme, query or fragment); the input when unparsable. */
+export function hostPath(url) {
+  if (typeof url !== 'string') return '';
+  try {
+    const u = new URL(url);
+    return `${u.host}${u.pathname === '/' ? '' : u.pathname}` || url;
+  } catch {
+    return url;
+  }
 }
 
 /** A status pill: completed / failed / running / waiting / active / stalled. */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of flowscope: Rust lint + unit + end-to-end tests, then the Python SDK, Node SDK
-# and browser UI suites (each against a real agent process). Exits non-zero if anything fails.
+# Runs every test of flowscope: Rust lint + unit + end-to-end tests, then the Python SDK, Node SDK,
+# browser UI and cross-language suites (each against a real agent process), then builds the
+# release artifacts and installs them without a Rust toolchain. Exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,5 +29,9 @@ for suite in sdk-python/scripts/ci.sh sdk-node/scripts/ci.sh tests/ui/ci.sh test
     bash "$suite"
   fi
 done
+
+step "release artifacts (dist/) and their install without a Rust toolchain"
+bash scripts/build-dist.sh
+bash scripts/smoke-dist.sh
 
 step "all suites passed"

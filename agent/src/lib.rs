@@ -5,6 +5,7 @@
 //! HTTP ([`api`]). [`run_with`] starts everything and returns a handle; `main.rs` is a thin CLI.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod export;

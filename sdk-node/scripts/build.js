@@ -3,19 +3,34 @@
 // Builds the native addon from source: `napi build` (cargo) writes flowscope.<platform>.node and
 // the private loader native.js / native.d.ts next to package.json.
 //
-// This is the package's `install` script, so it runs on the consumer's `npm install
-// /path/to/sdk-node`. npm links a directory dependency that sits outside the project instead of
-// copying it, and does not install the linked package's own dependencies; so when the napi-rs CLI
-// (a regular dependency) is not resolvable yet, it is installed here first, from the committed
-// package-lock.json, into this package's node_modules.
+// With --if-needed (the package's `install` script) it first tries the prebuilt addon shipped in
+// the tarball (`npm pack` includes flowscope.<platform>.node): when it loads, nothing is built and
+// no Rust toolchain is needed. Only when no prebuilt fits this platform does it build from source,
+// which needs cargo and the flowscope source tree (the repository's sdk-node directory). The
+// napi-rs CLI is then installed on demand (it is a dev dependency, not needed by consumers).
 //
-// Usage: node scripts/build.js [--debug]
+// Usage: node scripts/build.js [--debug] [--if-needed]
 
 const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 
 const pkgDir = path.resolve(__dirname, '..');
 const debug = process.argv.includes('--debug');
+const ifNeeded = process.argv.includes('--if-needed');
+
+/** Whether a prebuilt addon for this platform is present and loads. */
+function prebuiltLoads() {
+  try {
+    const native = require(path.join(pkgDir, 'native.js'));
+    return typeof native.runAgent === 'function';
+  } catch {
+    return false;
+  }
+}
+
+if (ifNeeded && prebuiltLoads()) {
+  process.exit(0);
+}
 
 function fail(message) {
   console.error(`flowscope: ${message}`);
@@ -37,9 +52,13 @@ function findCli() {
   }
 }
 
+const platform = `${process.platform}-${process.arch}`;
 const cargo = spawnSync(process.env.CARGO || 'cargo', ['--version'], { encoding: 'utf8' });
 if (cargo.error || cargo.status !== 0) {
-  fail('building the native addon needs Rust and cargo (https://rustup.rs); none found on PATH');
+  fail(`no prebuilt addon for ${platform} in this package, and building one needs Rust and cargo (https://rustup.rs); none found on PATH`);
+}
+if (!require('node:fs').existsSync(path.join(pkgDir, '..', 'sdk-rust', 'Cargo.toml'))) {
+  fail(`no prebuilt addon for ${platform} in this package; building from source needs the flowscope repository (install from its sdk-node directory)`);
 }
 
 let cli = findCli();
@@ -48,9 +67,10 @@ if (cli === null) {
   const npmCli = process.env.npm_execpath;
   const [command, prefix] = npmCli && npmCli.endsWith('.js') ? [process.execPath, [npmCli]] : ['npm', []];
   console.error('flowscope: installing the napi-rs CLI (build dependency) in', pkgDir);
+  const version = require(path.join(pkgDir, 'package.json')).devDependencies['@napi-rs/cli'];
   run(
     command,
-    [...prefix, 'install', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--no-save'],
+    [...prefix, 'install', '--ignore-scripts', '--no-audit', '--no-fund', '--no-save', `@napi-rs/cli@${version}`],
     'npm install of the build dependencies',
   );
   cli = findCli();

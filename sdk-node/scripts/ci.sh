@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI for the Node SDK (sdk-node/):
-#   1. npm install from the committed package-lock.json; the package's install script builds the
-#      native addon from source (release, cargo target dir shared with the workspace). Not
+#   1. npm install from the committed package-lock.json, then `npm run build`: the native addon
+#      from source (release, cargo target dir shared with the workspace; the install script alone
+#      would keep an already built addon). Not
 #      `npm ci`: the napi-rs CLI's per-platform optional packages (@napi-rs/lzma-*, …) are
 #      missing from the registry mirror the lock was made with, so the lock has no entries for
 #      the other platforms and `npm ci` rejects it; `npm install` follows the lock as it is;
@@ -26,6 +27,7 @@ npm_flags=(--no-audit --no-fund --prefer-offline)
 echo "== npm install + addon build ($sdk)"
 cd "$sdk"
 npm install "${npm_flags[@]}"
+npm run build
 
 echo "== node:test"
 npm test

@@ -34,3 +34,5 @@ mod propagation;
 // Raw Node-API calls for the short-string fast path.
 #[allow(unsafe_code)]
 mod text;
+#[allow(unsafe_code)]
+mod agent;

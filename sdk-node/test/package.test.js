@@ -58,8 +58,13 @@ test('exports map and shipped files exist', () => {
   for (const target of [pkg.main, pkg.types, ...Object.values(pkg.exports['.']).flatMap((c) => Object.values(c))]) {
     assert.ok(existsSync(path.join(SDK_DIR, target)), target);
   }
-  assert.ok(pkg.dependencies['@napi-rs/cli'], 'the napi-rs CLI must be a dependency: it builds on install');
-  assert.equal(pkg.scripts.install, 'node scripts/build.js');
+  // Consumers get the prebuilt addon; the napi-rs CLI is only for building from source.
+  assert.equal(pkg.dependencies, undefined, 'no runtime dependencies');
+  assert.ok(pkg.devDependencies['@napi-rs/cli']);
+  assert.equal(pkg.scripts.install, 'node scripts/build.js --if-needed');
+  assert.equal(pkg.bin.flowscope, 'bin/flowscope.js');
+  assert.ok(existsSync(path.join(SDK_DIR, pkg.bin.flowscope)));
+  for (const shipped of ['native.js', 'bin/']) assert.ok(pkg.files.includes(shipped), shipped);
 });
 
 test('the README quickstart runs as written', async () => {

@@ -11,7 +11,7 @@
 #   PYTHON               interpreter that creates the venv (default python3, >= 3.10)
 #
 # The wheel is rebuilt only when a file it is built from changed (hash of sdk-python's sources,
-# sdk-rust, Cargo.toml and Cargo.lock, kept in the venv); the Rust build uses its own target
+# sdk-rust, the bundled agent, Cargo.toml and Cargo.lock, kept in the venv); the Rust build uses its own target
 # directory in the cache, so it stays incremental and never waits on the workspace's build lock.
 set -euo pipefail
 
@@ -51,7 +51,8 @@ fi
 source_hash() {
     cd "$ROOT"
     find sdk-python/Cargo.toml sdk-python/pyproject.toml sdk-python/README.md sdk-python/src \
-        sdk-python/python sdk-rust/Cargo.toml sdk-rust/src Cargo.toml Cargo.lock \
+        sdk-python/python sdk-rust/Cargo.toml sdk-rust/src agent/Cargo.toml agent/src \
+        Cargo.toml Cargo.lock \
         -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 \
         | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
 }

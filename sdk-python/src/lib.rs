@@ -24,6 +24,14 @@ fn reseed_after_fork() {
     let _ = rand::rng().reseed();
 }
 
+/// Runs the bundled agent with command-line `argv` (program name first) until SIGINT/SIGTERM,
+/// with the GIL released. The wheel's `flowscope` command calls it.
+#[pyfunction]
+fn run_agent(py: Python<'_>, argv: Vec<String>) -> PyResult<()> {
+    py.detach(move || flowscope_agent::cli::run(argv.into_iter().map(Into::into)))
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("{e:#}")))
+}
+
 /// The module `flowscope._native`.
 #[pymodule]
 #[pyo3(name = "_native")]
@@ -31,6 +39,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::PyClient>()?;
     m.add_class::<context::PySpan>()?;
     m.add_function(wrap_pyfunction!(reseed_after_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(run_agent, m)?)?;
     propagation::register(m)?;
     m.add("SDK_VERSION", env!("CARGO_PKG_VERSION"))?;
     Ok(())

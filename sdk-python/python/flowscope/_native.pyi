@@ -158,3 +158,6 @@ class Client:
         self, span: Span, cid: str, method: str = "manual", name: str | None = None
     ) -> None: ...
     def custom(self, span: Span, name: str, payload: Any = None) -> None: ...
+
+def run_agent(argv: list[str]) -> None:
+    """Runs the bundled agent with ``argv`` (program name first) until SIGINT/SIGTERM."""

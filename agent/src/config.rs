@@ -227,6 +227,66 @@ pub struct AgentArgs {
         global = true
     )]
     pub metrics_max_steps: usize,
+    /// State-based correlation: a read links to the group of the key's last writer within this
+    /// window (0 turns it off).
+    #[arg(long, env = "FLOWSCOPE_CORRELATE_STATE_WINDOW", default_value = "1h", value_parser = humantime::parse_duration, global = true)]
+    pub correlate_state_window: Duration,
+    /// A state key read by more distinct traces than this is hot and never links.
+    #[arg(
+        long,
+        env = "FLOWSCOPE_CORRELATE_HOT_KEY_READERS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub correlate_hot_key_readers: usize,
+    /// Only state keys matching these globs link (comma-separated; default all).
+    #[arg(
+        long,
+        env = "FLOWSCOPE_CORRELATE_INCLUDE",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub correlate_include: Vec<String>,
+    /// State keys matching these globs never link (comma-separated).
+    #[arg(
+        long,
+        env = "FLOWSCOPE_CORRELATE_EXCLUDE",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub correlate_exclude: Vec<String>,
+    /// Event-based correlation: trace attributes (e.g. `orderId`) that link an emitter of a topic
+    /// to the event-started trace handling it (comma-separated).
+    #[arg(
+        long,
+        env = "FLOWSCOPE_CORRELATE_EVENT_KEYS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub correlate_event_key: Vec<String>,
+    /// How long an emit can link a later consumer.
+    #[arg(long, env = "FLOWSCOPE_CORRELATE_EVENT_WINDOW", default_value = "1h", value_parser = humantime::parse_duration, global = true)]
+    pub correlate_event_window: Duration,
+    /// Temporal correlation rule `from->to:window@attribute` (e.g. `cart->checkout:10m@userId`);
+    /// repeat for several.
+    #[arg(long, env = "FLOWSCOPE_CORRELATE_TEMPORAL", global = true)]
+    pub correlate_temporal: Vec<String>,
+    /// Candidate links kept per trace besides the applied one.
+    #[arg(
+        long,
+        env = "FLOWSCOPE_CORRELATE_MAX_CANDIDATES",
+        default_value_t = 5,
+        global = true
+    )]
+    pub correlate_max_candidates: usize,
+    /// Traces one group may gain by automatic links.
+    #[arg(
+        long,
+        env = "FLOWSCOPE_CORRELATE_MAX_GROUP",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub correlate_max_group: usize,
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "FLOWSCOPE_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -259,6 +319,8 @@ pub struct AgentConfig {
     pub access: Access,
     /// What is redacted at ingest.
     pub redact: crate::redact::RedactConfig,
+    /// Automatic correlation.
+    pub correlate: crate::store::correlate::CorrelateConfig,
 }
 
 /// Bounds that keep memory and time within configuration whatever the senders do.
@@ -340,6 +402,9 @@ pub enum ConfigError {
     /// An empty token.
     #[error("--token must not be empty")]
     EmptyToken,
+    /// A bad --correlate-temporal rule.
+    #[error(transparent)]
+    Temporal(#[from] crate::store::correlate::RuleError),
 }
 
 impl AgentConfig {
@@ -358,6 +423,7 @@ impl AgentConfig {
             limits: Limits::default(),
             access: Access::default(),
             redact: crate::redact::RedactConfig::default(),
+            correlate: crate::store::correlate::CorrelateConfig::default(),
         }
     }
 }
@@ -423,6 +489,22 @@ impl TryFrom<&AgentArgs> for AgentConfig {
                 cors_origins: lower(&args.cors_origin),
             },
             redact: crate::redact::RedactConfig::parse(&args.redact, args.hide_llm_content)?,
+            correlate: crate::store::correlate::CorrelateConfig {
+                state: !args.correlate_state_window.is_zero(),
+                state_window: args.correlate_state_window,
+                hot_key_readers: args.correlate_hot_key_readers,
+                include: args.correlate_include.clone(),
+                exclude: args.correlate_exclude.clone(),
+                event_keys: args.correlate_event_key.clone(),
+                event_window: args.correlate_event_window,
+                temporal: args
+                    .correlate_temporal
+                    .iter()
+                    .map(|r| crate::store::correlate::TemporalRule::parse(r))
+                    .collect::<Result<_, _>>()?,
+                max_candidates: args.correlate_max_candidates,
+                max_group_links: args.correlate_max_group,
+            },
         })
     }
 }

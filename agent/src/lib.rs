@@ -67,6 +67,7 @@ impl AgentState {
             max_events: u32::try_from(limits.max_events_per_trace).unwrap_or(u32::MAX),
             max_depth: limits.max_depth,
         });
+        store.set_correlation(config.correlate.clone());
         Self {
             store: RwLock::new(store),
             metrics,

@@ -109,6 +109,14 @@ pub struct TraceSummaryJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     correlation_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_method: Option<CorrelationMethod>,
+    /// How an automatic link was found (key/topic/attribute, the other trace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_evidence: Option<&'a crate::store::correlate::Evidence>,
+    /// 0..1: 1 for manual, header, parent, state and event links.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_confidence: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     parent_trace_id: Option<TraceId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     failure_reason: Option<&'static str>,
@@ -175,6 +183,14 @@ pub fn trace_summary(trace: &Trace, trace_index: Option<usize>) -> TraceSummaryJ
         duration: trace.duration_ns().map(ms),
         entry_point: entry_point(trace),
         correlation_id: trace.correlation_id.as_deref(),
+        correlation_method: trace.correlation_method,
+        correlation_evidence: trace.correlation_evidence.as_ref(),
+        correlation_confidence: trace.correlation_id.as_ref().map(|_| {
+            trace
+                .correlation_evidence
+                .as_ref()
+                .map_or(1.0, |e| e.confidence)
+        }),
         parent_trace_id: trace.parent_trace,
         failure_reason: trace.failure_reason,
         step_names,
@@ -376,8 +392,9 @@ pub fn step_json<'a>(trace: &'a Trace, step: &'a Step, view: View) -> StepJson<'
 pub struct TraceJson<'a> {
     #[serde(flatten)]
     summary: TraceSummaryJson<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    correlation_method: Option<CorrelationMethod>,
+    /// Other groups an automatic link could have chosen.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    correlation_candidates: &'a [crate::store::correlate::Evidence],
     #[serde(skip_serializing_if = "Option::is_none")]
     attributes: Option<&'a Attributes>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -441,7 +458,7 @@ pub fn trace_full(trace: &Trace, trace_index: Option<usize>, view: View) -> Trac
     let start = trace.start_ns;
     TraceJson {
         summary: trace_summary(trace, trace_index),
-        correlation_method: trace.correlation_method,
+        correlation_candidates: &trace.correlation_candidates,
         attributes: trace.attributes.as_ref(),
         error: trace.error.as_ref(),
         segments: trace

@@ -18,6 +18,8 @@ pub struct GroupEntry {
     pub traces: HashSet<TraceId>,
     /// Members by (start time, id): previous member and position in O(log n) / O(position).
     pub order: BTreeSet<(u64, TraceId)>,
+    /// Members that joined by an automatic (state/event/temporal) link.
+    pub auto_links: usize,
 }
 
 impl GroupEntry {
@@ -123,6 +125,11 @@ impl Indexes {
         if name.is_some() {
             entry.name = name;
         }
+    }
+
+    /// Takes a trace out of group `cid`.
+    pub fn leave(&mut self, id: TraceId, start_ns: u64, cid: &str) {
+        self.leave_group(id, start_ns, cid);
     }
 
     fn leave_group(&mut self, id: TraceId, start_ns: u64, cid: &str) {

@@ -1,6 +1,7 @@
 //! The bounded store: the most recently active traces (LRU, `--max-traces`) and the indexes
 //! that make filters cheap. Evicting a trace removes it from every index and group.
 
+pub mod correlate;
 mod flows;
 pub mod index;
 mod query;
@@ -26,6 +27,16 @@ const MAX_CLIENT_SERVICES: usize = 256;
 
 fn seconds(ns: u64) -> f64 {
     ns as f64 / 1e9
+}
+
+/// A trace attribute as text (strings as they are, numbers and booleans printed).
+fn attribute_text(trace: &Trace, key: &str) -> Option<String> {
+    match trace.attributes.as_ref()?.get(key)? {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
 }
 
 /// A snapshot of the store's lifetime counters.
@@ -60,6 +71,8 @@ pub struct Store {
     last_dirty: Option<TraceId>,
     /// OTLP forwarding, when configured.
     exporter: Option<crate::export::Exporter>,
+    /// Automatic correlation (state, event, temporal).
+    correlator: correlate::Correlator,
 }
 
 impl Store {
@@ -81,7 +94,13 @@ impl Store {
             dirty: HashSet::new(),
             last_dirty: None,
             exporter: None,
+            correlator: correlate::Correlator::new(correlate::CorrelateConfig::default()),
         }
+    }
+
+    /// Sets the automatic-correlation rules.
+    pub fn set_correlation(&mut self, config: correlate::CorrelateConfig) {
+        self.correlator = correlate::Correlator::new(config);
     }
 
     /// Sets the per-trace caps.
@@ -145,7 +164,257 @@ impl Store {
         }
         if is_start {
             self.inherit_parent_group(id);
+            self.correlate_started(id);
         }
+        if let Applied::Op(span) = applied {
+            self.correlate_op(id, span);
+        }
+    }
+
+    /// State- and event-based links from the operation just applied to `id` (no allocation
+    /// unless a link is made).
+    fn correlate_op(&mut self, id: TraceId, span: Option<flowscope::wire::SpanId>) {
+        use flowscope::wire::{OpAction, OpKind};
+        let Some(trace) = self.traces.peek(&id) else {
+            return;
+        };
+        let ops = match span.and_then(|s| trace.step(s)) {
+            Some(step) => &step.ops,
+            None => &trace.ops,
+        };
+        let Some(op) = ops.last() else { return };
+        let Some(subject) = op.subject.as_deref() else {
+            return;
+        };
+        let t = op.start_ns;
+        let evidence = match (op.kind, op.action) {
+            // A manually correlated trace still counts towards a key's readers (hot keys), and a
+            // match is kept as its candidate.
+            (OpKind::State, OpAction::Get) => {
+                let (writer, at) = match self.correlator.state_read(subject, id, t) {
+                    correlate::ReadOutcome::Link(writer, at) => (writer, at),
+                    correlate::ReadOutcome::Nothing => return,
+                    correlate::ReadOutcome::Retract(linked) => {
+                        let key = subject.to_owned();
+                        for trace in linked {
+                            self.unlink(trace, &key);
+                        }
+                        return;
+                    }
+                };
+                let Some(cid) = self
+                    .traces
+                    .peek(&writer)
+                    .and_then(|w| w.correlation_id.clone())
+                else {
+                    return;
+                };
+                correlate::Evidence {
+                    method: flowscope::wire::CorrelationMethod::State,
+                    correlation_id: cid,
+                    trace_id: writer,
+                    key: Some(subject.to_owned()),
+                    topic: None,
+                    attribute: None,
+                    value: None,
+                    at_ns: at,
+                    confidence: 1.0,
+                }
+            }
+            (OpKind::State, OpAction::Set | OpAction::Delete) => {
+                self.correlator.state_written(subject, id, t);
+                return;
+            }
+            (OpKind::Emit, _) => {
+                for key in self.correlator.event_keys().to_vec() {
+                    if let Some(value) = attribute_text(trace, &key) {
+                        self.correlator.emitted(subject, &key, &value, id, t);
+                    }
+                }
+                return;
+            }
+            _ => return,
+        };
+        let key = evidence.key.clone();
+        if self.link(id, evidence)
+            && let Some(key) = key
+        {
+            self.correlator.linked_by(&key, id);
+        }
+    }
+
+    /// Undoes a state link of `id` made through `key` (the key turned out to be hot).
+    fn unlink(&mut self, id: TraceId, key: &str) {
+        let Some(trace) = self.traces.peek_mut(&id).map(Arc::make_mut) else {
+            return;
+        };
+        let through_key = trace
+            .correlation_evidence
+            .as_ref()
+            .is_some_and(|e| e.key.as_deref() == Some(key));
+        if through_key && let Some(cid) = trace.correlation_id.take() {
+            self.index.leave(id, trace.start_ns, &cid);
+            if let Some(g) = self.index.groups.get_mut(&cid) {
+                g.auto_links = g.auto_links.saturating_sub(1);
+            }
+            trace.correlation_method = None;
+            trace.correlation_evidence = None;
+        }
+        trace
+            .correlation_candidates
+            .retain(|c| c.key.as_deref() != Some(key));
+        self.dirty.insert(id);
+    }
+
+    /// Event- and time-based links of a trace that just started, and its run recorded for
+    /// temporal rules.
+    fn correlate_started(&mut self, id: TraceId) {
+        let Some(trace) = self.traces.peek(&id) else {
+            return;
+        };
+        let (flow, t) = (trace.flow().to_owned(), trace.start_ns);
+        let mut found = Vec::new();
+        if trace.entry == flowscope::wire::EntryType::Event
+            && let Some(topic) = ["flowscope.topic", "messaging.destination.name", "topic"]
+                .iter()
+                .find_map(|k| attribute_text(trace, k))
+        {
+            let keys: Vec<(String, String)> = self
+                .correlator
+                .event_keys()
+                .iter()
+                .filter_map(|k| Some((k.clone(), attribute_text(trace, k)?)))
+                .collect();
+            for (key, value) in keys {
+                if let Some((emitter, at)) = self.correlator.emitter(&topic, &key, &value, id, t) {
+                    found.push((
+                        emitter,
+                        at,
+                        1.0,
+                        flowscope::wire::CorrelationMethod::Event,
+                        Some(topic.clone()),
+                        key,
+                        value,
+                    ));
+                }
+            }
+        }
+        let rules = self.correlator.temporal_rules().to_vec();
+        for rule in &rules {
+            let Some(value) = attribute_text(trace, &rule.attribute) else {
+                continue;
+            };
+            if rule.to == flow
+                && let Some((earlier, at, confidence)) = self.correlator.earlier_run(
+                    &rule.from,
+                    &rule.attribute,
+                    &value,
+                    id,
+                    t,
+                    rule.window,
+                )
+            {
+                found.push((
+                    earlier,
+                    at,
+                    confidence,
+                    flowscope::wire::CorrelationMethod::Temporal,
+                    None,
+                    rule.attribute.clone(),
+                    value.clone(),
+                ));
+            }
+            if rule.from == flow {
+                self.correlator
+                    .run_started(&flow, &rule.attribute, &value, id, t);
+            }
+        }
+        for (other, at, confidence, method, topic, attribute, value) in found {
+            // The other side's group, or one named by the shared value that both join.
+            let cid = match self.traces.peek(&other).map(|o| o.correlation_id.clone()) {
+                Some(Some(cid)) => cid,
+                Some(None) => {
+                    let cid = format!("{attribute}:{value}");
+                    if let Some(o) = self.traces.peek_mut(&other).map(Arc::make_mut) {
+                        builder::correlate(o, &mut self.index, cid.clone(), method, None);
+                    }
+                    cid
+                }
+                None => continue,
+            };
+            self.link(
+                id,
+                correlate::Evidence {
+                    method,
+                    correlation_id: cid,
+                    trace_id: other,
+                    key: None,
+                    topic,
+                    attribute: Some(attribute),
+                    value: Some(value),
+                    at_ns: at,
+                    confidence,
+                },
+            );
+        }
+    }
+
+    /// Applies an automatic link to `id` — unless it has a manual/header/parent group, its group
+    /// already has its share of automatic members, or an earlier automatic link is more recent:
+    /// then the link is kept as a candidate.
+    fn link(&mut self, id: TraceId, evidence: correlate::Evidence) -> bool {
+        let max_candidates = self.correlator.config().max_candidates;
+        let max_group = self.correlator.config().max_group_links;
+        let group_full = self
+            .index
+            .groups
+            .get(&evidence.correlation_id)
+            .is_some_and(|g| g.auto_links >= max_group);
+        let Some(trace) = self.traces.peek_mut(&id).map(Arc::make_mut) else {
+            return false;
+        };
+        if trace.correlation_id.as_deref() == Some(evidence.correlation_id.as_str()) {
+            return false;
+        }
+        let replace = !group_full
+            && match (&trace.correlation_id, &trace.correlation_evidence) {
+                (None, _) => true,
+                // Another automatic link: the most recent writer/emitter wins.
+                (Some(_), Some(current)) => evidence.at_ns > current.at_ns,
+                // Manual, header or parent-trace links always win.
+                (Some(_), None) => false,
+            };
+        if !replace {
+            if trace.correlation_candidates.len() < max_candidates
+                && !trace
+                    .correlation_candidates
+                    .iter()
+                    .any(|c| c.correlation_id == evidence.correlation_id)
+            {
+                trace.correlation_candidates.push(evidence);
+            }
+            return false;
+        }
+        let previous = trace.correlation_evidence.clone();
+        // (builder::correlate frees the previous group's automatic share.)
+        builder::correlate(
+            trace,
+            &mut self.index,
+            evidence.correlation_id.clone(),
+            evidence.method,
+            None,
+        );
+        if let Some(previous) = previous
+            && trace.correlation_candidates.len() < max_candidates
+        {
+            trace.correlation_candidates.push(previous);
+        }
+        if let Some(g) = self.index.groups.get_mut(&evidence.correlation_id) {
+            g.auto_links += 1;
+        }
+        trace.correlation_evidence = Some(evidence);
+        self.dirty.insert(id);
+        true
     }
 
     /// A trace started by an emit of a correlated trace joins that trace's group.

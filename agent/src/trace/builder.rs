@@ -413,6 +413,16 @@ pub fn correlate(
     method: CorrelationMethod,
     name: Option<String>,
 ) {
+    // An automatic member that moves elsewhere frees its place in the old group's share.
+    if trace.correlation_evidence.is_some()
+        && trace.correlation_id.as_deref() != Some(cid.as_str())
+        && let Some(group) = trace
+            .correlation_id
+            .as_deref()
+            .and_then(|old| idx.groups.get_mut(old))
+    {
+        group.auto_links = group.auto_links.saturating_sub(1);
+    }
     idx.set_group(
         trace.id,
         trace.start_ns,
@@ -423,6 +433,8 @@ pub fn correlate(
     if trace.correlation_id.as_deref() != Some(cid.as_str()) {
         trace.correlation_id = Some(cid);
         trace.correlation_method = Some(method);
+        // The store sets the evidence of an automatic link right after this.
+        trace.correlation_evidence = None;
     }
 }
 

@@ -316,6 +316,10 @@ pub struct Trace {
     pub truncated: super::limits::Truncation,
     /// The services' parts of this trace, in arrival order (at least one once started).
     pub segments: Vec<Segment>,
+    /// How an automatic link put the trace in its group (absent for manual/header/parent links).
+    pub correlation_evidence: Option<crate::store::correlate::Evidence>,
+    /// Other groups the trace could have joined automatically (capped).
+    pub correlation_candidates: Vec<crate::store::correlate::Evidence>,
     /// The W3C sampled flag the trace arrived with (`None`: started by a flowscope SDK, the
     /// agent's sample ratio decides).
     pub sampled: Option<bool>,
@@ -352,6 +356,8 @@ impl Trace {
             event_count: 0,
             segments: Vec::new(),
             sampled: None,
+            correlation_evidence: None,
+            correlation_candidates: Vec::new(),
         }
     }
 

@@ -125,7 +125,8 @@ fn groups_order_traces_and_measure_gaps() {
     assert_eq!(
         group["metadata"],
         json!({"totalTraces": 3, "completedTraces": 3, "activeTraces": 0, "totalSteps": 3,
-               "averageStepDuration": 133, "gapsCount": 2, "totalGapDuration": 55_000})
+               "averageStepDuration": 133, "gapsCount": 2, "totalGapDuration": 55_000,
+               "llmCalls": 0, "totalTokens": 0, "totalCost": 0.0, "errorCount": 0})
     );
     assert_eq!(
         group["gaps"],

@@ -2,6 +2,7 @@
 
 mod api_errors;
 mod bad_input;
+mod correlation;
 mod filters;
 mod hardening;
 mod insights;

@@ -31,8 +31,9 @@ mod error;
 mod events;
 #[allow(unsafe_code)]
 mod propagation;
+// The bundled agent (`runAgent`, for the package's `flowscope` bin).
+#[allow(unsafe_code)]
+mod agent;
 // Raw Node-API calls for the short-string fast path.
 #[allow(unsafe_code)]
 mod text;
-#[allow(unsafe_code)]
-mod agent;

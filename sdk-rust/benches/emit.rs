@@ -9,71 +9,15 @@
 //!
 //! `cargo bench -p flowscope --bench emit`
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixListener;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use flowscope::wire::{self, AgentReply, Encoding};
 use flowscope::{Client, Config};
 use opentelemetry::trace::{Span, TraceContextExt, Tracer, TracerProvider};
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter,
-};
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 
-/// Iterations per timed chunk (fits both queues).
-const CHUNK: u64 = 2_000;
-
-/// A socket peer that completes the handshake and discards every frame.
-fn start_sink(path: &std::path::Path) {
-    let listener = UnixListener::bind(path).expect("bind sink");
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            std::thread::spawn(move || {
-                let mut header = [0u8; 4];
-                if stream.read_exact(&mut header).is_err() {
-                    return;
-                }
-                let mut hello = vec![0u8; wire::frame_len(header)];
-                let _ = stream.read_exact(&mut hello);
-                let mut reply = Vec::new();
-                let accept = AgentReply::accept("sink", wire::DEFAULT_MAX_FRAME as u32);
-                wire::encode_frame(Encoding::Json, &accept, 1 << 16, &mut reply).unwrap();
-                let _ = stream.write_all(&reply);
-                let mut buf = vec![0u8; 1 << 20];
-                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
-            });
-        }
-    });
-}
-
-#[derive(Debug)]
-struct Discard;
-
-impl SpanExporter for Discard {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        std::hint::black_box(batch);
-        Ok(())
-    }
-}
-
-fn timed_in_chunks(iters: u64, mut body: impl FnMut(), mut drain: impl FnMut()) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut left = iters;
-    while left > 0 {
-        let n = left.min(CHUNK);
-        let started = Instant::now();
-        for _ in 0..n {
-            body();
-        }
-        total += started.elapsed();
-        drain();
-        left -= n;
-    }
-    total
-}
+mod common;
+use common::{Discard, start_sink, timed_in_chunks};
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();

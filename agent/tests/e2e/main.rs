@@ -1,6 +1,7 @@
 //! End-to-end tests: a real `flowscope` process, the real Rust SDK over the real socket, real HTTP.
 
 mod api_errors;
+mod async_rust;
 mod bad_input;
 mod correlation;
 mod filters;

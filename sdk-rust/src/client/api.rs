@@ -51,7 +51,7 @@ pub struct TraceBuilder {
 }
 
 impl TraceBuilder {
-    fn new(client: Option<Client>, flow: String) -> Self {
+    pub(crate) fn new(client: Option<Client>, flow: String) -> Self {
         Self {
             client,
             options: TraceOptions {
@@ -264,7 +264,7 @@ pub struct StepBuilder {
 }
 
 impl StepBuilder {
-    fn new(parent: Option<SpanContext>, name: String) -> Self {
+    pub(crate) fn new(parent: Option<SpanContext>, name: String) -> Self {
         Self {
             parent,
             name,

@@ -6,9 +6,12 @@
 mod api;
 mod config;
 mod context;
+mod future;
 mod shared;
 pub mod socket;
 mod trace_context;
+#[cfg(feature = "tracing")]
+mod tracing_layer;
 mod writer;
 
 use std::sync::Arc;
@@ -21,9 +24,12 @@ use parking_lot::RwLock;
 pub use api::*;
 pub use config::{Config, RedactHook};
 pub use context::{ContextGuard, SpanContext};
+pub use future::Instrumented;
 use shared::Shared;
 pub use socket::default_socket_path;
 pub use trace_context::{FLAG_RANDOM, FLAG_SAMPLED, TraceContext, TraceOptions};
+#[cfg(feature = "tracing")]
+pub use tracing_layer::FlowscopeLayer;
 
 use crate::wire::Event;
 

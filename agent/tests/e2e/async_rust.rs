@@ -1,0 +1,263 @@
+//! The async Rust SDK against a real agent: steps that survive `.await` across tokio worker
+//! threads, cancellation and `Err` outcomes, the `tracing` layer, and the floxide-shaped example.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tracing::Instrument;
+use tracing_subscriber::prelude::*;
+
+use crate::support::{Agent, flush};
+
+#[path = "../../../sdk-rust/examples/floxide_workflow.rs"]
+#[allow(dead_code)]
+mod floxide_workflow;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn step<'a>(trace: &'a Value, name: &str) -> &'a Value {
+    trace["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name}: {trace}"))
+}
+
+#[test]
+fn steps_keep_their_operations_across_awaits_on_many_worker_threads() {
+    let agent = Agent::start(&[]);
+    let client = agent.client();
+    let threads = Arc::new(Mutex::new(HashSet::new()));
+    let ids = runtime().block_on(async {
+        let tasks: Vec<_> = (0..10)
+            .map(|n| {
+                let (client, threads) = (client.clone(), Arc::clone(&threads));
+                tokio::spawn(async move {
+                    let id = flowscope::new_trace_id();
+                    client
+                        .trace(format!("job-{n}"))
+                        .trace_id(id)
+                        .instrument(async {
+                            flowscope::step("io")
+                                .instrument(async {
+                                    for i in 0..20 {
+                                        flowscope::state_get(format!("k{n}.{i}")).record();
+                                        threads.lock().unwrap().insert(std::thread::current().id());
+                                        tokio::time::sleep(Duration::from_millis(1)).await;
+                                        tokio::task::yield_now().await;
+                                    }
+                                })
+                                .await;
+                            flowscope::step("after")
+                                .instrument(async {
+                                    flowscope::emit("done").record();
+                                })
+                                .await;
+                        })
+                        .await;
+                    (n, id)
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for task in tasks {
+            ids.push(task.await.unwrap());
+        }
+        ids
+    });
+    flush(&client);
+    for (n, id) in ids {
+        let trace = agent.wait_trace(id, |t| t["status"] == "completed");
+        let io = step(&trace, "io");
+        let keys: Vec<String> = io["ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["key"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            keys,
+            (0..20).map(|i| format!("k{n}.{i}")).collect::<Vec<_>>()
+        );
+        assert_eq!(step(&trace, "after")["ops"][0]["topic"], "done");
+        assert_eq!(
+            trace["ops"].as_array().unwrap().len(),
+            0,
+            "nothing leaked outside the steps"
+        );
+    }
+    eprintln!(
+        "steps were polled on {} worker threads",
+        threads.lock().unwrap().len()
+    );
+    // Nothing stays attached to the runtime's threads afterwards.
+    assert!(flowscope::SpanContext::current().is_none());
+}
+
+#[test]
+fn a_dropped_future_fails_its_step_and_an_err_fails_it_with_the_message() {
+    let agent = Agent::start(&[]);
+    let client = agent.client();
+    let id = flowscope::new_trace_id();
+    runtime().block_on(client.trace("outcomes").trace_id(id).instrument(async {
+        let never = flowscope::step("stuck").instrument(std::future::pending::<()>());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), never)
+                .await
+                .is_err()
+        );
+        let failed: Result<(), String> = flowscope::step("fallible")
+            .instrument_result(async { Err("quota exceeded".to_owned()) })
+            .await;
+        assert!(failed.is_err());
+    }));
+    flush(&client);
+    let trace = agent.wait_trace(id, |t| t["status"] == "completed");
+    let stuck = step(&trace, "stuck");
+    assert_eq!(
+        (stuck["status"].as_str(), stuck["error"]["type"].as_str()),
+        (Some("failed"), Some("cancelled"))
+    );
+    let fallible = step(&trace, "fallible");
+    assert_eq!(fallible["error"]["message"], "quota exceeded");
+}
+
+#[test]
+fn the_tracing_layer_turns_spans_into_steps_and_events_into_logs() {
+    let agent = Agent::start(&[]);
+    let client = agent.client();
+    let subscriber =
+        tracing_subscriber::registry().with(flowscope::FlowscopeLayer::new(client.clone()));
+    let id = tracing::subscriber::with_default(subscriber, || {
+        runtime().block_on(
+            async {
+                let id = flowscope::SpanContext::current().map(|c| c.trace_id);
+                async {
+                    tracing::info!(sku = "s-1", qty = 2u64, "reserving");
+                    flowscope::state_set("inventory.s-1").record();
+                    tokio::task::yield_now().await;
+                }
+                .instrument(tracing::info_span!("reserve"))
+                .await;
+                async {
+                    tracing::warn!("card declined once");
+                    tracing::error!("payment failed");
+                }
+                .instrument(tracing::info_span!("charge"))
+                .await;
+                id
+            }
+            .instrument(tracing::info_span!(
+                "order",
+                flow = "orders",
+                tenant = "acme"
+            )),
+        )
+    })
+    .expect("the root span started a trace");
+    flush(&client);
+    let trace = agent.wait_trace(id, |t| t["status"] == "completed");
+    assert_eq!(trace["flowName"], "orders");
+    assert_eq!(trace["attributes"]["tenant"], "acme");
+    let reserve = step(&trace, "reserve");
+    assert_eq!(reserve["status"], "completed");
+    let log = &reserve["events"][0];
+    assert_eq!(
+        (log["message"].as_str(), log["level"].as_str()),
+        (Some("reserving"), Some("info"))
+    );
+    assert_eq!(
+        (log["fields"]["sku"].as_str(), log["fields"]["qty"].as_u64()),
+        (Some("s-1"), Some(2))
+    );
+    assert_eq!(
+        reserve["ops"][0]["key"], "inventory.s-1",
+        "flowscope calls inside a span land in its step"
+    );
+    let charge = step(&trace, "charge");
+    assert_eq!(charge["status"], "failed");
+    assert_eq!(charge["error"]["message"], "payment failed");
+    let levels: Vec<&str> = charge["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["level"].as_str().unwrap())
+        .collect();
+    assert_eq!(levels, vec!["warn", "error"]);
+}
+
+#[test]
+fn the_floxide_shaped_workflow_records_nodes_retries_checkpoints_and_transitions() {
+    let agent = Agent::start(&[]);
+    let client = agent.client();
+    let runs = runtime().block_on(async {
+        let mut runs = Vec::new();
+        for order in ["o-1", "bad-2"] {
+            let client = client.clone();
+            runs.push(
+                tokio::spawn(
+                    async move { floxide_workflow::run_workflow(&client, order, 2).await },
+                )
+                .await
+                .unwrap(),
+            );
+        }
+        runs
+    });
+    flush(&client);
+    let (ok_id, ok) = &runs[0];
+    assert!(ok.is_ok());
+    let trace = agent.wait_trace(ok_id, |t| t["status"] == "completed");
+    assert_eq!(trace["flowName"], "order-workflow");
+    let names: Vec<&str> = trace["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["fetch", "validate", "persist"]);
+    let fetch = step(&trace, "fetch");
+    let retries: Vec<u64> = fetch["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "retry")
+        .map(|e| e["attempt"].as_u64().unwrap())
+        .collect();
+    assert_eq!(retries, vec![1, 2]);
+    assert_eq!(fetch["ops"].as_array().unwrap().len(), 3);
+    let validate = step(&trace, "validate");
+    let kinds: Vec<&str> = validate["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["transition", "checkpoint"]);
+    assert_eq!(
+        step(&trace, "persist")["ops"][1]["topic"],
+        "order.persisted"
+    );
+
+    let (bad_id, bad) = &runs[1];
+    assert!(bad.is_err());
+    let failed = agent.wait_trace(bad_id, |t| t["status"] == "failed");
+    assert_eq!(step(&failed, "validate")["status"], "failed");
+    assert_eq!(failed["error"]["message"], "order bad-2 is invalid");
+    assert!(
+        failed["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["name"] != "persist")
+    );
+}

@@ -66,7 +66,7 @@ pub fn trace_events(n: u64, with_ops: bool) -> Vec<Event> {
         flow: FLOWS[f].to_owned(),
         entry: EntryType::Api,
         step: Some(STEPS[f][0].to_owned()),
-        cid: (n % 10 == 0).then(|| format!("group-{}", n / 100)),
+        cid: n.is_multiple_of(10).then(|| format!("group-{}", n / 100)),
         parent: None,
         attrs: None,
         ..TraceStart::default()

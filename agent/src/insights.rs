@@ -578,43 +578,6 @@ pub fn compare(a: &Trace, b: &Trace) -> Comparison {
     }
 }
 
-/// LLM and error totals of a group's members (`metadata` of `/api/groups/{id}`).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Rollup {
-    /// LLM calls.
-    pub llm_calls: usize,
-    /// Tokens (input + output).
-    pub total_tokens: u64,
-    /// Cost (USD).
-    pub total_cost: f64,
-    /// Failed steps (or failed traces without a failed step).
-    pub error_count: usize,
-}
-
-/// Sums what a group's members cost and how often they failed.
-pub fn rollup<'a>(traces: impl Iterator<Item = &'a Trace>) -> Rollup {
-    let mut out = Rollup::default();
-    for trace in traces {
-        out.error_count += trace.error_count();
-        let events = trace
-            .steps
-            .iter()
-            .flat_map(|s| s.events.iter())
-            .chain(trace.events.iter());
-        for event in events {
-            if let Event::Llm(llm) = event {
-                out.llm_calls += 1;
-                out.total_tokens = out
-                    .total_tokens
-                    .saturating_add(llm.input_tokens.unwrap_or(0))
-                    .saturating_add(llm.output_tokens.unwrap_or(0));
-                out.total_cost += llm.cost.unwrap_or(0.0);
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

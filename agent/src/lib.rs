@@ -18,6 +18,8 @@ pub mod store;
 pub mod telemetry;
 pub mod trace;
 pub mod ui;
+pub mod units;
+pub mod view;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -11,8 +11,11 @@ mod insights;
 mod metrics;
 mod motia;
 mod params;
-pub mod shapes;
+mod stream;
 mod traces;
+
+/// The JSON shapes (shared with the live streams).
+pub use crate::view as shapes;
 
 use std::sync::Arc;
 
@@ -38,8 +41,8 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .route("/api/flows", get(flows::list))
         .route("/api/flows/{flow}/insights", get(insights::flow))
         .route("/api/compare", get(insights::compare))
-        .route("/api/stream", get(crate::live::sse::stream))
-        .route("/api/ws", get(crate::live::ws::upgrade))
+        .route("/api/stream", get(stream::sse))
+        .route("/api/ws", get(stream::ws))
         .route("/motia/traces", get(motia::list))
         .route("/motia/traces/{id}", get(motia::get))
         .route("/healthz", get(health::healthz))

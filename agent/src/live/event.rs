@@ -52,6 +52,16 @@ impl LiveEvent {
     }
 }
 
+/// A live-stream query parameter that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid query parameter `{name}`: {message}")]
+pub struct FilterError {
+    /// The parameter.
+    pub name: String,
+    /// What is wrong.
+    pub message: String,
+}
+
 /// What a subscriber wants (query parameters `flow` and `traceId`).
 #[derive(Debug, Clone, Default)]
 pub struct LiveFilter {
@@ -62,27 +72,29 @@ pub struct LiveFilter {
 }
 
 impl LiveFilter {
-    /// Parses the query string; errors name the bad parameter.
-    pub fn parse(raw: Option<&str>) -> Result<Self, crate::api::ApiError> {
-        use crate::api::ApiError;
+    /// Parses the query string (`flow`, `traceId`; names in `ignore` are skipped); errors name
+    /// the bad parameter.
+    pub fn parse(raw: Option<&str>, ignore: &[&str]) -> Result<Self, FilterError> {
+        let bad = |name: &str, message: String| FilterError {
+            name: name.to_owned(),
+            message,
+        };
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
-            .map_err(|e| ApiError::bad_param("query", e.to_string()))?;
+            .map_err(|e| bad("query", e.to_string()))?;
         let mut filter = LiveFilter::default();
         for (name, value) in pairs {
             match name.as_str() {
                 "flow" if !value.is_empty() => filter.flow = Some(value),
+                "flow" => return Err(bad("flow", "must not be empty".into())),
                 "traceId" => {
-                    filter.trace_id = Some(
-                        TraceId::from_hex(&value)
-                            .map_err(|e| ApiError::bad_param("traceId", e.to_string()))?,
-                    )
+                    filter.trace_id =
+                        Some(TraceId::from_hex(&value).map_err(|e| bad("traceId", e.to_string()))?)
                 }
-                "flow" => return Err(ApiError::bad_param("flow", "must not be empty")),
-                crate::api::guard::TOKEN_PARAM => {}
+                other if ignore.contains(&other) => {}
                 _ => {
-                    return Err(ApiError::bad_param(
+                    return Err(bad(
                         &name,
-                        "unknown parameter; expected flow, traceId or token",
+                        "unknown parameter; expected flow, traceId or token".into(),
                     ));
                 }
             }

@@ -4,9 +4,7 @@
 //! reason; the agent never waits for a client.
 
 mod event;
-pub mod sse;
 mod subscription;
-pub mod ws;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,13 +15,14 @@ use flowscope::wire::TraceId;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-pub use event::{LiveEvent, LiveFilter};
+pub use event::{FilterError, LiveEvent, LiveFilter};
+pub use subscription::Subscription;
 use subscription::{Mailbox, Offered};
 
 use crate::AgentState;
-use crate::api::shapes;
 use crate::trace::group::summarize;
 use crate::trace::{Announced, TraceStatus};
+use crate::view as shapes;
 
 /// How often changes are gathered and published (the coalescing window).
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(25);

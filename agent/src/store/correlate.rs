@@ -19,41 +19,13 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use flowscope::wire::{CorrelationMethod, TraceId};
+use flowscope::wire::TraceId;
 use lru::LruCache;
-use serde::Serialize;
 
 /// Keys, topics and attribute values remembered for linking (least recently used forgotten).
 const MEMORY: usize = 100_000;
 
-/// How an automatic link was found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Evidence {
-    /// `state`, `event` or `temporal`.
-    pub method: CorrelationMethod,
-    /// The group it points to.
-    pub correlation_id: String,
-    /// The trace on the other side (the writer, the emitter, the earlier run).
-    pub trace_id: TraceId,
-    /// The state key read (state).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    /// The topic (event).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub topic: Option<String>,
-    /// The data key or attribute matched (event, temporal).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub attribute: Option<String>,
-    /// Its value.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-    /// When the other side happened (unix ns); the most recent writer wins.
-    #[serde(skip)]
-    pub at_ns: u64,
-    /// 0..1: 1 for state and event links, falling over the window for temporal ones.
-    pub confidence: f64,
-}
+pub use crate::trace::Evidence;
 
 /// A temporal rule: runs of `to` after runs of `from` sharing `attribute`, within `window`.
 #[derive(Debug, Clone, PartialEq)]

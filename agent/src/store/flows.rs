@@ -98,7 +98,7 @@ pub fn flow_status_of<'a>(
         steps_truncated,
         active_traces: active,
         total_traces: active + ended,
-        avg_duration: (ended > 0).then(|| crate::api::shapes::ms(total_ns / ended as u64)),
+        avg_duration: (ended > 0).then(|| crate::units::ms(total_ns / ended as u64)),
         success_rate: (ended > 0).then(|| completed as f64 / ended as f64),
     })
 }

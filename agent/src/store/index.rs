@@ -176,3 +176,51 @@ impl Indexes {
         }
     }
 }
+
+impl Indexes {
+    fn key_index(&mut self, kind: crate::trace::builder::KeyKind) -> &mut KeyIndex {
+        use crate::trace::builder::KeyKind;
+        match kind {
+            KeyKind::Flow => &mut self.flow,
+            KeyKind::Step => &mut self.step,
+            KeyKind::StateKey => &mut self.state_key,
+            KeyKind::Topic => &mut self.topic,
+            KeyKind::Service => &mut self.service,
+        }
+    }
+}
+
+impl crate::trace::builder::IndexUpdates for Indexes {
+    fn add_key(&mut self, kind: crate::trace::builder::KeyKind, key: &str, id: TraceId) {
+        insert_key(self.key_index(kind), key, id);
+    }
+
+    fn remove_key(&mut self, kind: crate::trace::builder::KeyKind, key: &str, id: TraceId) {
+        remove_key(self.key_index(kind), key, id);
+    }
+
+    fn start_moved(&mut self, id: TraceId, group: Option<&str>, from: u64, to: u64) {
+        self.move_start(id, group, from, to);
+    }
+
+    fn status_changed(&mut self, id: TraceId, from: TraceStatus, to: TraceStatus) {
+        self.set_status(id, from, to);
+    }
+
+    fn group_changed(
+        &mut self,
+        id: TraceId,
+        start: u64,
+        from: Option<&str>,
+        to: &str,
+        name: Option<String>,
+    ) {
+        self.set_group(id, start, from, to, name);
+    }
+
+    fn automatic_member_left(&mut self, cid: &str) {
+        if let Some(group) = self.groups.get_mut(cid) {
+            group.auto_links = group.auto_links.saturating_sub(1);
+        }
+    }
+}

@@ -3,10 +3,49 @@
 
 use std::sync::Arc;
 
-use flowscope::wire::{CorrelationMethod, EndStatus, Event, OpKind, SpanId};
+use flowscope::wire::{CorrelationMethod, EndStatus, Event, OpKind, SpanId, TraceId};
 
 use super::model::{Operation, Origin, Segment, Step, StepStatus, Trace, TraceStatus};
-use crate::store::index::{Indexes, insert_key};
+
+/// Which secondary index a key belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// Flow name.
+    Flow,
+    /// Step name.
+    Step,
+    /// State key.
+    StateKey,
+    /// Emit topic.
+    Topic,
+    /// Service with a segment in the trace.
+    Service,
+}
+
+/// What the builder tells the store's indexes as it changes a trace; the builder never touches
+/// the indexes' layout (the store implements this for its `Indexes`).
+pub trait IndexUpdates {
+    /// `id` now has `key` in the `kind` index.
+    fn add_key(&mut self, kind: KeyKind, key: &str, id: TraceId);
+    /// `id` no longer has `key` in the `kind` index.
+    fn remove_key(&mut self, kind: KeyKind, key: &str, id: TraceId);
+    /// The trace's start time moved (it is in `group`, if any).
+    fn start_moved(&mut self, id: TraceId, group: Option<&str>, from: u64, to: u64);
+    /// The trace's status changed.
+    fn status_changed(&mut self, id: TraceId, from: TraceStatus, to: TraceStatus);
+    /// The trace (started at `start`) moved from group `from` to `to`, whose display name may be
+    /// given.
+    fn group_changed(
+        &mut self,
+        id: TraceId,
+        start: u64,
+        from: Option<&str>,
+        to: &str,
+        name: Option<String>,
+    );
+    /// An automatically linked member left group `cid`.
+    fn automatic_member_left(&mut self, cid: &str);
+}
 
 /// Why a trace failed when it stopped receiving events.
 pub const ABANDONED: &str = "abandoned";
@@ -147,14 +186,14 @@ fn segment_by_origin(trace: &Trace, origin: &Arc<Origin>) -> u16 {
 }
 
 /// Copies the primary segment's description onto the trace (flow, entry, origin, start).
-fn adopt_primary(trace: &mut Trace, idx: &mut Indexes, primary: usize) {
+fn adopt_primary(trace: &mut Trace, idx: &mut dyn IndexUpdates, primary: usize) {
     let id = trace.id;
     let seg = &trace.segments[primary];
     if trace.flow_name.as_deref() != Some(seg.flow.as_str()) {
         if let Some(old) = &trace.flow_name {
-            crate::store::index::remove_key(&mut idx.flow, old, id);
+            idx.remove_key(KeyKind::Flow, old, id);
         }
-        insert_key(&mut idx.flow, &seg.flow, id);
+        idx.add_key(KeyKind::Flow, &seg.flow, id);
         trace.flow_name = Some(seg.flow.clone());
     }
     trace.entry = seg.entry;
@@ -168,13 +207,13 @@ fn adopt_primary(trace: &mut Trace, idx: &mut Indexes, primary: usize) {
         .map(|s| s.start_ns)
         .min()
         .unwrap_or(trace.start_ns);
-    idx.move_start(id, trace.correlation_id.as_deref(), trace.start_ns, start);
+    idx.start_moved(id, trace.correlation_id.as_deref(), trace.start_ns, start);
     trace.start_ns = start;
     trace.started = true;
 }
 
 /// Recomputes the trace's end from its segments: over when every segment ended.
-fn settle(trace: &mut Trace, idx: &mut Indexes) -> bool {
+fn settle(trace: &mut Trace, idx: &mut dyn IndexUpdates) -> bool {
     if trace
         .segments
         .iter()
@@ -210,7 +249,7 @@ fn settle(trace: &mut Trace, idx: &mut Indexes) -> bool {
 /// `caps`.
 pub fn apply(
     trace: &mut Trace,
-    idx: &mut Indexes,
+    idx: &mut dyn IndexUpdates,
     origin: &Arc<Origin>,
     event: Event,
     now_ns: u64,
@@ -224,7 +263,7 @@ pub fn apply(
     if let Some((t, end)) = event_times(&event) {
         trace.last_event_ns = trace.last_event_ns.max(end);
         if !trace.started && t < trace.start_ns {
-            idx.move_start(id, trace.correlation_id.as_deref(), trace.start_ns, t);
+            idx.start_moved(id, trace.correlation_id.as_deref(), trace.start_ns, t);
             trace.start_ns = t;
         }
     }
@@ -242,7 +281,7 @@ pub fn apply(
                 segment.start_ns = start.t;
                 segment.started = true;
             }
-            insert_key(&mut idx.service, &origin.service, id);
+            idx.add_key(KeyKind::Service, &origin.service, id);
             // Steps that arrived before this start hang under the segment's span: adopt them.
             if let Some(span) = start.span {
                 for step in trace.steps.iter_mut().filter(|s| s.parent == Some(span)) {
@@ -257,7 +296,7 @@ pub fn apply(
                 trace.sampled = start.flags.map(|f| f & 1 == 1);
                 adopt_primary(trace, idx, seg);
             } else if start.t < trace.start_ns {
-                idx.move_start(id, trace.correlation_id.as_deref(), trace.start_ns, start.t);
+                idx.start_moved(id, trace.correlation_id.as_deref(), trace.start_ns, start.t);
                 trace.start_ns = start.t;
             }
             if let Some(cid) = start.cid {
@@ -355,8 +394,8 @@ pub fn apply(
             };
             if let Some(subject) = subject.as_deref() {
                 match op.kind {
-                    OpKind::State => insert_key(&mut idx.state_key, subject, id),
-                    OpKind::Emit => insert_key(&mut idx.topic, subject, id),
+                    OpKind::State => idx.add_key(KeyKind::StateKey, subject, id),
+                    OpKind::Emit => idx.add_key(KeyKind::Topic, subject, id),
                     OpKind::Stream => {}
                 }
             }
@@ -408,7 +447,7 @@ pub fn apply(
 /// Puts `trace` in the group `cid`, recording how.
 pub fn correlate(
     trace: &mut Trace,
-    idx: &mut Indexes,
+    idx: &mut dyn IndexUpdates,
     cid: String,
     method: CorrelationMethod,
     name: Option<String>,
@@ -416,14 +455,11 @@ pub fn correlate(
     // An automatic member that moves elsewhere frees its place in the old group's share.
     if trace.correlation_evidence.is_some()
         && trace.correlation_id.as_deref() != Some(cid.as_str())
-        && let Some(group) = trace
-            .correlation_id
-            .as_deref()
-            .and_then(|old| idx.groups.get_mut(old))
+        && let Some(old) = trace.correlation_id.as_deref()
     {
-        group.auto_links = group.auto_links.saturating_sub(1);
+        idx.automatic_member_left(old);
     }
-    idx.set_group(
+    idx.group_changed(
         trace.id,
         trace.start_ns,
         trace.correlation_id.as_deref(),
@@ -452,7 +488,7 @@ fn merge_attributes(
 
 /// Marks a running trace failed because nothing arrived for too long; its running segments and
 /// steps fail too.
-pub fn abandon(trace: &mut Trace, idx: &mut Indexes) {
+pub fn abandon(trace: &mut Trace, idx: &mut dyn IndexUpdates) {
     set_status(trace, idx, TraceStatus::Failed);
     trace.failure_reason = Some(ABANDONED);
     trace.end_ns = Some(trace.last_event_ns);
@@ -479,17 +515,22 @@ pub fn abandon(trace: &mut Trace, idx: &mut Indexes) {
     }
 }
 
-fn set_status(trace: &mut Trace, idx: &mut Indexes, status: TraceStatus) {
-    idx.set_status(trace.id, trace.status, status);
+fn set_status(trace: &mut Trace, idx: &mut dyn IndexUpdates, status: TraceStatus) {
+    idx.status_changed(trace.id, trace.status, status);
     trace.status = status;
 }
 
-fn rename_step(step: &mut Step, idx: &mut Indexes, id: flowscope::wire::TraceId, name: String) {
+fn rename_step(
+    step: &mut Step,
+    idx: &mut dyn IndexUpdates,
+    id: flowscope::wire::TraceId,
+    name: String,
+) {
     if step.name != name {
         if !step.name.is_empty() {
-            crate::store::index::remove_key(&mut idx.step, &step.name, id);
+            idx.remove_key(KeyKind::Step, &step.name, id);
         }
-        insert_key(&mut idx.step, &name, id);
+        idx.add_key(KeyKind::Step, &name, id);
         step.name = name;
     }
 }

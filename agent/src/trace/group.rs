@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::model::{Trace, TraceStatus};
+use flowscope::wire::Event;
 
 /// A group's members, snapshotted from the store in start order.
 #[derive(Debug, Clone)]
@@ -80,7 +81,7 @@ pub struct GroupSummary {
     /// Mean duration of ended steps (ns).
     pub average_step_ns: u64,
     /// LLM usage and errors over the members.
-    pub rollup: crate::insights::Rollup,
+    pub rollup: Rollup,
 }
 
 /// Summarizes a group from its members in one pass plus a sort (O(n log n)).
@@ -148,7 +149,7 @@ pub fn summarize(members: GroupMembers, now_ns: u64, stall_after_ns: u64) -> Gro
     }
     let average_step_ns = step_ns.checked_div(ended_steps).unwrap_or(0) as u64;
 
-    let rollup = crate::insights::rollup(traces.iter().map(|t| &**t));
+    let rollup = rollup(traces.iter().map(|t| &**t));
     GroupSummary {
         name: name.unwrap_or_else(|| traces.first().map_or(id.as_str(), |t| t.flow()).to_owned()),
         status,
@@ -164,4 +165,41 @@ pub fn summarize(members: GroupMembers, now_ns: u64, stall_after_ns: u64) -> Gro
         rollup,
         id,
     }
+}
+
+/// LLM and error totals of a group's members (`metadata` of `/api/groups/{id}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rollup {
+    /// LLM calls.
+    pub llm_calls: usize,
+    /// Tokens (input + output).
+    pub total_tokens: u64,
+    /// Cost (USD).
+    pub total_cost: f64,
+    /// Failed steps (or failed traces without a failed step).
+    pub error_count: usize,
+}
+
+/// Sums what a group's members cost and how often they failed.
+pub fn rollup<'a>(traces: impl Iterator<Item = &'a Trace>) -> Rollup {
+    let mut out = Rollup::default();
+    for trace in traces {
+        out.error_count += trace.error_count();
+        let events = trace
+            .steps
+            .iter()
+            .flat_map(|s| s.events.iter())
+            .chain(trace.events.iter());
+        for event in events {
+            if let Event::Llm(llm) = event {
+                out.llm_calls += 1;
+                out.total_tokens = out
+                    .total_tokens
+                    .saturating_add(llm.input_tokens.unwrap_or(0))
+                    .saturating_add(llm.output_tokens.unwrap_or(0));
+                out.total_cost += llm.cost.unwrap_or(0.0);
+            }
+        }
+    }
+    out
 }

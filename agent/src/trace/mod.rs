@@ -7,6 +7,6 @@ mod model;
 
 pub use limits::Truncation;
 pub use model::{
-    Announced, OpCounts, Operation, Origin, Segment, Step, StepStatus, Trace, TraceStatus,
+    Announced, Evidence, OpCounts, Operation, Origin, Segment, Step, StepStatus, Trace, TraceStatus,
 };
 pub mod group;

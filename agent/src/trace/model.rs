@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use serde::Serialize;
+
 use flowscope::wire::{
     Attributes, CorrelationMethod, EntryType, ErrorInfo, Event, OpAction, OpKind, SpanId, SpanKind,
     TraceId,
@@ -317,9 +319,9 @@ pub struct Trace {
     /// The services' parts of this trace, in arrival order (at least one once started).
     pub segments: Vec<Segment>,
     /// How an automatic link put the trace in its group (absent for manual/header/parent links).
-    pub correlation_evidence: Option<crate::store::correlate::Evidence>,
+    pub correlation_evidence: Option<Evidence>,
     /// Other groups the trace could have joined automatically (capped).
-    pub correlation_candidates: Vec<crate::store::correlate::Evidence>,
+    pub correlation_candidates: Vec<Evidence>,
     /// The W3C sampled flag the trace arrived with (`None`: started by a flowscope SDK, the
     /// agent's sample ratio decides).
     pub sampled: Option<bool>,
@@ -445,4 +447,33 @@ impl Trace {
             failed
         }
     }
+}
+
+/// How an automatic link was found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    /// `state`, `event` or `temporal`.
+    pub method: CorrelationMethod,
+    /// The group it points to.
+    pub correlation_id: String,
+    /// The trace on the other side (the writer, the emitter, the earlier run).
+    pub trace_id: TraceId,
+    /// The state key read (state).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The topic (event).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// The data key or attribute matched (event, temporal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<String>,
+    /// Its value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// When the other side happened (unix ns); the most recent writer wins.
+    #[serde(skip)]
+    pub at_ns: u64,
+    /// 0..1: 1 for state and event links, falling over the window for temporal ones.
+    pub confidence: f64,
 }

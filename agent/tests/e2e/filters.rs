@@ -24,8 +24,8 @@ fn send(client: &flowscope::Client, n: u64) -> Sent {
     let topics = ["cart.checked", "user.created", "report.ready"];
     let i = (n % 3) as usize;
     let (start_ms, duration_ms) = (n * 1000, 10 + n * 10);
-    let cid = (n % 4 == 0).then_some("group-a");
-    let failed = n % 5 == 0;
+    let cid = n.is_multiple_of(4).then_some("group-a");
+    let failed = n.is_multiple_of(5);
     let mut builder = client
         .trace(flows[i])
         .entry(EntryType::Api, steps[i])

@@ -492,8 +492,16 @@ fn no_endpoint_means_no_exporter_and_sampling_zero_sends_nothing() {
     let id = send_registration(&client);
     flush(&client);
     sampled_out.wait_trace(id, |t| t["status"] == "completed");
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(receiver.spans().is_empty());
+    // A sentinel the ratio cannot drop (its caller sampled it), sent after: once it arrives,
+    // anything the registration would have sent has arrived too.
+    let sentinel = format!("{:032x}", 0x5e_171e1);
+    let mut conn = crate::support::RawConn::handshake(&sampled_out, "json");
+    remote_segment(&mut conn, &sentinel, "0000000000000300", 1);
+    let spans = receiver.wait_spans(|spans| spans.iter().any(|s| s["traceId"] == sentinel));
+    assert!(
+        spans.iter().all(|s| s["traceId"] == sentinel),
+        "the sampled-out registration trace was exported"
+    );
 }
 
 /// Sends a remote-parented segment (as a callee of an uninstrumented caller would) with `flags`.

@@ -1,4 +1,5 @@
-//! JSON shapes of the API (camelCase). Times: trace `startTime` in unix ms; step `startTime` in
+//! JSON shapes of traces, steps and groups (camelCase), shared by the HTTP API and the live
+//! streams. Times: trace `startTime` in unix ms; step `startTime` in
 //! ms from the trace start (integers, as in the Motia RFC); operations and events in fractional
 //! ms from the trace start.
 
@@ -12,23 +13,10 @@ use serde_json::{Value, json};
 use crate::trace::group::GroupSummary;
 use crate::trace::{OpCounts, Operation, Segment, Step, Trace, Truncation};
 
-/// Nanoseconds → whole milliseconds, rounded.
-pub fn ms(ns: u64) -> u64 {
-    ns.saturating_add(500_000) / 1_000_000
-}
+pub use crate::units::{ms, ms_f, unix_ms};
 
 /// Most step names a summary lists (the rest are announced by `stepNamesTruncated`).
 pub const MAX_SUMMARY_STEP_NAMES: usize = 50;
-
-/// Nanoseconds → milliseconds with microsecond precision.
-pub fn ms_f(ns: u64) -> f64 {
-    (ns / 1_000) as f64 / 1_000.0
-}
-
-/// Unix ns → unix ms.
-pub fn unix_ms(ns: u64) -> u64 {
-    ns / 1_000_000
-}
 
 /// `entryPoint`.
 #[derive(Serialize)]
@@ -112,7 +100,7 @@ pub struct TraceSummaryJson<'a> {
     correlation_method: Option<CorrelationMethod>,
     /// How an automatic link was found (key/topic/attribute, the other trace).
     #[serde(skip_serializing_if = "Option::is_none")]
-    correlation_evidence: Option<&'a crate::store::correlate::Evidence>,
+    correlation_evidence: Option<&'a crate::trace::Evidence>,
     /// 0..1: 1 for manual, header, parent, state and event links.
     #[serde(skip_serializing_if = "Option::is_none")]
     correlation_confidence: Option<f64>,
@@ -394,7 +382,7 @@ pub struct TraceJson<'a> {
     summary: TraceSummaryJson<'a>,
     /// Other groups an automatic link could have chosen.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    correlation_candidates: &'a [crate::store::correlate::Evidence],
+    correlation_candidates: &'a [crate::trace::Evidence],
     #[serde(skip_serializing_if = "Option::is_none")]
     attributes: Option<&'a Attributes>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -29,4 +29,4 @@ fi
 cd "$here"
 # playwright-core only: it never downloads browsers.
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
-node --test --test-concurrency=1 ui.test.mjs hardening.test.mjs services.test.mjs
+node --test --test-concurrency=1 ui.test.mjs hardening.test.mjs services.test.mjs insights.test.mjs

@@ -150,6 +150,16 @@ export const api = {
   groups: (opts) => getJson('api/groups', opts),
   group: (id, opts) => getJson(`api/groups/${encodeURIComponent(id)}`, opts),
   flows: (opts) => getJson('api/flows', opts),
+  /** A flow's stored runs summarized; `range`: {since, until} in unix ms, either optional. */
+  insights: (flow, range = {}, opts) => {
+    const p = new URLSearchParams();
+    if (range.since != null) p.set('since', String(range.since));
+    if (range.until != null) p.set('until', String(range.until));
+    const qs = p.toString();
+    return getJson(`api/flows/${encodeURIComponent(flow)}/insights${qs ? `?${qs}` : ''}`, opts);
+  },
+  /** Two traces step by step (steps matched by name and occurrence). */
+  compare: (a, b, opts) => getJson(`api/compare?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`, opts),
   /** A cheap authenticated request, to check a token. */
   check: (opts) => getJson('api/traces?limit=1', opts),
 };

@@ -4,6 +4,8 @@
 //   /traces[/<traceId>][?step=<spanId>&q=…&flow=…&service=…&status=…&stepName=…]   traces page
 //   /groups[/<correlationId>]                                          groups page
 //   /flows                                                             live flow status
+//   /flows/<flow>/insights[?since=<unix ms>&until=<unix ms>]          one flow's insights
+//   /compare?a=<traceId>&b=<traceId>                                   two traces step by step
 // Filters use the API's parameter names. `transport=ws` (in the page's query string) switches the
 // live stream from SSE to WebSocket. An agent started with `--token` gets a token form ("access token" below).
 
@@ -11,23 +13,25 @@ import { LiveStream, api, setToken, onUnauthorized } from './api.js';
 import { h, icon, isTyping } from './util.js';
 import { TracesPage } from './traces.js';
 import { GroupsPage } from './groups.js';
-import { FlowsPage } from './flows.js';
+import { FlowsPage, InsightsPage, ComparePage } from './flows.js';
 
 const perf = (window.__flowscope = window.__flowscope || { events: 0, lastEventAt: 0 });
 
-/** Parses `location.hash` into {view, id, params}. */
+/** Parses `location.hash` into {view, id, params}. A flow's insights are view `insights`, id = the flow. */
 export function parseRoute(hash = location.hash) {
   const raw = hash.replace(/^#\/?/, '');
   const [path, query = ''] = raw.split('?');
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
-  const view = ['traces', 'groups', 'flows'].includes(parts[0]) ? parts[0] : 'traces';
-  return { view, id: parts[1] || null, params: new URLSearchParams(query) };
+  const params = new URLSearchParams(query);
+  if (parts[0] === 'flows' && parts[1] && parts[2] === 'insights') return { view: 'insights', id: parts[1], params };
+  const view = ['traces', 'groups', 'flows', 'compare'].includes(parts[0]) ? parts[0] : 'traces';
+  return { view, id: parts[1] || null, params };
 }
 
 /** Builds a hash for a route. */
 export function routeHash({ view, id, params }) {
-  let s = `#/${view}`;
-  if (id) s += `/${encodeURIComponent(id)}`;
+  let s = view === 'insights' ? `#/flows/${encodeURIComponent(id)}/insights` : `#/${view}`;
+  if (id && view !== 'insights') s += `/${encodeURIComponent(id)}`;
   const q = params instanceof URLSearchParams ? params : new URLSearchParams(params || {});
   for (const [k, v] of [...q]) if (v === '' || v === null || v === undefined) q.delete(k);
   const qs = q.toString();
@@ -45,6 +49,9 @@ export function navigate(route, { replace = false } = {}) {
     location.hash = hash;
   }
 }
+
+// The top bar's tab of the views that have none of their own.
+const NAV_OF = { insights: 'flows', compare: 'traces' };
 
 const app = {
   pages: {},
@@ -121,9 +128,10 @@ function onLiveEvent(type, data) {
 
 function onRoute() {
   const route = parseRoute();
+  const tab = NAV_OF[route.view] || route.view;
   for (const a of document.querySelectorAll('.nav-link')) {
-    a.classList.toggle('active', a.dataset.view === route.view);
-    if (a.dataset.view === route.view) a.setAttribute('aria-current', 'page');
+    a.classList.toggle('active', a.dataset.view === tab);
+    if (a.dataset.view === tab) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
   const page = app.page(route.view);
@@ -157,6 +165,7 @@ function toggleHelp() {
         row(['j', '↓'], 'Next trace (or next step when the timeline has focus)'),
         row(['k', '↑'], 'Previous trace (or previous step)'),
         row(['Enter'], 'Move focus to the timeline'),
+        row(['x'], 'Pick the open trace to compare (two at most)'),
         row(['['], 'Previous step'),
         row([']'], 'Next step'),
         row(['Esc'], 'Close step details / leave the search box'),
@@ -284,6 +293,8 @@ function onKey(e) {
     return;
   }
   if (isTyping(e)) return;
+  // Enter and Space on a button or link activate it, whatever the page's shortcuts say.
+  if ((e.key === 'Enter' || e.key === ' ') && e.target.closest?.('button, a[href], summary, [role=button], [role=menuitem]')) return;
   if (e.key === '?') {
     toggleHelp();
     e.preventDefault();
@@ -312,7 +323,7 @@ function main() {
   root.replaceChildren(topBar(), main);
   const ctx = { navigate, parseRoute, routeHash };
   // Pages are built on first visit (less work before the first paint).
-  const classes = { traces: TracesPage, groups: GroupsPage, flows: FlowsPage };
+  const classes = { traces: TracesPage, groups: GroupsPage, flows: FlowsPage, insights: InsightsPage, compare: ComparePage };
   app.pages = {};
   app.page = (view) => {
     if (!app.pages[view]) {

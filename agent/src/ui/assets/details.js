@@ -28,6 +28,7 @@ export function renderStepDetails(step, trace, { onClose, onPrev, onNext, onZoom
   const call = clientCall(step);
   const caller = callerStep(trace, step);
   const callees = call ? calleesOf(trace, step) : [];
+  const critical = Array.isArray(trace?.criticalPath) && trace.criticalPath.includes(step.id);
 
   const head = h(
     'div',
@@ -38,6 +39,9 @@ export function renderStepDetails(step, trace, { onClose, onPrev, onNext, onZoom
       call ? h('span', { class: 'call-arrow', title: 'outgoing HTTP call' }, icon('call')) : null,
       h('h3', { class: 'dt-name', title: step.name }, step.name),
       statusPill(step.status),
+      critical
+        ? h('span', { class: 'crit-chip', title: 'This step is one of those whose work decided when the trace ended' }, icon('path'), 'On the critical path')
+        : null,
     ),
     h(
       'div',

@@ -2,7 +2,7 @@
 // traces with the gaps between them, like the RFC's logical-flow picture.
 
 import { api } from './api.js';
-import { h, icon, fmtDuration, fmtGap, fmtRelative, fmtClock, fmtDateTime, fmtNumber, statusDot, statusPill, shortId, rafThrottle, setChildren, truncatedText } from './util.js';
+import { h, icon, fmtCost, fmtDuration, fmtGap, fmtRelative, fmtClock, fmtDateTime, fmtNumber, statusDot, statusPill, shortId, rafThrottle, setChildren, truncatedText } from './util.js';
 
 export class GroupsPage {
   constructor(main, ctx) {
@@ -145,6 +145,7 @@ export class GroupsPage {
               h('span', { class: 'ti-cid' }, icon('group'), g.correlationId || g.id),
               h('span', null, `${md.totalTraces ?? 0} trace${md.totalTraces === 1 ? '' : 's'}`),
               md.gapsCount ? h('span', null, `${md.gapsCount} gap${md.gapsCount === 1 ? '' : 's'}`) : null,
+              md.errorCount ? h('span', { class: 'ti-err', title: `${md.errorCount} error${md.errorCount === 1 ? '' : 's'}` }, icon('error'), String(md.errorCount)) : null,
               h('span', { class: 'spacer' }),
               h('span', { class: 'ti-time', dataset: { rel: g.lastActivity }, title: `Last activity ${fmtDateTime(g.lastActivity)}` }, fmtRelative(g.lastActivity, now)),
             ),
@@ -224,6 +225,8 @@ export class GroupsPage {
         meta('Total duration', g.totalDuration != null ? fmtDuration(g.totalDuration) : '—'),
         meta('Steps', `${fmtNumber(md.totalSteps)} · avg ${fmtDuration(md.averageStepDuration)}`),
         meta('Waiting', md.gapsCount ? `${md.gapsCount} gap${md.gapsCount === 1 ? '' : 's'} · ${fmtGap(md.totalGapDuration || 0)}` : 'no gaps'),
+        meta('LLM', llmRollup(md), 'llm'),
+        meta('Errors', md.errorCount ? h('span', { class: 'rollup-errors' }, icon('error'), fmtNumber(md.errorCount)) : '0', 'errors'),
         meta('Started', h('span', { title: fmtDateTime(g.startTime) }, h('span', { dataset: { rel: g.startTime } }, fmtRelative(g.startTime, now)), h('span', { class: 'muted' }, ` · ${fmtClock(g.startTime)}`))),
       ),
       overview(g, traces),
@@ -256,8 +259,23 @@ export class GroupsPage {
   }
 }
 
-function meta(label, value) {
-  return h('div', { class: 'meta' }, h('span', { class: 'meta-label' }, label), h('span', { class: 'meta-value' }, value));
+function meta(label, value, key) {
+  return h('div', { class: 'meta', dataset: key ? { meta: key } : undefined }, h('span', { class: 'meta-label' }, label), h('span', { class: 'meta-value' }, value));
+}
+
+/** The group's LLM usage over all its traces: calls · tokens · cost (the agent's rollup). */
+function llmRollup(md) {
+  const calls = md.llmCalls || 0;
+  if (!calls) return h('span', { class: 'muted' }, 'no calls');
+  const cost = fmtCost(md.totalCost);
+  return h(
+    'span',
+    { class: 'rollup-llm' },
+    h('span', { class: 'rollup-calls' }, `${fmtNumber(calls)} call${calls === 1 ? '' : 's'}`),
+    h('span', { class: 'muted' }, ' · '),
+    h('span', { class: 'rollup-tokens' }, `${fmtNumber(md.totalTokens || 0)} tokens`),
+    cost ? [h('span', { class: 'muted' }, ' · '), h('span', { class: 'rollup-cost' }, cost)] : null,
+  );
 }
 
 function traceCard(t, i, now) {

@@ -10,6 +10,11 @@
 // a callee segment's top-level steps are placed and indented under the caller's client step (the
 // segment's `parentSpanId`), every row gets its service's chip and colour band, and a new lane
 // starts where the service changes. A single-service trace looks as it always did.
+//
+// The steps of the trace's `criticalPath` (span ids, from the API: the steps whose work decided
+// when the trace ended) carry `data-critical`; while the highlight is on (the header's "Critical
+// path" toggle, remembered in localStorage) their rows get the `critical` class: an accent stripe,
+// an outlined bar and a marker in the label.
 
 import { h, icon, fmtDuration, fmtTick, niceStep, rafThrottle, serviceChip, serviceHue, hostPath } from './util.js';
 
@@ -25,6 +30,7 @@ export function layoutTrace(trace, now = Date.now()) {
   const steps = trace.steps || [];
   const n = steps.length;
   const running = trace.status === 'running';
+  const critical = new Set(Array.isArray(trace.criticalPath) ? trace.criticalPath : []);
   const nowRel = Math.max(0, now - trace.startTime);
   let index = new Map();
   let rows = new Array(n);
@@ -55,7 +61,7 @@ export function layoutTrace(trace, now = Date.now()) {
         if (e.type === 'llm') llm++;
         else if (e.type === 'retry') retries++;
       }
-    rows[i] = { step: s, start, end, open, depth: 0, llm, retries, external: null, parent: s.parentId || null, service: s.service || '', laneStart: false };
+    rows[i] = { step: s, start, end, open, depth: 0, llm, retries, external: null, parent: s.parentId || null, service: s.service || '', laneStart: false, critical: critical.has(s.id) };
   }
   const services = traceServices(trace);
   const multi = services.length > 1;
@@ -134,7 +140,7 @@ export function layoutTrace(trace, now = Date.now()) {
       else (rows[i].external ||= []).push({ topic: op.topic || '', to: op.to });
     }
   }
-  return { id: trace.id, rows, total, arrows, index, running, services, multi };
+  return { id: trace.id, rows, total, arrows, index, running, services, multi, critical: critical.size };
 }
 
 /** Every service of a trace, root first: `services`, then any other a step or segment names. */
@@ -243,6 +249,15 @@ function stepOps(s) {
   return s.ops || s.emits || [];
 }
 
+/** The critical-path highlight is on unless it was turned off. */
+function readCriticalPref() {
+  try {
+    return localStorage.getItem('fs.criticalPath') !== '0';
+  } catch {
+    return true;
+  }
+}
+
 function svgEl(tag, attrs) {
   const el = document.createElementNS(SVG_NS, tag);
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
@@ -266,6 +281,8 @@ export class Timeline {
     this.labelW = 220;
     this.svcW = 0;
     this.renderedFor = null;
+    this.showCritical = readCriticalPref();
+    this.root.classList.toggle('show-critical', this.showCritical);
 
     this.view = null; // {t0, t1} in ms from the trace start when zoomed; null = whole trace
     this.axisInner = h('div', { class: 'tl-inner' });
@@ -386,6 +403,18 @@ export class Timeline {
     if (selected !== undefined) this.selected = selected;
     this.readWidth();
     this.renderAxis();
+    this.renderRows();
+  }
+
+  /** Turns the critical-path highlight on or off (remembered for the next visit). */
+  setShowCritical(on) {
+    this.showCritical = !!on;
+    try {
+      localStorage.setItem('fs.criticalPath', on ? '1' : '0');
+    } catch {
+      /* storage disabled: this page only */
+    }
+    this.root.classList.toggle('show-critical', this.showCritical);
     this.renderRows();
   }
 
@@ -591,6 +620,7 @@ export class Timeline {
     const dur = r.end - r.start;
     const status = s.status;
     const selected = this.selected === s.id;
+    const critical = r.critical && this.showCritical;
 
     const bar = h('div', {
       class: `tl-bar s-${status}${r.open ? ' open' : ''}`,
@@ -690,20 +720,21 @@ export class Timeline {
       statusIcon,
       call ? h('span', { class: 'call-arrow', title: 'outgoing HTTP call' }, icon('call')) : null,
       name,
+      critical ? h('span', { class: 'tl-crit', title: 'On the critical path', role: 'img', 'aria-label': 'on the critical path' }, icon('path')) : null,
       L.multi && r.service ? serviceChip(r.service, { cls: 'tl-svc' }) : null,
     );
-    const title = `${call ? `${call.method || 'HTTP'} ${call.url || s.name}${call.status !== null ? ` → ${call.status}` : ''}` : s.name}${r.service && L.multi ? ` · ${r.service}` : ''} · ${status} · starts +${fmtDuration(r.start)} · ${s.duration == null ? 'no end yet' : fmtDuration(s.duration)}`;
+    const title = `${call ? `${call.method || 'HTTP'} ${call.url || s.name}${call.status !== null ? ` → ${call.status}` : ''}` : s.name}${r.service && L.multi ? ` · ${r.service}` : ''} · ${status} · starts +${fmtDuration(r.start)} · ${s.duration == null ? 'no end yet' : fmtDuration(s.duration)}${r.critical ? ' · on the critical path' : ''}`;
     const style = { transform: `translateY(${i * ROW_H}px)` };
     if (L.multi && r.service) style['--svc-h'] = String(serviceHue(r.service));
     return h(
       'div',
       {
-        class: `tl-row s-${status}${selected ? ' selected' : ''}${call ? ' k-client' : ''}${call && call.failed ? ' call-failed' : ''}${r.laneStart ? ' svc-start' : ''}`,
+        class: `tl-row s-${status}${selected ? ' selected' : ''}${call ? ' k-client' : ''}${call && call.failed ? ' call-failed' : ''}${r.laneStart ? ' svc-start' : ''}${critical ? ' critical' : ''}`,
         style,
         role: 'option',
         'aria-selected': selected ? 'true' : 'false',
         title,
-        dataset: { id: s.id, index: i, name: s.name, start: r.start, depth: r.depth, ...(L.multi && r.service ? { service: r.service } : {}), ...(r.parent ? { parent: r.parent } : {}) },
+        dataset: { id: s.id, index: i, name: s.name, start: r.start, depth: r.depth, ...(L.multi && r.service ? { service: r.service } : {}), ...(r.parent ? { parent: r.parent } : {}), ...(r.critical ? { critical: '1' } : {}) },
       },
       label,
       h('div', { class: 'tl-track' }, h('div', { class: 'tl-inner' }, h('div', { class: 'tl-clip' }, bar), info)),

@@ -1,5 +1,6 @@
 // Traces page: the filterable trace list (≈1/3) and the selected trace's timeline (≈2/3) with
-// step details below it.
+// step details below it. "Compare" puts the list in a picking mode (a checkbox per trace, two at
+// most) that opens `#/compare?a=…&b=…` (ComparePage in flows.js), the older trace as A.
 
 import { api, ApiError, getToken, openFile } from './api.js';
 import {
@@ -82,6 +83,8 @@ export class TracesPage {
     this.trace = null; // the open trace, timeline view (steps without ops/events)
     this.stepCache = new Map(); // trace id → Map(span id → {promise, step}), see fetchStep
     this.llmTotals = null; // {id, calls, tokens, cost, hasCost} of the open trace, see loadLlmTotals
+    this.picking = false; // the list shows a checkbox per trace, to pick two to compare
+    this.picks = []; // picked trace ids, at most two, in the order picked
     this.known = { flows: new Set(), services: new Set(), steps: new Set(), stateKeys: new Set(), topics: new Set(), cids: new Set() };
     this.loaded = false;
     this.visible = false;
@@ -196,11 +199,38 @@ export class TracesPage {
     );
     this.filterToggle.setAttribute('aria-controls', 'trace-filters');
 
-    this.listMeta = h('div', { class: 'list-meta' }, h('span', { class: 'list-count' }, ''), h('span', { class: 'spacer' }), this.clearBtn);
+    this.pickBtn = h(
+      'button',
+      {
+        class: 'btn btn-ghost btn-xs pick-toggle',
+        type: 'button',
+        'aria-pressed': 'false',
+        'aria-controls': 'compare-bar',
+        title: 'Pick two traces to compare them step by step (x picks the open trace)',
+        onclick: () => this.setPicking(!this.picking),
+      },
+      icon('compare'),
+      h('span', null, 'Compare'),
+    );
+    this.listMeta = h('div', { class: 'list-meta' }, h('span', { class: 'list-count' }, ''), h('span', { class: 'spacer' }), this.clearBtn, this.pickBtn);
+    this.compareHint = h('span', { class: 'compare-hint', role: 'status' });
+    this.compareGo = h('button', { class: 'btn btn-xs compare-go', type: 'button', disabled: true, onclick: () => this.openCompare() }, icon('compare'), h('span', null, 'Compare'));
+    this.compareBar = h(
+      'div',
+      { class: 'compare-bar', id: 'compare-bar', role: 'group', 'aria-label': 'Compare traces', hidden: true },
+      this.compareHint,
+      h('span', { class: 'compare-actions' }, this.compareGo, h('button', { class: 'btn btn-ghost btn-xs compare-cancel', type: 'button', onclick: () => this.setPicking(false) }, 'Cancel')),
+    );
     this.list = h('ul', { class: 'trace-list', role: 'listbox', 'aria-label': 'Traces', tabindex: '-1' });
     this.list.addEventListener('click', (e) => {
+      if (e.target.closest('.ti-pick')) return; // the compare checkbox, not the trace
       const li = e.target.closest('.trace-item');
       if (li) this.openTrace(li.dataset.traceId);
+    });
+    this.list.addEventListener('change', (e) => {
+      const box = e.target.closest('.ti-pick-box');
+      const li = box && box.closest('.trace-item');
+      if (li) this.togglePick(li.dataset.traceId, box.checked);
     });
     this.moreBtn = h('button', { class: 'btn load-more', type: 'button', hidden: true, onclick: () => this.loadMore() }, 'Load older traces');
     this.listBody = h('div', { class: 'list-scroll' }, this.list, this.moreBtn, (this.listEmpty = h('div', { class: 'empty', hidden: true })));
@@ -212,6 +242,7 @@ export class TracesPage {
       h('div', { class: 'status-bar' }, this.statusSeg),
       this.filterPanel,
       this.listMeta,
+      this.compareBar,
       this.listBody,
       h('div', { class: 'list-foot muted' }, h('kbd', null, 'j'), h('kbd', null, 'k'), ' move · ', h('kbd', null, '/'), ' search · ', h('kbd', null, '?'), ' help'),
     );
@@ -467,6 +498,70 @@ export class TracesPage {
     return maybe ? null : true;
   }
 
+  // ---------------------------------------------------------------- compare picking
+
+  /** Turns the list's picking mode on or off (off forgets the picks). */
+  setPicking(on) {
+    this.picking = !!on;
+    if (!this.picking) this.picks = [];
+    this.pickBtn.setAttribute('aria-pressed', String(this.picking));
+    this.pickBtn.classList.toggle('on', this.picking);
+    this.compareBar.hidden = !this.picking;
+    this.list.classList.toggle('picking', this.picking);
+    this.syncPicks();
+  }
+
+  /** Picks or unpicks a trace; a third pick replaces the oldest one. */
+  togglePick(id, on) {
+    if (!id) return;
+    const i = this.picks.indexOf(id);
+    if (on && i < 0) {
+      if (this.picks.length >= 2) this.picks.shift();
+      this.picks.push(id);
+    } else if (!on && i >= 0) this.picks.splice(i, 1);
+    if (!this.picking) this.setPicking(true);
+    else this.syncPicks();
+  }
+
+  /** The checkboxes, the compare bar and the header's Compare button, after a change of picks. */
+  syncPicks() {
+    for (const [id, li] of this.itemEls) this.syncPick(li, id);
+    const n = this.picks.length;
+    const name = (id) => {
+      const t = this.byId.get(id) || (this.trace && this.trace.id === id ? this.trace : null);
+      return t ? `${t.flowName} ${shortId(id)}` : shortId(id);
+    };
+    this.compareHint.textContent = n === 0 ? 'Pick two traces to compare.' : n === 1 ? `Picked ${name(this.picks[0])}: pick one more.` : `Picked ${this.picks.map(name).join(' and ')}.`;
+    this.compareGo.disabled = n !== 2;
+    const btn = this.header.querySelector('.compare-btn');
+    if (btn && this.trace) btn.setAttribute('aria-pressed', String(this.picks.includes(this.trace.id)));
+  }
+
+  syncPick(li, id) {
+    let box = li._pickBox;
+    if (!box) {
+      if (!this.picking) return; // made when first needed
+      const t = this.byId.get(id);
+      box = li._pickBox = h('input', { type: 'checkbox', class: 'ti-pick-box', 'aria-label': `Pick ${t ? t.flowName : 'trace'} ${shortId(id)} to compare` });
+      li._pick = h('label', { class: 'ti-pick', title: 'Pick to compare' }, box);
+    }
+    if (li.firstChild !== li._pick) li.prepend(li._pick);
+    const on = this.picks.includes(id);
+    li._pick.hidden = !this.picking;
+    box.checked = on;
+    box.disabled = !on && this.picks.length >= 2;
+    li.classList.toggle('picked', this.picking && on);
+  }
+
+  /** Opens the comparison of the two picks, the one that started first as A. */
+  openCompare() {
+    if (this.picks.length !== 2) return;
+    const start = (id) => this.byId.get(id)?.startTime ?? (this.trace && this.trace.id === id ? this.trace.startTime : 0);
+    const [x, y] = this.picks;
+    const [a, b] = start(x) <= start(y) ? [x, y] : [y, x];
+    this.ctx.navigate({ view: 'compare', params: { a, b } });
+  }
+
   // ---------------------------------------------------------------- list
 
   learn(s) {
@@ -607,6 +702,7 @@ export class TracesPage {
         li._ver = ver;
         fillItem(li, t, now);
       }
+      this.syncPick(li, t.id);
       if (this.fresh && this.fresh.has(t.id)) {
         li.classList.add('fresh');
         setTimeout(() => li.classList.remove('fresh'), 1600);
@@ -843,7 +939,7 @@ export class TracesPage {
     // Keep the list entry in step with what we fetched.
     const existing = this.byId.get(t.id);
     if (existing && (existing.status !== t.status || existing.duration !== t.duration)) {
-      const { steps, ops, events, attributes, error, correlationMethod, segments, ...summary } = t;
+      const { steps, ops, events, attributes, error, correlationMethod, segments, criticalPath, ...summary } = t;
       this.replaceItem(existing, summary);
       this.renderListSoon();
     }
@@ -955,13 +1051,22 @@ export class TracesPage {
     if (this.stepId) linkParams.set('step', this.stepId);
     const shareUrl = () => `${location.origin}${location.pathname}${this.ctx.routeHash({ view: 'traces', id: t.id, params: linkParams })}`;
 
+    const critical = Array.isArray(t.criticalPath) ? t.criticalPath.length : 0;
+    const showCritical = this.timeline.showCritical;
+    // The header is rebuilt (every second while the trace runs): keep the focus on its buttons.
+    const focusKey = this.header.contains(document.activeElement) ? document.activeElement.dataset?.focusKey : null;
+
     setChildren(this.header, 
       h(
         'div',
         { class: 'tl-title-row' },
         back,
         statusDot(t.status),
-        h('h2', { class: 'tl-title' }, t.flowName),
+        h(
+          'a',
+          { class: 'tl-title-link', href: this.ctx.routeHash({ view: 'insights', id: t.flowName }), title: `Insights for the flow ${t.flowName}` },
+          h('h2', { class: 'tl-title' }, t.flowName),
+        ),
         statusPill(t.status),
         t.failureReason && t.failureReason !== 'error' ? h('span', { class: 'chip warn' }, t.failureReason) : null,
         h('span', { class: 'spacer' }),
@@ -977,6 +1082,19 @@ export class TracesPage {
             h('a', { role: 'menuitem', href: `api/traces/${t.id}/export?format=csv`, download: '' }, 'Download CSV'),
             h('a', { role: 'menuitem', href: `api/traces/${t.id}/export?format=otlp`, download: '' }, 'Download OTLP/JSON'),
           ),
+        ),
+        h(
+          'button',
+          {
+            class: 'btn btn-ghost btn-xs compare-btn',
+            type: 'button',
+            'aria-pressed': String(this.picks.includes(t.id)),
+            title: 'Pick this trace to compare it with another (x)',
+            dataset: { focusKey: 'compare' },
+            onclick: () => this.togglePick(t.id, !this.picks.includes(t.id)),
+          },
+          icon('compare'),
+          h('span', null, 'Compare'),
         ),
         copyButton(shareUrl, 'Link'),
       ),
@@ -1013,6 +1131,22 @@ export class TracesPage {
           : null,
         md.errorCount ? h('span', { class: 'badge b-error' }, icon('error'), `${md.errorCount} error${md.errorCount === 1 ? '' : 's'}`) : null,
         h('span', { class: 'spacer' }),
+        critical
+          ? h(
+              'button',
+              {
+                class: `btn btn-ghost btn-xs crit-toggle${showCritical ? ' on' : ''}`,
+                type: 'button',
+                'aria-pressed': String(showCritical),
+                title: `Highlight the ${critical} step${critical === 1 ? '' : 's'} whose work decided when the trace ended`,
+                dataset: { focusKey: 'critical' },
+                onclick: () => this.toggleCritical(),
+              },
+              h('i', { class: 'lg crit', 'aria-hidden': 'true' }),
+              'Critical path',
+              h('span', { class: 'count' }, String(critical)),
+            )
+          : null,
         h('span', { class: 'legend muted small' }, h('i', { class: 'lg s-completed' }), 'completed', h('i', { class: 'lg s-running' }), 'running', h('i', { class: 'lg s-failed' }), 'failed', h('i', { class: 'lg arrow' }), 'emit'),
       ),
       services.length > 1 ? this.segmentsSummary(t, now) : null,
@@ -1020,6 +1154,18 @@ export class TracesPage {
       t.error ? this.traceError(t) : null,
       renderTraceExtras(t),
     );
+    if (focusKey) this.header.querySelector(`[data-focus-key="${focusKey}"]`)?.focus();
+  }
+
+  /** The header's "Critical path" toggle: the timeline highlight on or off. */
+  toggleCritical() {
+    const on = !this.timeline.showCritical;
+    this.timeline.setShowCritical(on);
+    const btn = this.header.querySelector('.crit-toggle');
+    if (btn) {
+      btn.setAttribute('aria-pressed', String(on));
+      btn.classList.toggle('on', on);
+    }
   }
 
   /**
@@ -1161,6 +1307,9 @@ export class TracesPage {
     } else if (k === 'Escape') {
       if (this.stepId) this.openStep(null);
       else if (this.selectedId && window.matchMedia('(max-width: 760px)').matches) this.closeTrace();
+      e.preventDefault();
+    } else if (k === 'x' && this.selectedId) {
+      this.togglePick(this.selectedId, !this.picks.includes(this.selectedId));
       e.preventDefault();
     } else if (this.zoomKey(k)) e.preventDefault();
   }

@@ -90,6 +90,9 @@ const ICONS = {
   group: svg('<rect x="1.5" y="3" width="4" height="4" rx="1"/><rect x="10.5" y="9" width="4" height="4" rx="1"/><path d="M5.5 5h3a1.5 1.5 0 0 1 1.5 1.5V9"/>'),
   call: svg('<path d="M9 2.5h4.5V7"/><path d="M13.5 2.5 7 9"/><path d="M11.5 9.5v3a1 1 0 0 1-1 1h-7a1 1 0 0 1-1-1v-7a1 1 0 0 1 1-1h3"/>'),
   shield: svg('<path d="M8 1.8 13 3.6v4c0 3.1-2.1 5.4-5 6.6-2.9-1.2-5-3.5-5-6.6v-4z"/>'),
+  path: svg('<circle cx="3" cy="12.5" r="1.6"/><circle cx="13" cy="3.5" r="1.6"/><path d="M4.4 11.6 7 8.5h2.5l2.2-3.6"/>'),
+  compare: svg('<rect x="1.5" y="2.5" width="5" height="11" rx="1"/><rect x="9.5" y="2.5" width="5" height="11" rx="1"/><path d="M3.5 6h1M3.5 9h1M11.5 6h1M11.5 9h1"/>'),
+  chart: svg('<path d="M2 13.5h12"/><path d="M4 11V7.5M7 11V3.5M10 11V6M13 11V9"/>'),
 };
 
 /** Milliseconds → short human text: 0.42 ms, 95 ms, 1.25 s, 2m 05s, 1h 02m. */
@@ -173,11 +176,35 @@ export function fmtNumber(n) {
   return frac ? `${grouped}.${frac}` : grouped;
 }
 
+/** US dollars: $0.0042, $0.04, $0.0123, $1.50 (sub-dollar amounts to 4 decimals, without trailing zeros past the cents). */
 export function fmtCost(usd) {
-  if (usd === null || usd === undefined) return null;
+  if (usd === null || usd === undefined || Number.isNaN(usd)) return null;
   if (usd === 0) return '$0';
-  if (usd < 0.01) return `$${usd.toPrecision(2)}`;
-  return `$${usd.toFixed(usd < 1 ? 4 : 2)}`;
+  if (usd < 0.01) return `$${trim(usd.toPrecision(2))}`;
+  if (usd >= 1) return `$${usd.toFixed(2)}`;
+  let s = usd.toFixed(4).replace(/0+$/, '');
+  const decimals = s.length - s.indexOf('.') - 1;
+  if (decimals < 2) s += '0'.repeat(2 - decimals);
+  return `$${s}`;
+}
+
+/** A signed duration difference: +60 ms, −5 ms, ±0 ms (— when unknown). */
+export function fmtDelta(ms) {
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return '—';
+  if (Math.abs(ms) < 0.005) return '±0 ms';
+  return `${ms > 0 ? '+' : '−'}${fmtDuration(Math.abs(ms))}`;
+}
+
+/** A signed count difference: +2, −1, ±0. */
+export function fmtSigned(n) {
+  if (n === null || n === undefined || Number.isNaN(n)) return '—';
+  return n > 0 ? `+${fmtNumber(n)}` : n < 0 ? `−${fmtNumber(-n)}` : '±0';
+}
+
+/** The CSS class of a difference where more is worse (time, errors): up, down or same. */
+export function deltaClass(x) {
+  if (x === null || x === undefined || Number.isNaN(x) || Math.abs(x) < 0.005) return 'delta-same';
+  return x > 0 ? 'delta-up' : 'delta-down';
 }
 
 export function fmtPercent(x) {

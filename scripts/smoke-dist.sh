@@ -41,10 +41,21 @@ start_agent() {
     grep -q "^flowscope UI: http://" "$out" || { echo "smoke: no UI address printed" >&2; exit 1; }
 }
 
+# SIGTERM must stop the agent cleanly and quickly (it removes its socket on the way out).
 stop_agent() {
-    kill "$agent_pid"
+    kill -TERM "$agent_pid"
+    for _ in $(seq 100); do
+        kill -0 "$agent_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if kill -0 "$agent_pid" 2>/dev/null; then
+        echo "smoke: the agent ignored SIGTERM for 5 s" >&2
+        kill -KILL "$agent_pid"
+        exit 1
+    fi
     wait "$agent_pid" 2>/dev/null || true
     agent_pid=""
+    [[ ! -e "$socket" ]] || { echo "smoke: the agent left its socket behind: $socket" >&2; exit 1; }
 }
 
 echo "== Python: fresh venv, the wheel, no cargo"
@@ -80,7 +91,8 @@ mkdir -p "$work/node" && cd "$work/node"
 npm init -y >/dev/null
 npm install --no-audit --no-fund --offline "$dist/flowscope-$version.tgz" >/dev/null
 npx --no-install flowscope --version | grep -q "flowscope $version"
-start_agent node npx --no-install flowscope run
+# The bin itself (not npx, which would sit between the signal and the agent).
+start_agent node "$work/node/node_modules/.bin/flowscope" run
 export FLOWSCOPE_SOCKET="$socket" FLOWSCOPE_API="$api"
 cat >smoke.cjs <<'JS'
 const flowscope = require('flowscope');

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use flowscope::wire::{Event, OpAction, OpKind, SpanId};
+use flowscope::wire::{Event, OpKind, SpanId};
 use serde::Serialize;
 
 use crate::trace::{StepStatus, Trace, TraceStatus};
@@ -218,25 +218,6 @@ pub struct FlowInsights {
     pub models: Vec<ModelUsage>,
 }
 
-fn family(kind: OpKind) -> &'static str {
-    match kind {
-        OpKind::State => "state",
-        OpKind::Emit => "emit",
-        OpKind::Stream => "stream",
-    }
-}
-
-fn action(action: OpAction) -> &'static str {
-    match action {
-        OpAction::Get => "get",
-        OpAction::Set => "set",
-        OpAction::Delete => "delete",
-        OpAction::Clear => "clear",
-        OpAction::Send => "send",
-        OpAction::Other => "other",
-    }
-}
-
 #[derive(Default)]
 struct StepAcc {
     durations: Vec<u64>,
@@ -314,9 +295,9 @@ pub fn flow_insights<'a>(flow: &str, traces: impl Iterator<Item = &'a Trace>) ->
             .chain(trace.ops.iter());
         for op in ops {
             *operations
-                .entry(family(op.kind))
+                .entry(op.kind.as_str())
                 .or_default()
-                .entry(action(op.action))
+                .entry(op.action.as_str())
                 .or_default() += 1;
             let Some(subject) = op.subject.as_deref() else {
                 continue;
@@ -335,7 +316,7 @@ pub fn flow_insights<'a>(flow: &str, traces: impl Iterator<Item = &'a Trace>) ->
                     0,
                 )
             });
-            *used.actions.entry(action(op.action)).or_default() += 1;
+            *used.actions.entry(op.action.as_str()).or_default() += 1;
             if *last_run != runs {
                 *last_run = runs;
                 used.runs += 1;

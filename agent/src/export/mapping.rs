@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use flowscope::wire::{self, EntryType, ErrorInfo, Event as WireEvent, OpAction, OpKind};
+use flowscope::wire::{self, EntryType, ErrorInfo, Event as WireEvent, OpKind};
 use opentelemetry::trace::{
     Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
@@ -324,35 +324,8 @@ fn step_events(events: &[WireEvent]) -> Vec<Event> {
         .collect()
 }
 
-fn action_name(action: OpAction) -> &'static str {
-    match action {
-        OpAction::Get => "get",
-        OpAction::Set => "set",
-        OpAction::Delete => "delete",
-        OpAction::Clear => "clear",
-        OpAction::Send => "send",
-        OpAction::Other => "other",
-    }
-}
-
-fn kind_name(kind: OpKind) -> &'static str {
-    match kind {
-        OpKind::State => "state",
-        OpKind::Emit => "emit",
-        OpKind::Stream => "stream",
-    }
-}
-
-fn entry_name(entry: EntryType) -> &'static str {
-    match entry {
-        EntryType::Api => "api",
-        EntryType::Cron => "cron",
-        EntryType::Event => "event",
-    }
-}
-
 fn op_name(op: &Operation) -> String {
-    let action = action_name(op.action);
+    let action = op.action.as_str();
     let subject = op.subject.as_deref().unwrap_or("");
     match op.kind {
         OpKind::State => format!("state.{action} {subject}").trim_end().to_owned(),
@@ -365,8 +338,8 @@ fn op_name(op: &Operation) -> String {
 pub fn op_span(trace: &Trace, step: Option<&Step>, index: usize, op: &Operation) -> SpanData {
     let parent = step.map_or_else(|| primary_span_id(trace), |s| s.id);
     let mut attributes = vec![
-        KeyValue::new("flowscope.op.kind", kind_name(op.kind)),
-        KeyValue::new("flowscope.op.action", action_name(op.action)),
+        KeyValue::new("flowscope.op.kind", op.kind.as_str()),
+        KeyValue::new("flowscope.op.action", op.action.as_str()),
     ];
     let subject = op.subject.as_deref().map(str::to_owned);
     let detail = op.detail.as_deref().map(str::to_owned);
@@ -578,7 +551,7 @@ pub fn segment_span(trace: &Trace, index: usize, links: &RootLinks) -> Option<Sp
     };
     let mut attributes = vec![
         KeyValue::new("flowscope.flow.name", flow.to_owned()),
-        KeyValue::new("flowscope.entry.type", entry_name(segment.entry)),
+        KeyValue::new("flowscope.entry.type", segment.entry.as_str()),
         KeyValue::new("openinference.span.kind", "CHAIN"),
         KeyValue::new("flowscope.steps.total", trace.steps.len() as i64),
     ];

@@ -196,6 +196,17 @@ pub enum EntryType {
     Event,
 }
 
+impl EntryType {
+    /// The wire and API name (`api`, `cron`, `event`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Cron => "cron",
+            Self::Event => "event",
+        }
+    }
+}
+
 /// Final status reported by `trace_end` / `step_end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -373,6 +384,17 @@ pub enum OpKind {
     Stream,
 }
 
+impl OpKind {
+    /// The wire and API name (`state`, `emit`, `stream`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::State => "state",
+            Self::Emit => "emit",
+            Self::Stream => "stream",
+        }
+    }
+}
+
 /// What an operation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -390,6 +412,20 @@ pub enum OpAction {
     /// Any other action; kept as "other".
     #[serde(other)]
     Other,
+}
+
+impl OpAction {
+    /// The wire and API name (`get`, `set`, `delete`, `clear`, `send`, `other`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "get",
+            Self::Set => "set",
+            Self::Delete => "delete",
+            Self::Clear => "clear",
+            Self::Send => "send",
+            Self::Other => "other",
+        }
+    }
 }
 
 /// `op`: a state/emit/stream operation inside a step.
@@ -713,4 +749,38 @@ pub struct ClientStats {
     /// Successful reconnects after a lost connection.
     #[serde(default)]
     pub reconnects: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{EntryType, OpAction, OpKind};
+
+    fn wire_name<T: serde::Serialize>(value: T) -> String {
+        serde_json::to_value(value)
+            .expect("serializes")
+            .as_str()
+            .expect("a string")
+            .to_owned()
+    }
+
+    /// `as_str` is what the agent puts in OTLP attributes and insights; it must be the wire name.
+    #[test]
+    fn as_str_is_the_wire_name() {
+        for kind in [OpKind::State, OpKind::Emit, OpKind::Stream] {
+            assert_eq!(kind.as_str(), wire_name(kind));
+        }
+        for action in [
+            OpAction::Get,
+            OpAction::Set,
+            OpAction::Delete,
+            OpAction::Clear,
+            OpAction::Send,
+            OpAction::Other,
+        ] {
+            assert_eq!(action.as_str(), wire_name(action));
+        }
+        for entry in [EntryType::Api, EntryType::Cron, EntryType::Event] {
+            assert_eq!(entry.as_str(), wire_name(entry));
+        }
+    }
 }

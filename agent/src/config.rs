@@ -259,7 +259,7 @@ pub struct AgentArgs {
     /// to the event-started trace handling it (comma-separated).
     #[arg(
         long,
-        env = "FLOWSCOPE_CORRELATE_EVENT_KEYS",
+        env = "FLOWSCOPE_CORRELATE_EVENT_KEY",
         value_delimiter = ',',
         global = true
     )]
@@ -506,5 +506,66 @@ impl TryFrom<&AgentArgs> for AgentConfig {
                 max_group_links: args.correlate_max_group,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// README.md's sentence naming the env variable of every flag without its own row.
+    const RULE: &str = "`FLOWSCOPE_<FLAG>`";
+
+    /// Every `--flag` of the command line (with its env variable) is in README.md, and every
+    /// `--flag` the README's tables name exists: the tables cannot drift from `flowscope --help`.
+    #[test]
+    fn readme_documents_exactly_the_real_flags() {
+        let readme = include_str!("../../README.md");
+        let cli = Cli::command();
+        let mut real = std::collections::BTreeSet::new();
+        let mut missing = Vec::new();
+        let commands = std::iter::once(&cli).chain(cli.get_subcommands());
+        for arg in commands.flat_map(|c| c.get_arguments()) {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            let flag = format!("--{long}");
+            if ![
+                format!("`{flag}`"),
+                format!("`{flag} "),
+                format!("`{flag}="),
+            ]
+            .iter()
+            .any(|written| readme.contains(written))
+            {
+                missing.push(flag.clone());
+            }
+            if let Some(env) = arg.get_env() {
+                let env = env.to_string_lossy();
+                // Written in full, as the `_SUFFIX` of its row's first variable, or by the rule.
+                let by_rule = format!("FLOWSCOPE_{}", long.to_uppercase().replace('-', "_"));
+                let suffix = env.rsplit_once('_').map(|(_, s)| format!("_{s}`"));
+                let documented = readme.contains(&*env)
+                    || suffix.is_some_and(|s| readme.contains(&s))
+                    || (env == by_rule && readme.contains(RULE));
+                if !documented {
+                    missing.push(format!("{env} ({flag})"));
+                }
+            }
+            real.insert(flag);
+        }
+        assert!(missing.is_empty(), "not in README.md: {missing:?}");
+        for row in readme.lines().filter(|l| l.starts_with("| `--")) {
+            for flag in row.split('`').filter(|s| s.starts_with("--")) {
+                let name = flag.split([' ', '=']).next().unwrap_or(flag);
+                assert!(
+                    real.contains(name),
+                    "README.md documents {name}, which flowscope does not have"
+                );
+            }
+        }
     }
 }

@@ -23,9 +23,10 @@ import json
 import re
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import flowscope
 from flowscope.motia import instrument, trace_id_for

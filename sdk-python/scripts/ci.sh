@@ -20,7 +20,7 @@ CACHE="${FLOWSCOPE_CACHE:-$HOME/.cache/flowscope}"
 VENV="$CACHE/venv-python"
 AGENT_BIN="${FLOWSCOPE_AGENT_BIN:-$ROOT/target/debug/flowscope}"
 PY="$VENV/bin/python"
-# Test and bench dependencies, pinned (pytest, uvicorn, requests, httpx, opentelemetry-sdk and
+# Test, lint and bench dependencies, pinned (pytest, ruff, mypy, uvicorn, requests, httpx, opentelemetry-sdk and
 # everything they pull in): regenerate with `pip freeze` from the venv after an upgrade.
 TEST_LOCK="$ROOT/sdk-python/requirements-test.txt"
 
@@ -70,6 +70,13 @@ else
 fi
 
 cd "$ROOT"
+# Static checks: lint (ruff, rules in pyproject.toml), types (mypy --strict), and the stub of the
+# native module against the built extension (stubtest: a function missing from _native.pyi fails).
+echo "ci.sh: ruff, mypy --strict, stubtest"
+"$PY" -m ruff check --config sdk-python/pyproject.toml sdk-python/python sdk-python/tests examples/motia
+(cd sdk-python && "$PY" -m mypy python/flowscope)
+"$PY" -m mypy.stubtest flowscope._native
+
 export FLOWSCOPE_AGENT_BIN="$AGENT_BIN"
 # -rfE: list failures and errors; the last line is pytest's summary (exit code is pytest's).
 exec "$PY" -m pytest sdk-python/tests -p no:cacheprovider -rfE "$@"

@@ -7,9 +7,8 @@ import contextvars
 import threading
 import uuid
 
-import pytest
-
 import flowscope
+import pytest
 from conftest import Agent, step_named
 
 

@@ -8,13 +8,13 @@ agent as this test process, which acts as the calling service.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
+import flowscope
 import httpx
 import pytest
 import requests
-
-import flowscope
 from conftest import (
     EXAMPLES,
     TESTS,

@@ -12,9 +12,8 @@ import uuid
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
-
 import flowscope
+import pytest
 from conftest import REPO, Agent, child_env, run_python, step_named
 from flowscope.motia import entry_for, instrument, instrument_motia, trace_id_for
 
@@ -493,10 +492,10 @@ def _motia_module() -> tuple[SimpleNamespace, dict[str, list[Any]]]:
     async def enqueue(event: dict[str, Any]) -> None:
         calls["enqueued"].append(event)
 
-    logger = SimpleNamespace(**{
-        lv: (lambda lv: lambda m, a=None: calls["logged"].append((lv, m, a)))(lv)
-        for lv in ("info", "warn", "error", "debug")
-    })
+    def log_at(level: str) -> Any:
+        return lambda m, a=None: calls["logged"].append((level, m, a))
+
+    logger = SimpleNamespace(**{lv: log_at(lv) for lv in ("info", "warn", "error", "debug")})
     return SimpleNamespace(stateManager=StateManager(), enqueue=enqueue, logger=logger), calls
 
 
@@ -636,7 +635,9 @@ def set_(scope, key, value):
     raise RuntimeError("ro")
 async def mget(scope, key):
     return "v"
-mod = instrument_motia(SimpleNamespace(stateManager=SimpleNamespace(get=mget), logger=SimpleNamespace(info=lambda m, a=None: "logged")))
+mod = instrument_motia(
+    SimpleNamespace(stateManager=SimpleNamespace(get=mget), logger=SimpleNamespace(info=lambda m, a=None: "logged"))
+)
 seen = []
 
 @instrument({"type": "api", "name": "off", "flows": ["off"]})

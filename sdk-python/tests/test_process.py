@@ -10,7 +10,6 @@ import time
 import uuid
 
 import pytest
-
 from conftest import Agent, child_env, run_python, start_agent, stop_agent
 
 FORK_SCRIPT = r"""

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 import flowscope
+import pytest
 from conftest import Agent
 
 VALID = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

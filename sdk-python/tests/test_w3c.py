@@ -9,12 +9,12 @@ import http.server
 import json
 import threading
 import uuid
-from typing import Any, Iterator
-
-import pytest
-import requests
+from collections.abc import Iterator
+from typing import Any
 
 import flowscope
+import pytest
+import requests
 from conftest import TESTS, Agent, Server, child_env, start_server, stop_server
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -59,7 +59,9 @@ def service(agent: Agent) -> Iterator[Server]:
     stop_server(server)
 
 
-def callbacks(service: Server, capture: Capture, headers: list[tuple[str, str]], count: int = 3) -> list[dict[str, Any]]:
+def callbacks(
+    service: Server, capture: Capture, headers: list[tuple[str, str]], count: int = 3
+) -> list[dict[str, Any]]:
     """Sends `headers` to the service and returns, per outgoing call, its traceparent parts and
     its tracestate (combined as HTTP would)."""
     run = uuid.uuid4().hex[:8]

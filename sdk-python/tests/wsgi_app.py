@@ -16,12 +16,12 @@ import json
 import signal
 import sys
 import urllib.parse
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-import requests
-
 import flowscope
+import requests
 from flowscope.integrations import FlowscopeWSGIMiddleware
 from flowscope.integrations import requests as fs_requests
 

@@ -60,7 +60,6 @@ from .propagation import (
 )
 
 
-
 def __getattr__(name: str) -> str:
     # The version lives in the workspace Cargo.toml; read it from the installed metadata, lazily.
     if name == "__version__":

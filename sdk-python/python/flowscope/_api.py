@@ -14,10 +14,11 @@ import functools
 import inspect
 import json
 import traceback
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from time import perf_counter_ns
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from . import _runtime as _rt
 

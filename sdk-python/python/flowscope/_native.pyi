@@ -13,6 +13,7 @@ __all__ = [
     "TRACEPARENT_HEADER",
     "TRACESTATE_HEADER",
     "SDK_VERSION",
+    "run_agent",
 ]
 
 SDK_VERSION: str

@@ -27,8 +27,9 @@ import asyncio
 import functools
 import hashlib
 import inspect
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from typing import Any, Awaitable, Callable, Mapping, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from . import _api
 from . import _runtime as _rt
@@ -59,7 +60,7 @@ def trace_id_for(motia_trace_id: str) -> str:
     """The flowscope trace id of a Motia trace id: the first 16 bytes of
     SHA-256("motia:" + id) as 32 lowercase hex digits (never all zeros). The same in every
     process and in the Node adapter (``traceIdFor``)."""
-    digest = hashlib.sha256(f"motia:{motia_trace_id}".encode("utf-8")).hexdigest()[:32]
+    digest = hashlib.sha256(f"motia:{motia_trace_id}".encode()).hexdigest()[:32]
     return digest[:31] + "1" if digest.strip("0") == "" else digest
 
 
@@ -568,7 +569,7 @@ def instrument(config: Any, handler: Callable[..., Any] | None = None) -> Any:
         return args[:at] + (view,) + args[at + 1 :], ctx
 
     if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-        getattr(handler, "__call__", None)
+        getattr(handler, "__call__", None)  # noqa: B004 - an object whose __call__ is async
     ):
 
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -9,10 +9,11 @@ headers are joined with ``,`` as HTTP does, so two ``traceparent`` values are in
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, MutableMapping, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _runtime as _rt
 from ._api import _current

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from typing import Any
 
 from .._api import Step, Trace
 from ..propagation import Incoming
 
 #: A name, or a function of (method, path) returning one.
-Namer = Union[str, Callable[[str, str], str], None]
+Namer = str | Callable[[str, str], str] | None
 
 
 def name_for(namer: Namer, method: str, path: str) -> str:

@@ -9,7 +9,8 @@ handling the request). An exception or a 5xx response marks the step and trace f
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from .. import _runtime as _rt
 from ..propagation import extract

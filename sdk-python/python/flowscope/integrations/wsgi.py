@@ -9,7 +9,8 @@ and never leaks into the server's thread.
 from __future__ import annotations
 
 import contextvars
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from .. import _runtime as _rt
 from .._api import Step, Trace

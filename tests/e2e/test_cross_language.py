@@ -159,8 +159,13 @@ def test_node_python_node_is_one_trace_with_no_orphan_span(stack: dict[str, str]
     assert inventory_caller["service"] == "chat-service"
     assert all(c["attributes"]["http.response.status_code"] == 200 for c in calls.values())
 
-    group = http("GET", f"{stack['agent']}/api/groups/order-x1")
-    payment = [t for t in group["traces"] if t["id"] != trace_id]
+    # The payment trace the order's emit starts runs after the response: wait for it to join.
+    def payment_joined() -> Any:
+        group = http("GET", f"{stack['agent']}/api/groups/order-x1")
+        others = [t for t in group["traces"] if t["id"] != trace_id]
+        return others or None
+
+    payment = wait_for("the emitted payment trace in the group", payment_joined)
     assert len(payment) == 1 and payment[0]["parentTraceId"] == trace_id
 
     # At the collector: the whole trace, every parent present, one root.

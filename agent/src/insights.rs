@@ -288,12 +288,7 @@ pub fn flow_insights<'a>(flow: &str, traces: impl Iterator<Item = &'a Trace>) ->
                 }
             }
         }
-        let ops = trace
-            .steps
-            .iter()
-            .flat_map(|s| s.ops.iter())
-            .chain(trace.ops.iter());
-        for op in ops {
+        for op in trace.all_ops() {
             *operations
                 .entry(op.kind.as_str())
                 .or_default()
@@ -322,12 +317,7 @@ pub fn flow_insights<'a>(flow: &str, traces: impl Iterator<Item = &'a Trace>) ->
                 used.runs += 1;
             }
         }
-        let events = trace
-            .steps
-            .iter()
-            .flat_map(|s| s.events.iter())
-            .chain(trace.events.iter());
-        for event in events {
+        for event in trace.all_events() {
             let Event::Llm(llm) = event else { continue };
             llm_calls += 1;
             let (input, output) = (

@@ -159,12 +159,7 @@ impl Indexes {
         for step in &trace.steps {
             remove_key(&mut self.step, &step.name, id);
         }
-        let all_ops = trace
-            .steps
-            .iter()
-            .flat_map(|s| s.ops.iter())
-            .chain(trace.ops.iter());
-        for op in all_ops {
+        for op in trace.all_ops() {
             let Some(subject) = op.subject.as_deref() else {
                 continue;
             };

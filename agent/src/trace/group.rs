@@ -185,12 +185,7 @@ pub fn rollup<'a>(traces: impl Iterator<Item = &'a Trace>) -> Rollup {
     let mut out = Rollup::default();
     for trace in traces {
         out.error_count += trace.error_count();
-        let events = trace
-            .steps
-            .iter()
-            .flat_map(|s| s.events.iter())
-            .chain(trace.events.iter());
-        for event in events {
+        for event in trace.all_events() {
             if let Event::Llm(llm) = event {
                 out.llm_calls += 1;
                 out.total_tokens = out

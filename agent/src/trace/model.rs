@@ -434,6 +434,22 @@ impl Trace {
             .count()
     }
 
+    /// Every operation: the steps' in step order, then those outside any step.
+    pub fn all_ops(&self) -> impl Iterator<Item = &Operation> {
+        self.steps
+            .iter()
+            .flat_map(|s| s.ops.iter())
+            .chain(self.ops.iter())
+    }
+
+    /// Every event: the steps' in step order, then those outside any step.
+    pub fn all_events(&self) -> impl Iterator<Item = &Event> {
+        self.steps
+            .iter()
+            .flat_map(|s| s.events.iter())
+            .chain(self.events.iter())
+    }
+
     /// Failed steps, or 1 for a failed trace without a failed step.
     pub fn error_count(&self) -> usize {
         let failed = self

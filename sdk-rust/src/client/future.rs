@@ -69,6 +69,11 @@ fn no_error<R>(_: &R) -> Option<ErrorInfo> {
     None
 }
 
+/// The outcome of a fallible future: an `Err` becomes the error, with its message.
+fn error_of<T, E: Display>(result: &Result<T, E>) -> Option<ErrorInfo> {
+    result.as_ref().err().map(|e| ErrorInfo::new(e.to_string()))
+}
+
 impl<F: Future<Output = R>, R> Future for Instrumented<F, R> {
     type Output = R;
 
@@ -119,7 +124,7 @@ impl StepBuilder {
             inner: future,
             ctx: detached(guard.context()),
             scope: Some(Scope::Step(guard)),
-            outcome: |r: &Result<T, E>| r.as_ref().err().map(|e| ErrorInfo::new(e.to_string())),
+            outcome: error_of::<T, E>,
         }
     }
 }
@@ -136,9 +141,7 @@ impl TraceBuilder {
             outcome: no_error::<F::Output>,
         }
     }
-}
 
-impl TraceBuilder {
     /// Like [`instrument`](Self::instrument) for a fallible future: an `Err` fails the trace
     /// with its message.
     pub fn instrument_result<F, T, E>(self, future: F) -> Instrumented<F, Result<T, E>>
@@ -151,7 +154,7 @@ impl TraceBuilder {
             inner: future,
             ctx: detached(guard.context()),
             scope: Some(Scope::Trace(guard)),
-            outcome: |r: &Result<T, E>| r.as_ref().err().map(|e| ErrorInfo::new(e.to_string())),
+            outcome: error_of::<T, E>,
         }
     }
 }

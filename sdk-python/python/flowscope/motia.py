@@ -281,10 +281,40 @@ def _describe_emit(event: Any = None, *args: Any, **kwargs: Any) -> _api.Op:
 # Views of the context's objects: attribute (and item) reads go through, listed methods record.
 
 
-class _View:
+class _ReadThrough:
+    """Attribute and item reads go through to ``_target`` and come back through ``_wrap``."""
+
+    __slots__ = ("_target", "_cache")
+    _target: Any
+    _cache: dict[str, tuple[Any, Any]]
+
+    def _wrap(self, name: str, value: Any) -> Any:
+        raise NotImplementedError
+
+    def __getattr__(self, name: str) -> Any:
+        target = self._target
+        if isinstance(target, Mapping) and name in target:
+            return self._wrap(name, target[name])
+        return self._wrap(name, getattr(target, name))
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self._target[key]
+        return self._wrap(key, value) if isinstance(key, str) else value
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._target
+
+    def __iter__(self) -> Any:
+        return iter(self._target)
+
+    def __len__(self) -> int:
+        return len(self._target)
+
+
+class _View(_ReadThrough):
     """Reads through to ``target``; methods in ``methods`` come back wrapped by ``make``."""
 
-    __slots__ = ("_target", "_methods", "_make", "_cache")
+    __slots__ = ("_methods", "_make")
 
     def __init__(
         self,
@@ -308,27 +338,8 @@ class _View:
         self._cache[name] = (value, wrapped)
         return wrapped
 
-    def __getattr__(self, name: str) -> Any:
-        target = self._target
-        if isinstance(target, Mapping) and name in target:
-            return self._wrap(name, target[name])
-        return self._wrap(name, getattr(target, name))
-
-    def __getitem__(self, key: Any) -> Any:
-        value = self._target[key]
-        return self._wrap(key, value) if isinstance(key, str) else value
-
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self._target, name, value)
-
-    def __contains__(self, key: Any) -> bool:
-        return key in self._target
-
-    def __iter__(self) -> Any:
-        return iter(self._target)
-
-    def __len__(self) -> int:
-        return len(self._target)
 
     def __repr__(self) -> str:
         return f"<flowscope view of {self._target!r}>"
@@ -342,16 +353,16 @@ def _logger_view(logger: Any) -> _View:
     return _View(logger, {lv: lv for lv in _LOG_LEVELS}, _logged)
 
 
-class _Streams:
+class _Streams(_ReadThrough):
     """``ctx.streams``: each named stream (attribute or item) becomes a recording view."""
 
-    __slots__ = ("_target", "_cache")
+    __slots__ = ()
 
     def __init__(self, target: Any) -> None:
         object.__setattr__(self, "_target", target)
         object.__setattr__(self, "_cache", {})
 
-    def _stream(self, name: str, value: Any) -> Any:
+    def _wrap(self, name: str, value: Any) -> Any:
         if value is None or isinstance(value, (str, int, float, bool)):
             return value
         hit = self._cache.get(name)
@@ -360,25 +371,6 @@ class _Streams:
         view = _View(value, _stream_methods(name), _recorded)
         self._cache[name] = (value, view)
         return view
-
-    def __getattr__(self, name: str) -> Any:
-        target = self._target
-        if isinstance(target, Mapping) and name in target:
-            return self._stream(name, target[name])
-        return self._stream(name, getattr(target, name))
-
-    def __getitem__(self, key: Any) -> Any:
-        value = self._target[key]
-        return self._stream(key, value) if isinstance(key, str) else value
-
-    def __contains__(self, key: Any) -> bool:
-        return key in self._target
-
-    def __iter__(self) -> Any:
-        return iter(self._target)
-
-    def __len__(self) -> int:
-        return len(self._target)
 
 
 def _correlator(original: Callable[..., Any] | None) -> Callable[..., Any]:

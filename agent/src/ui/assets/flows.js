@@ -10,6 +10,7 @@ import { api } from './api.js';
 import {
   h,
   icon,
+  coalesce,
   deltaClass,
   fmtCost,
   fmtDateTime,
@@ -200,6 +201,8 @@ export class InsightsPage {
     this.ctx = ctx;
     this.flow = null;
     this.range = { since: null, until: null }; // strings from the URL, as sent to the API
+    // At most one refetch per 750 ms while the flow's traces keep changing.
+    this.refresh = coalesce(() => this.load({ quiet: true }), 750);
     this.data = null;
     this.visible = false;
     this.key = null;
@@ -262,8 +265,7 @@ export class InsightsPage {
   hide() {
     this.visible = false;
     this.el.hidden = true;
-    clearTimeout(this.refreshTimer);
-    this.refreshTimer = 0;
+    this.refresh.cancel();
   }
 
   resync() {
@@ -332,16 +334,7 @@ export class InsightsPage {
 
   onLive(type, data) {
     if (!this.visible || !this.flow || !data) return;
-    if ((type === 'flow.status' || type.startsWith('trace.')) && data.flowName === this.flow) this.refreshSoon();
-  }
-
-  /** At most one refetch per 750 ms while the flow's traces keep changing. */
-  refreshSoon() {
-    if (this.refreshTimer) return;
-    this.refreshTimer = setTimeout(() => {
-      this.refreshTimer = 0;
-      this.load({ quiet: true });
-    }, 750);
+    if ((type === 'flow.status' || type.startsWith('trace.')) && data.flowName === this.flow) this.refresh.schedule();
   }
 
   async load({ quiet = false } = {}) {
@@ -644,6 +637,7 @@ export class ComparePage {
     this.ctx = ctx;
     this.a = null;
     this.b = null;
+    this.refresh = coalesce(() => this.load({ quiet: true }), 500);
     this.data = null;
     this.visible = false;
     this.body = h('div', { class: 'cmp-body', 'aria-busy': 'false' });
@@ -664,8 +658,7 @@ export class ComparePage {
   hide() {
     this.visible = false;
     this.el.hidden = true;
-    clearTimeout(this.refreshTimer);
-    this.refreshTimer = 0;
+    this.refresh.cancel();
   }
 
   resync() {
@@ -697,15 +690,7 @@ export class ComparePage {
 
   onLive(type, data) {
     if (!this.visible || !data || !type.startsWith('trace.')) return;
-    if (data.id === this.a || data.id === this.b) this.refreshSoon();
-  }
-
-  refreshSoon() {
-    if (this.refreshTimer) return;
-    this.refreshTimer = setTimeout(() => {
-      this.refreshTimer = 0;
-      this.load({ quiet: true });
-    }, 500);
+    if (data.id === this.a || data.id === this.b) this.refresh.schedule();
   }
 
   async load({ quiet = false } = {}) {

@@ -282,6 +282,27 @@ export function rafThrottle(fn) {
   };
 }
 
+/**
+ * At most one call of `fn` per `ms`: `schedule()` arms a timer unless one is armed (calls in the
+ * meantime fold into it); `cancel()` disarms it.
+ */
+export function coalesce(fn, ms) {
+  let t = 0;
+  return {
+    schedule() {
+      if (t) return;
+      t = setTimeout(() => {
+        t = 0;
+        fn();
+      }, ms);
+    },
+    cancel() {
+      clearTimeout(t);
+      t = 0;
+    },
+  };
+}
+
 export function debounce(fn, ms) {
   let t = 0;
   return (...a) => {

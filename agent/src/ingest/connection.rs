@@ -39,18 +39,23 @@ pub async fn refuse(mut stream: UnixStream, state: Arc<AgentState>) {
         "the agent already serves {} connections",
         state.config.limits.max_connections
     );
+    if let Some(frame) = error_frame(why, message) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&frame)).await;
+    }
+    let _ = stream.shutdown().await;
+}
+
+/// The JSON error frame telling a client why it is being closed.
+fn error_frame(why: Rejection, message: String) -> Option<Vec<u8>> {
     let mut frame = Vec::new();
-    if wire::encode_frame(
+    wire::encode_frame(
         Encoding::Json,
         &AgentReply::error(why.code(), message),
         MAX_HELLO,
         &mut frame,
     )
-    .is_ok()
-    {
-        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&frame)).await;
-    }
-    let _ = stream.shutdown().await;
+    .ok()?;
+    Some(frame)
 }
 
 /// Why reading a frame stopped.
@@ -70,15 +75,7 @@ pub async fn serve(stream: UnixStream, state: Arc<AgentState>) {
     let mut reader = BufReader::with_capacity(READ_BUFFER, read);
     if let Err((why, message)) = session(&mut reader, &mut write, &state).await {
         metrics.rejected(why);
-        let mut frame = Vec::new();
-        if wire::encode_frame(
-            Encoding::Json,
-            &AgentReply::error(why.code(), message),
-            MAX_HELLO,
-            &mut frame,
-        )
-        .is_ok()
-        {
+        if let Some(frame) = error_frame(why, message) {
             let _ = write.write_all(&frame).await;
         }
         let _ = write.shutdown().await;

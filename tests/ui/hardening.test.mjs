@@ -6,7 +6,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startAgent, launchBrowser, newPage, getJson, waitFor, screenshot } from './lib/harness.mjs';
+import { startAgent, launchBrowser, newPage, getJson, waitFor, screenshot, demoTraces } from './lib/harness.mjs';
 import { WireClient, traceId, spanId, nowNs, msToNs } from './lib/wire.mjs';
 
 // What the agent sends (the server side of the contract).
@@ -20,17 +20,6 @@ const PIXEL = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQ
 let agent;
 let browser;
 let demo; // the demo's traces (registration, chat thread, orders)
-
-/** Waits for the 6 finished demo traces of `a`. */
-function demoTraces(a, { token } = {}) {
-  return waitFor(
-    async () => {
-      const { traces } = await getJson(a.url, 'api/traces?limit=100', { token });
-      return traces.length >= 6 && traces.every((t) => t.status !== 'running') ? traces : null;
-    },
-    { timeout: 30_000, what: 'the demo traces' },
-  );
-}
 
 before(async () => {
   agent = await startAgent();

@@ -19,7 +19,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startAgent, launchBrowser, newPage, getJson, waitFor, screenshot } from './lib/harness.mjs';
+import { startAgent, launchBrowser, newPage, getJson, waitFor, screenshot, demoTraces } from './lib/harness.mjs';
 import { WireClient, traceId, spanId, nowNs, msToNs } from './lib/wire.mjs';
 
 const FLOW = 'checkout';
@@ -70,13 +70,7 @@ before(async () => {
   agent = await startAgent();
   browser = await launchBrowser();
   // The demo's own traces first, so the list is settled before ours arrive.
-  await waitFor(
-    async () => {
-      const { traces } = await getJson(agent.url, 'api/traces?limit=100');
-      return traces.length >= 6 && traces.every((t) => t.status !== 'running');
-    },
-    { timeout: 30_000, what: 'the demo traces' },
-  );
+  await demoTraces(agent);
   conn = await WireClient.connect(agent.socket, { service: 'shop' });
   const t0 = nowNs() - msToNs(20_000);
   runs = CHARGE.map((_, k) => checkoutRun(k, t0 + msToNs(k * 1000)));

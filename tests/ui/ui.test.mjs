@@ -4,7 +4,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startAgent, launchBrowser, newPage, getJson, waitFor, screenshot, writeFigures, median, percentile } from './lib/harness.mjs';
+import { startAgent, launchBrowser, newPage, getJson, waitFor, screenshot, writeFigures, median, percentile, demoTraces } from './lib/harness.mjs';
 import { WireClient, bigTraceEvents, traceId, spanId, nowNs, msToNs } from './lib/wire.mjs';
 
 const BIG_STEPS = 5000;
@@ -18,14 +18,7 @@ let demo; // {all, registration, chats[], orderApi, orderFailed}
 before(async () => {
   agent = await startAgent();
   browser = await launchBrowser();
-  // The demo runs once: 1 registration + 3 chat + 2 order traces, all finished.
-  const traces = await waitFor(
-    async () => {
-      const { traces } = await getJson(agent.url, 'api/traces?limit=100');
-      return traces.length >= 6 && traces.every((t) => t.status !== 'running') ? traces : null;
-    },
-    { timeout: 30_000, what: 'the demo traces' },
-  );
+  const traces = await demoTraces(agent);
   const byFlow = (f) => traces.filter((t) => t.flowName === f);
   demo = {
     all: traces,

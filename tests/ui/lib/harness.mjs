@@ -169,6 +169,20 @@ export async function waitFor(fn, { timeout = 15_000, interval = 50, what = 'con
   }
 }
 
+/**
+ * Waits until the agent's demo (it runs once: 1 registration + 3 chat + 2 order traces) has
+ * finished, and returns those traces.
+ */
+export function demoTraces(agent, { token } = {}) {
+  return waitFor(
+    async () => {
+      const { traces } = await getJson(agent.url, 'api/traces?limit=100', { token });
+      return traces.length >= 6 && traces.every((t) => t.status !== 'running') ? traces : null;
+    },
+    { timeout: 30_000, what: 'the demo traces' },
+  );
+}
+
 export async function launchBrowser() {
   if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM} (apt-get install -y chromium)`);
   return chromium.launch({

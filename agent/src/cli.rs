@@ -28,23 +28,31 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<()> {
         .context("starting tokio")?;
     runtime.block_on(async move {
         let agent = run_with(config).await.context("starting the agent")?;
-        println!(
+        announce(format_args!(
             "flowscope listening socket={} http=http://{}",
             agent.socket_path.display(),
             agent.http_addr
-        );
-        println!("flowscope UI: http://{}/", agent.http_addr);
+        ));
+        announce(format_args!("flowscope UI: http://{}/", agent.http_addr));
         if let Some(Command::Demo(args)) = cli.command {
             demo::spawn(agent.socket_path.clone(), args);
-            println!(
+            announce(format_args!(
                 "flowscope demo running: open http://{}/api/traces",
                 agent.http_addr
-            );
+            ));
         }
         wait_for_signal().await;
         agent.shutdown().await;
         Ok(())
     })
+}
+
+/// Prints a line on stdout; a closed stdout (the reader went away) must not stop the agent, so
+/// write errors are ignored rather than panicking as `println!` would.
+fn announce(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
 /// Lifts the soft open-files limit to the hard one, so connection caps, not the default 1024

@@ -119,7 +119,16 @@ pub struct AgentArgs {
     /// Longest delay between retries while the collector is down.
     #[arg(long, env = "FLOWSCOPE_OTLP_MAX_BACKOFF", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
     pub otlp_max_backoff: Duration,
-    /// Bearer token required by the API, the live streams and /metrics (the UI asks for it once).
+    /// OTLP/gRPC receiver address for apps already on OpenTelemetry, or `off`
+    /// [default: 127.0.0.1:4317, where OTel SDKs send by default; if a collector already holds it,
+    /// the agent warns and runs without]. OTLP/HTTP is always on the --http port at /v1/traces.
+    #[arg(long, env = "FLOWSCOPE_OTLP_GRPC_LISTEN", global = true)]
+    pub otlp_grpc_listen: Option<String>,
+    /// Largest OTLP request accepted (compressed and after gunzip), bytes.
+    #[arg(long, env = "FLOWSCOPE_OTLP_MAX_REQUEST_BYTES", default_value_t = 16 * 1024 * 1024, global = true)]
+    pub otlp_max_request_bytes: usize,
+    /// Bearer token required by the API, the live streams, /metrics and the OTLP receivers (the UI
+    /// asks for it once).
     #[arg(long, env = "FLOWSCOPE_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
     /// Allow a non-loopback --http address without --token.
@@ -319,6 +328,8 @@ pub struct AgentConfig {
     pub access: Access,
     /// What is redacted at ingest.
     pub redact: crate::redact::RedactConfig,
+    /// OTLP receivers.
+    pub otlp: crate::otlp::OtlpIngestConfig,
     /// Automatic correlation.
     pub correlate: crate::store::correlate::CorrelateConfig,
 }
@@ -402,6 +413,14 @@ pub enum ConfigError {
     /// An empty token.
     #[error("--token must not be empty")]
     EmptyToken,
+    /// A bad --otlp-grpc-listen value.
+    #[error("--otlp-grpc-listen {0:?} is neither an address (host:port) nor \"off\"")]
+    OtlpGrpcListen(String),
+    /// A public OTLP/gRPC address without a token.
+    #[error(
+        "--otlp-grpc-listen {0} is reachable from other machines; set --token (FLOWSCOPE_TOKEN) or pass --insecure-no-auth"
+    )]
+    PublicGrpcWithoutToken(SocketAddr),
     /// A bad --correlate-temporal rule.
     #[error(transparent)]
     Temporal(#[from] crate::store::correlate::RuleError),
@@ -423,6 +442,7 @@ impl AgentConfig {
             limits: Limits::default(),
             access: Access::default(),
             redact: crate::redact::RedactConfig::default(),
+            otlp: crate::otlp::OtlpIngestConfig::default(),
             correlate: crate::store::correlate::CorrelateConfig::default(),
         }
     }
@@ -437,6 +457,24 @@ impl TryFrom<&AgentArgs> for AgentConfig {
         }
         if !args.http.ip().is_loopback() && args.token.is_none() && !args.insecure_no_auth {
             return Err(ConfigError::PublicWithoutToken(args.http));
+        }
+        let (grpc_listen, grpc_required) = match args.otlp_grpc_listen.as_deref().map(str::trim) {
+            None => (Some(SocketAddr::from(([127, 0, 0, 1], 4317))), false),
+            Some("off" | "none" | "") => (None, false),
+            Some(text) => (
+                Some(
+                    text.parse::<SocketAddr>()
+                        .map_err(|_| ConfigError::OtlpGrpcListen(text.to_owned()))?,
+                ),
+                true,
+            ),
+        };
+        if let Some(addr) = grpc_listen
+            && !addr.ip().is_loopback()
+            && args.token.is_none()
+            && !args.insecure_no_auth
+        {
+            return Err(ConfigError::PublicGrpcWithoutToken(addr));
         }
         let lower = |v: &[String]| -> Vec<String> {
             v.iter()
@@ -489,6 +527,11 @@ impl TryFrom<&AgentArgs> for AgentConfig {
                 cors_origins: lower(&args.cors_origin),
             },
             redact: crate::redact::RedactConfig::parse(&args.redact, args.hide_llm_content)?,
+            otlp: crate::otlp::OtlpIngestConfig {
+                grpc_listen,
+                grpc_required,
+                max_request_bytes: args.otlp_max_request_bytes.max(1024),
+            },
             correlate: crate::store::correlate::CorrelateConfig {
                 state: !args.correlate_state_window.is_zero(),
                 state_window: args.correlate_state_window,

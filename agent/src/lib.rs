@@ -13,6 +13,7 @@ pub mod http;
 pub mod ingest;
 pub mod insights;
 pub mod live;
+pub mod otlp;
 pub use flowscope::redact;
 pub mod store;
 pub mod telemetry;
@@ -46,6 +47,10 @@ pub struct AgentState {
     pub live: Arc<live::Hub>,
     /// Start time.
     pub started: Instant,
+    /// Pass-through forwarding of OTLP-ingested requests (set when an exporter is configured).
+    pub forwarder: std::sync::OnceLock<Arc<export::Forwarder>>,
+    /// The OTLP/gRPC receiver's state for `/readyz` (`listening on …`, `off`, or why not).
+    pub otlp_grpc: std::sync::OnceLock<String>,
     /// Heavy renders allowed at once (each runs on a blocking thread, outside the store lock).
     renders: Arc<tokio::sync::Semaphore>,
 }
@@ -79,6 +84,8 @@ impl AgentState {
                 limits.live_client_bytes,
             )),
             started: Instant::now(),
+            forwarder: std::sync::OnceLock::new(),
+            otlp_grpc: std::sync::OnceLock::new(),
             renders: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_RENDERS)),
             config,
         }
@@ -108,6 +115,17 @@ pub enum StartError {
     /// The OTLP exporter could not be configured.
     #[error(transparent)]
     Export(#[from] export::ExportError),
+    /// The OTLP forwarder could not be configured.
+    #[error(transparent)]
+    Forward(#[from] export::forward::ForwardError),
+    /// The OTLP/gRPC receiver's explicit address could not be bound.
+    #[error("cannot listen for OTLP/gRPC on {addr}: {source}")]
+    OtlpGrpc {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// The HTTP address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Http {
@@ -124,6 +142,8 @@ pub struct RunningAgent {
     pub socket_path: PathBuf,
     /// Bound HTTP address.
     pub http_addr: SocketAddr,
+    /// Bound OTLP/gRPC receiver address, when it listens.
+    pub otlp_grpc_addr: Option<SocketAddr>,
     /// Shared state (store, counters).
     pub state: Arc<AgentState>,
     shutdown: watch::Sender<bool>,
@@ -155,6 +175,20 @@ pub async fn run_with(mut config: AgentConfig) -> Result<RunningAgent, StartErro
         source,
     })?;
     config.http_addr = http_addr;
+    let (otlp_grpc, otlp_grpc_error) = match config.otlp.grpc_listen {
+        None => (None, Some("off".to_owned())),
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => (Some(listener), None),
+            Err(source) if config.otlp.grpc_required => {
+                return Err(StartError::OtlpGrpc { addr, source });
+            }
+            Err(err) => {
+                // The default address: a collector may already hold it; the agent runs without.
+                tracing::warn!(%addr, %err, "OTLP/gRPC receiver not started (use --otlp-grpc-listen to pick another address)");
+                (None, Some(format!("not listening on {addr}: {err}")))
+            }
+        },
+    };
     let socket_path = config.socket_path.clone();
     let state = Arc::new(AgentState::new(config));
     let (shutdown, watch_rx) = watch::channel(false);
@@ -168,6 +202,34 @@ pub async fn run_with(mut config: AgentConfig) -> Result<RunningAgent, StartErro
     )? {
         state.store.write().set_exporter(exporter);
         tasks.push(task);
+        let (forwarder, task) = export::forward::start(
+            &state.config.export,
+            Arc::clone(&state.metrics.export),
+            watch_rx.clone(),
+        )?;
+        let _ = state.forwarder.set(forwarder);
+        tasks.push(task);
+    }
+    let otlp_grpc_addr = match otlp_grpc {
+        Some(listener) => {
+            let addr = listener.local_addr().ok();
+            let _ = state.otlp_grpc.set(match addr {
+                Some(addr) => format!("listening on {addr}"),
+                None => "listening".into(),
+            });
+            let listener = Arc::new(listener);
+            tasks.push(supervise("otlp-grpc", &state, watch_rx.clone(), {
+                let state = Arc::clone(&state);
+                move |shutdown| {
+                    otlp::serve_grpc(Arc::clone(&listener), Arc::clone(&state), shutdown)
+                }
+            }));
+            addr
+        }
+        None => None,
+    };
+    if let Some(why) = otlp_grpc_error {
+        let _ = state.otlp_grpc.set(why);
     }
     let ingest_task = supervise("ingest", &state, watch_rx.clone(), {
         let (listener, path, state) = (listener, socket_path.clone(), Arc::clone(&state));
@@ -201,6 +263,7 @@ pub async fn run_with(mut config: AgentConfig) -> Result<RunningAgent, StartErro
     Ok(RunningAgent {
         socket_path,
         http_addr,
+        otlp_grpc_addr,
         state,
         shutdown,
         tasks: tasks

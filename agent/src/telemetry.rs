@@ -352,6 +352,23 @@ pub struct ExportMetrics {
     pub collector_up: Gauge,
     /// Export attempts that failed.
     pub export_errors: Counter,
+    /// OTLP-ingested spans forwarded upstream as received.
+    pub forwarded_spans: Counter,
+    /// OTLP-ingested spans dropped from the forward queue (full past its byte bound).
+    pub forward_dropped_spans: Counter,
+    /// Bytes of OTLP requests waiting to be forwarded.
+    pub forward_queue_bytes: Gauge,
+}
+
+/// OTLP ingest counters (`POST /v1/traces` and the gRPC receiver).
+#[derive(Debug, Default)]
+pub struct OtlpIngestMetrics {
+    /// Spans accepted.
+    pub spans_accepted: Counter,
+    /// Spans refused inside accepted requests (partial success).
+    pub spans_rejected: Counter,
+    /// Requests refused whole (bad payload, content type, size).
+    pub requests_refused: Counter,
 }
 
 /// API counters.
@@ -377,6 +394,8 @@ pub struct Metrics {
     pub store: std::sync::Arc<StoreMetrics>,
     /// OTLP export.
     pub export: std::sync::Arc<ExportMetrics>,
+    /// OTLP ingest.
+    pub otlp: OtlpIngestMetrics,
     /// HTTP API.
     pub api: ApiMetrics,
     /// Live subscribers (set at scrape time).
@@ -406,6 +425,7 @@ impl Metrics {
         let store = std::sync::Arc::new(store);
         let export = std::sync::Arc::new(ExportMetrics::default());
         let api = ApiMetrics::default();
+        let otlp = OtlpIngestMetrics::default();
         let live_subscribers = Gauge::default();
         let live_dropped_clients = Gauge::default();
         let task_restarts = Counter::default();
@@ -526,6 +546,36 @@ impl Metrics {
             export.export_errors.clone(),
         );
         r.register(
+            "otlp_forwarded_spans",
+            "OTLP-ingested spans forwarded upstream as received",
+            export.forwarded_spans.clone(),
+        );
+        r.register(
+            "otlp_forward_dropped_spans",
+            "OTLP-ingested spans dropped from the full forward queue",
+            export.forward_dropped_spans.clone(),
+        );
+        r.register(
+            "otlp_forward_queue_bytes",
+            "Bytes of OTLP requests waiting to be forwarded",
+            export.forward_queue_bytes.clone(),
+        );
+        r.register(
+            "otlp_spans_accepted",
+            "Spans accepted by the OTLP receivers",
+            otlp.spans_accepted.clone(),
+        );
+        r.register(
+            "otlp_spans_rejected",
+            "Spans refused inside accepted OTLP requests (invalid ids)",
+            otlp.spans_rejected.clone(),
+        );
+        r.register(
+            "otlp_requests_refused",
+            "OTLP requests refused whole (bad payload, content type, size)",
+            otlp.requests_refused.clone(),
+        );
+        r.register(
             "collector_up",
             "1 when the last OTLP export succeeded",
             export.collector_up.clone(),
@@ -549,6 +599,7 @@ impl Metrics {
             ingest,
             store,
             export,
+            otlp,
             api,
             live_subscribers,
             live_dropped_clients,

@@ -65,17 +65,17 @@ function stopChild(child) {
 }
 
 /**
- * Starts the agent binary on a temporary socket and a free HTTP port.
+ * Starts the agent binary on a temporary socket and a free HTTP port (plus `extraArgs`).
  * Returns { socket, url, dir, stop(), trace(id, until?), traces(query), group(cid) }.
  */
-async function startAgent() {
+async function startAgent(extraArgs = []) {
   assert.ok(
     existsSync(AGENT_BIN),
     `agent binary not found at ${AGENT_BIN}: run \`cargo build -p flowscope-agent\` or set FLOWSCOPE_AGENT_BIN`,
   );
   const dir = mkdtempSync(path.join(tmpdir(), 'flowscope-node-'));
   const socket = path.join(dir, 'agent.sock');
-  const child = spawn(AGENT_BIN, ['--socket', socket, '--http', '127.0.0.1:0', '--log', 'warn'], {
+  const child = spawn(AGENT_BIN, ['--socket', socket, '--http', '127.0.0.1:0', '--log', 'warn', ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const match = await waitForLine(child, /^flowscope listening socket=(\S+) http=(\S+)/, 'agent');

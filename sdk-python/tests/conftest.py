@@ -97,7 +97,7 @@ class Agent:
         raise AssertionError(f"group {cid} not as expected after {timeout}s: {last!r}")
 
 
-def start_agent(directory: str, socket_path: str | None = None) -> Agent:
+def start_agent(directory: str, socket_path: str | None = None, *extra: str) -> Agent:
     if not AGENT_BIN.exists():
         pytest.fail(
             f"agent binary not found at {AGENT_BIN}: run `cargo build -p flowscope-agent` "
@@ -108,7 +108,7 @@ def start_agent(directory: str, socket_path: str | None = None) -> Agent:
     log = Path(directory) / f"agent-{os.getpid()}-{time.monotonic_ns()}.log"
     out = open(log, "wb")
     proc = subprocess.Popen(
-        [str(AGENT_BIN), "--socket", sock, "--http", "127.0.0.1:0"],
+        [str(AGENT_BIN), "--socket", sock, "--http", "127.0.0.1:0", *extra],
         stdout=out,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -78,11 +78,14 @@ fn cors_allowed(origin: &str, access: &Access) -> bool {
 /// Paths that need the token when one is set: data, streams and metrics. The UI's static files
 /// and the health probes stay open (they carry no trace data).
 fn needs_token(path: &str) -> bool {
-    path.starts_with("/api/") || path.starts_with("/motia/") || path == "/metrics"
+    path.starts_with("/api/")
+        || path.starts_with("/motia/")
+        || path.starts_with("/v1/")
+        || path == "/metrics"
 }
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
-fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+pub(crate) fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     let mut diff = given.len() ^ expected.len();
     for (i, b) in expected.iter().enumerate() {
         diff |= usize::from(given.get(i).copied().unwrap_or(0) ^ b);

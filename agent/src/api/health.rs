@@ -58,6 +58,13 @@ pub async fn healthz(State(state): State<Arc<AgentState>>) -> Json<Value> {
             "subscribers": state.live.subscribers(),
             "droppedClients": state.live.dropped_clients.load(Ordering::Relaxed),
         },
+        "otlp": {
+            "spansAccepted": state.metrics.otlp.spans_accepted.get(),
+            "spansRejected": state.metrics.otlp.spans_rejected.get(),
+            "requestsRefused": state.metrics.otlp.requests_refused.get(),
+            "forwardedSpans": state.metrics.export.forwarded_spans.get(),
+            "forwardDroppedSpans": state.metrics.export.forward_dropped_spans.get(),
+        },
         "taskRestarts": state.metrics.task_restarts.get(),
     }))
 }
@@ -73,5 +80,13 @@ pub async fn readyz(State(state): State<Arc<AgentState>>) -> Json<Value> {
             "protocol": format!("{:?}", state.config.export.protocol),
         }),
     };
-    Json(json!({ "ready": true, "socket": state.config.socket_path, "exporter": exporter }))
+    Json(json!({
+        "ready": true,
+        "socket": state.config.socket_path,
+        "exporter": exporter,
+        "otlpReceivers": {
+            "http": format!("{}/v1/traces", state.config.http_addr),
+            "grpc": state.otlp_grpc.get(),
+        },
+    }))
 }

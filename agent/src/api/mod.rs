@@ -48,6 +48,7 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
+        .route("/v1/traces", axum::routing::post(crate::otlp::receive_http))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             metrics::track_latency,

@@ -4,6 +4,7 @@
 //! the [`worker`] through `opentelemetry-otlp` (gRPC or HTTP/protobuf). Without an endpoint
 //! nothing is built, queued or attempted.
 
+pub mod forward;
 pub mod mapping;
 pub mod queue;
 pub mod worker;
@@ -18,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::telemetry::ExportMetrics;
 use crate::trace::Trace;
 use crate::trace::builder::Applied;
+pub use forward::Forwarder;
 pub use queue::{CollectorState, ExportQueue};
 
 /// OTLP transport.

@@ -142,6 +142,7 @@ async fn session(
         sdk: hello.sdk,
         pid: hello.pid,
         host: hello.host,
+        otlp: false,
     });
     tracing::debug!(service = %origin.service, sdk = %origin.sdk, pid = ?origin.pid, "client connected");
 

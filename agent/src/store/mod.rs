@@ -148,8 +148,10 @@ impl Store {
         trace.truncated.strings = trace.truncated.strings.saturating_add(cut);
         let applied = builder::apply(trace, &mut self.index, origin, event, now_ns, &self.caps);
         self.observe(id, &applied);
+        // OTLP-ingested spans were forwarded as received; deriving them again would send them twice.
         if let Some(exporter) = &self.exporter
             && applied != Applied::Nothing
+            && !origin.otlp
             && let Some(trace) = self.traces.peek(&id)
         {
             let links = match applied {

@@ -235,6 +235,9 @@ pub struct Origin {
     pub pid: Option<u32>,
     /// Host name.
     pub host: Option<String>,
+    /// The spans came in as OTLP: they were forwarded upstream as received, so the exporter never
+    /// derives spans from what this origin sent.
+    pub otlp: bool,
 }
 
 impl Origin {

@@ -11,6 +11,7 @@ mod lifecycle;
 mod live;
 mod metrics;
 mod otlp;
+mod otlp_ingest;
 mod reconnect;
 mod registration;
 mod socket;

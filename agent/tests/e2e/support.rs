@@ -71,6 +71,12 @@ impl Agent {
             } else {
                 &["--http", "127.0.0.1:0", "--log", "warn"][..]
             })
+            // Tests that want the OTLP/gRPC receiver ask for it; the default port is not theirs.
+            .args(if extra.contains(&"--otlp-grpc-listen") {
+                &[][..]
+            } else {
+                &["--otlp-grpc-listen", "off"][..]
+            })
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,0 +1,286 @@
+//! Pass-through forwarding of OTLP-ingested spans: each accepted request goes upstream as
+//! received (not re-derived from the model), over the exporter's configured transport, through a
+//! byte-bounded queue that keeps requests while the collector is down and retries with backoff.
+//! The model-derived exporter skips OTLP origins, so no span leaves twice.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use parking_lot::Mutex;
+use prost::Message as _;
+use tokio::sync::{Notify, watch};
+
+use super::{ExportConfig, OtlpProtocol};
+use crate::telemetry::ExportMetrics;
+
+/// Time one forward call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A request waiting to go upstream.
+struct Pending {
+    request: ExportTraceServiceRequest,
+    bytes: usize,
+    spans: u64,
+}
+
+/// The producer side: OTLP ingest offers each accepted request here.
+pub struct Forwarder {
+    queue: Mutex<VecDeque<Pending>>,
+    queued_bytes: Mutex<usize>,
+    max_bytes: usize,
+    notify: Notify,
+    metrics: Arc<ExportMetrics>,
+}
+
+impl Forwarder {
+    fn new(max_bytes: usize, metrics: Arc<ExportMetrics>) -> Self {
+        Self {
+            queue: Mutex::new(VecDeque::new()),
+            queued_bytes: Mutex::new(0),
+            max_bytes,
+            notify: Notify::new(),
+            metrics,
+        }
+    }
+
+    /// Queues `request` (`spans` spans); past the byte bound the oldest requests are dropped and
+    /// counted.
+    pub fn offer(&self, request: ExportTraceServiceRequest, spans: u64) {
+        let bytes = request.encoded_len();
+        {
+            let mut queue = self.queue.lock();
+            let mut queued = self.queued_bytes.lock();
+            while *queued + bytes > self.max_bytes
+                && let Some(old) = queue.pop_front()
+            {
+                *queued -= old.bytes;
+                self.metrics.forward_dropped_spans.inc_by(old.spans);
+            }
+            if bytes > self.max_bytes {
+                self.metrics.forward_dropped_spans.inc_by(spans);
+                return;
+            }
+            *queued += bytes;
+            queue.push_back(Pending {
+                request,
+                bytes,
+                spans,
+            });
+            self.metrics.forward_queue_bytes.set(*queued as i64);
+        }
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> Option<Pending> {
+        self.queue.lock().pop_front()
+    }
+
+    fn put_back(&self, pending: Pending) {
+        self.queue.lock().push_front(pending);
+    }
+
+    fn sent(&self, pending: &Pending) {
+        let mut queued = self.queued_bytes.lock();
+        *queued = queued.saturating_sub(pending.bytes);
+        self.metrics.forward_queue_bytes.set(*queued as i64);
+        self.metrics.forwarded_spans.inc_by(pending.spans);
+    }
+}
+
+/// Where requests go.
+enum Upstream {
+    Http {
+        client: reqwest::Client,
+        url: String,
+        headers: Vec<(String, String)>,
+    },
+    Grpc {
+        client: TraceServiceClient<tonic::transport::Channel>,
+        headers: Vec<(String, String)>,
+    },
+}
+
+/// The forwarder could not be configured.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// The endpoint is not a usable URI.
+    #[error("invalid OTLP endpoint {0:?}")]
+    Endpoint(String),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else `OTEL_EXPORTER_OTLP_HEADERS`: `k=v` pairs,
+/// comma-separated, values percent-decoded (as the OpenTelemetry SDKs read them).
+fn env_headers() -> Vec<(String, String)> {
+    let raw = std::env::var("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
+        .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_HEADERS"))
+        .unwrap_or_default();
+    raw.split(',')
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            let value: String = serde_urlencoded::from_str::<Vec<(String, String)>>(&format!(
+                "v={}",
+                value.trim().replace('+', "%2B")
+            ))
+            .ok()?
+            .pop()?
+            .1;
+            Some((key.trim().to_ascii_lowercase(), value))
+        })
+        .filter(|(k, _)| !k.is_empty())
+        .collect()
+}
+
+fn upstream(config: &ExportConfig) -> Result<Upstream, ForwardError> {
+    let headers = env_headers();
+    match config.protocol {
+        OtlpProtocol::HttpProtobuf => {
+            let url = match (&config.traces_endpoint, &config.endpoint) {
+                (Some(full), _) => full.clone(),
+                (None, Some(base)) => format!("{}/v1/traces", base.trim_end_matches('/')),
+                (None, None) => "http://localhost:4318/v1/traces".to_owned(),
+            };
+            let client = reqwest::Client::builder().timeout(CALL_TIMEOUT).build()?;
+            Ok(Upstream::Http {
+                client,
+                url,
+                headers,
+            })
+        }
+        OtlpProtocol::Grpc => {
+            let url = config
+                .traces_endpoint
+                .clone()
+                .or_else(|| config.endpoint.clone())
+                .unwrap_or_else(|| "http://localhost:4317".to_owned());
+            let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
+                .map_err(|_| ForwardError::Endpoint(url))?
+                .timeout(CALL_TIMEOUT)
+                .connect_timeout(CALL_TIMEOUT);
+            Ok(Upstream::Grpc {
+                client: TraceServiceClient::new(endpoint.connect_lazy()),
+                headers,
+            })
+        }
+    }
+}
+
+impl Upstream {
+    async fn send(&mut self, request: &ExportTraceServiceRequest) -> Result<(), String> {
+        match self {
+            Upstream::Http {
+                client,
+                url,
+                headers,
+            } => {
+                let mut call = client
+                    .post(url.as_str())
+                    .header("content-type", "application/x-protobuf")
+                    .body(request.encode_to_vec());
+                for (k, v) in headers.iter() {
+                    call = call.header(k.as_str(), v.as_str());
+                }
+                let response = call.send().await.map_err(|e| e.to_string())?;
+                let status = response.status();
+                // 4xx other than 429 will not get better on retry: the collector refused it.
+                if status.is_success() || (status.is_client_error() && status.as_u16() != 429) {
+                    if !status.is_success() {
+                        tracing::warn!(%status, "collector refused forwarded OTLP spans");
+                    }
+                    Ok(())
+                } else {
+                    Err(format!("collector answered {status}"))
+                }
+            }
+            Upstream::Grpc { client, headers } => {
+                let mut call = tonic::Request::new(request.clone());
+                for (k, v) in headers.iter() {
+                    if let (Ok(key), Ok(value)) = (
+                        k.parse::<tonic::metadata::MetadataKey<_>>(),
+                        v.parse::<tonic::metadata::MetadataValue<_>>(),
+                    ) {
+                        call.metadata_mut().insert(key, value);
+                    }
+                }
+                match client.export(call).await {
+                    Ok(_) => Ok(()),
+                    Err(status)
+                        if matches!(
+                            status.code(),
+                            tonic::Code::InvalidArgument | tonic::Code::PermissionDenied
+                        ) =>
+                    {
+                        tracing::warn!(%status, "collector refused forwarded OTLP spans");
+                        Ok(())
+                    }
+                    Err(status) => Err(status.to_string()),
+                }
+            }
+        }
+    }
+}
+
+/// Builds the forwarder for `config` and its worker task.
+pub fn start(
+    config: &ExportConfig,
+    metrics: Arc<ExportMetrics>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(Arc<Forwarder>, tokio::task::JoinHandle<()>), ForwardError> {
+    let upstream = upstream(config)?;
+    let forwarder = Arc::new(Forwarder::new(config.queue_bytes, metrics));
+    let min_backoff = Duration::from_millis(50).min(config.max_backoff);
+    let task = tokio::spawn(run(
+        Arc::clone(&forwarder),
+        upstream,
+        (min_backoff, config.max_backoff),
+        shutdown,
+    ));
+    Ok((forwarder, task))
+}
+
+async fn run(
+    forwarder: Arc<Forwarder>,
+    mut upstream: Upstream,
+    (min_backoff, max_backoff): (Duration, Duration),
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = min_backoff;
+    loop {
+        let Some(pending) = forwarder.take() else {
+            tokio::select! {
+                _ = forwarder.notify.notified() => continue,
+                _ = shutdown.changed() => break,
+            }
+        };
+        match upstream.send(&pending.request).await {
+            Ok(()) => {
+                forwarder.sent(&pending);
+                backoff = min_backoff;
+            }
+            Err(err) => {
+                tracing::debug!(%err, "OTLP forward failed; will retry");
+                forwarder.metrics.export_errors.inc();
+                forwarder.put_back(pending);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => break,
+                }
+                backoff = (backoff * 2).min(max_backoff);
+            }
+        }
+    }
+    let flush = async {
+        while let Some(pending) = forwarder.take() {
+            if upstream.send(&pending.request).await.is_err() {
+                return;
+            }
+            forwarder.sent(&pending);
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
+}

@@ -511,3 +511,69 @@ test('the list marks multi-service traces and filters by service, on the server 
   assert.equal(await page.inputValue('select[name=service]'), ORDER);
   await cleanPage(page);
 });
+
+/** OTLP/JSON as the OpenTelemetry JS http/json exporter sends it: hex ids, string nanos. */
+function otlpJson(service, spans) {
+  return {
+    resourceSpans: [
+      {
+        resource: { attributes: [{ key: 'service.name', value: { stringValue: service } }] },
+        scopeSpans: [{ scope: { name: 'ui-test' }, spans }],
+      },
+    ],
+  };
+}
+
+test('an OpenTelemetry service (OTLP/JSON) calling a flowscope service shows as one trace with two lanes', async () => {
+  const tr = traceId();
+  const root = spanId();
+  const call = spanId();
+  const seg = spanId();
+  const charge = spanId();
+  const t0 = nowNs() - msToNs(1000);
+  const ns = (ms) => String(t0 + msToNs(ms));
+  const span = (id, parent, name, kind, from, to, extra = {}) => ({
+    traceId: tr,
+    spanId: id,
+    ...(parent ? { parentSpanId: parent } : {}),
+    name,
+    kind,
+    startTimeUnixNano: ns(from),
+    endTimeUnixNano: ns(to),
+    ...extra,
+  });
+  const body = otlpJson('storefront-otel', [
+    span(call, root, 'POST /pay', 3, 2, 18, { attributes: [{ key: 'http.request.method', value: { stringValue: 'POST' } }] }),
+    span(root, null, 'GET /checkout', 2, 0, 20, { attributes: [{ key: 'workflow.name', value: { stringValue: 'checkout-otel' } }] }),
+  ]);
+  const response = await fetch(`${agent.url}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  assert.equal(response.status, 200);
+  assert.deepEqual(await response.json(), {});
+  // The callee, a flowscope service continuing the OpenTelemetry CLIENT span.
+  const at = (ms) => t0 + msToNs(ms);
+  await conns.chat.send([
+    { k: 'trace_start', t: at(4), tr, flow: 'payment', entry: 'api', step: 'charge-card', sp: seg, ps: call, fl: 1 },
+    { k: 'step_start', t: at(4), tr, sp: charge, ps: seg, name: 'charge-card' },
+    { k: 'step_end', t: at(15), tr, sp: charge, name: 'charge-card' },
+    { k: 'trace_end', t: at(16), tr, sp: seg },
+  ]);
+  const t = await done(tr, 2);
+  assert.equal(t.flowName, 'checkout-otel');
+  assert.deepEqual(t.services, ['storefront-otel', CHAT]);
+
+  const page = await newPage(browser);
+  await watchCsp(page);
+  await page.goto(`${agent.url}/#/traces/${tr}`);
+  await page.waitForSelector('.timeline.multi-service .tl-row[data-name="charge-card"]');
+  const rows = await timelineRows(page);
+  assert.deepEqual(
+    rows.map((r) => [r.name, r.service, r.depth]),
+    [
+      ['POST /pay', 'storefront-otel', 0],
+      ['charge-card', CHAT, 1],
+    ],
+    'the flowscope step nests under the OpenTelemetry client span',
+  );
+  await screenshot(page, 'services-07-otlp-mixed');
+  await cleanPage(page);
+});

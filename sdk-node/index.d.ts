@@ -18,8 +18,16 @@ export interface InitOptions {
   socket?: string;
   /** No-op mode; default from `FLOWSCOPE_DISABLED` (`1`, `true`, `yes`, `on`). */
   disabled?: boolean;
-  /** Events buffered before new ones are dropped (default 65536). */
+  /** Events buffered before new ones overflow (default: bounded by `queueBytes` only). */
   queueCapacity?: number;
+  /** Estimated bytes buffered before new events overflow (default 256 MiB, `FLOWSCOPE_QUEUE_BYTES`). */
+  queueBytes?: number;
+  /**
+   * When the queue is full: `drop` (default; counted per trace, the agent marks the trace
+   * incomplete, never waits), `block` (wait up to 5 s for room, then drop) or `block:<ms>` — for
+   * batch jobs. Default from `FLOWSCOPE_OVERFLOW`. An unknown value throws.
+   */
+  overflow?: 'drop' | 'block' | `block:${number}`;
   /** Batch encoding on the socket (default `msgpack`). */
   encoding?: 'msgpack' | 'json';
   /** Longest wait for queued events when the process exits, in ms (default 1000; 0 = none). */

@@ -215,6 +215,8 @@ function init(options) {
     socket: optStr(opts.socket),
     disabled: opts.disabled === undefined ? undefined : Boolean(opts.disabled),
     queueCapacity: opts.queueCapacity === undefined ? undefined : Number(opts.queueCapacity),
+    queueBytes: opts.queueBytes === undefined ? undefined : Number(opts.queueBytes),
+    overflow: optStr(opts.overflow),
     encoding: optStr(opts.encoding),
     redact: opts.redact === undefined ? undefined : Array.from(opts.redact, String),
     hideLlmContent: opts.hideLlmContent === undefined ? undefined : Boolean(opts.hideLlmContent),

@@ -79,12 +79,13 @@ pub fn kind_index(event: &flowscope::wire::Event) -> usize {
         Event::Correlate(_) => 11,
         Event::Custom(_) => 12,
         Event::Stats(_) => 13,
-        Event::Unknown => 14,
+        Event::Dropped(_) => 14,
+        Event::Unknown => 15,
     }
 }
 
 /// Event kinds counted separately (wire names).
-pub const EVENT_KINDS: [&str; 15] = [
+pub const EVENT_KINDS: [&str; 16] = [
     "trace_start",
     "trace_end",
     "step_start",
@@ -99,6 +100,7 @@ pub const EVENT_KINDS: [&str; 15] = [
     "correlate",
     "custom",
     "stats",
+    "dropped",
     "unknown",
 ];
 

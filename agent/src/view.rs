@@ -113,7 +113,16 @@ pub struct TraceSummaryJson<'a> {
     step_names_truncated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     truncated: Option<TruncationJson>,
+    /// The SDK dropped events of this trace (its queue was full): what is shown is partial.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    incomplete: bool,
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    dropped_events: u64,
     metadata: MetadataJson,
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What the per-trace caps left out (only the non-zero counts).
@@ -184,6 +193,8 @@ pub fn trace_summary(trace: &Trace, trace_index: Option<usize>) -> TraceSummaryJ
         step_names,
         step_names_truncated,
         truncated: truncation(&trace.truncated),
+        incomplete: trace.dropped_events > 0,
+        dropped_events: trace.dropped_events,
         metadata: metadata(trace, trace_index),
     }
 }

@@ -40,8 +40,13 @@ pub struct InitOptions {
     pub socket: Option<String>,
     /// No-op mode; default from `FLOWSCOPE_DISABLED`.
     pub disabled: Option<bool>,
-    /// Events the queue holds before new ones are dropped (default 65536).
+    /// Events the queue holds before new ones overflow (default: no bound beside `queueBytes`).
     pub queue_capacity: Option<u32>,
+    /// Estimated bytes the queue holds before new events overflow (default 256 MiB).
+    pub queue_bytes: Option<f64>,
+    /// `drop` (default: count per trace, never wait), `block` (wait up to 5 s for room) or
+    /// `block:<ms>`.
+    pub overflow: Option<String>,
     /// Batch encoding: `msgpack` (default) or `json`.
     pub encoding: Option<String>,
     /// What must never leave the process: comma-separated key names, or `re:<regex>` patterns.
@@ -81,6 +86,24 @@ pub fn init(options: Option<InitOptions>) -> napi::Result<InitResult> {
             ));
         }
         config = config.queue_capacity(capacity as usize);
+    }
+    if let Some(bytes) = options.queue_bytes {
+        if !(bytes >= 1.0 && bytes.is_finite()) {
+            return Err(napi::Error::new(
+                Status::InvalidArg,
+                "queueBytes must be a positive number",
+            ));
+        }
+        config = config.queue_bytes(bytes as usize);
+    }
+    if let Some(text) = options.overflow {
+        let parsed = flowscope::Overflow::parse(&text).ok_or_else(|| {
+            napi::Error::new(
+                Status::InvalidArg,
+                format!("overflow must be \"drop\", \"block\" or \"block:<ms>\", not {text:?}"),
+            )
+        })?;
+        config = config.overflow(parsed);
     }
     let rules = flowscope::redact::RedactConfig::parse(
         &options.redact.unwrap_or_default(),

@@ -230,3 +230,40 @@ test('an invalid redact pattern throws at init', async () => {
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stdout, /refused: .*not a valid regular expression/);
 });
+
+const burster = (overflow) => `
+  const flowscope = require(${SDK});
+  flowscope.init({ service: 'node-burst', queueBytes: 16384, overflow: ${JSON.stringify(overflow)} });
+  const id = flowscope.trace('burst', () => {
+    flowscope.step('hot-loop', () => {
+      for (let i = 0; i < 20000; i++) flowscope.stateSet('key-' + i);
+    });
+    return flowscope.getContext().traceId;
+  });
+  flowscope.flushSync(30000);
+  console.log(JSON.stringify({ trace: id, dropped: flowscope.stats().dropped }));
+`;
+
+test('a full queue drops per trace and the agent marks the trace incomplete', async () => {
+  const run = await runNode({ code: burster('drop'), env: { FLOWSCOPE_SOCKET: agent.socket }, timeoutMs: 60000 });
+  assert.equal(run.code, 0, run.stderr);
+  const { trace, dropped } = JSON.parse(run.stdout.trim());
+  assert.ok(dropped > 0, 'a 16 KiB queue overflows in a tight loop');
+  const t = await agent.trace(trace, (t) => t.droppedEvents === dropped);
+  assert.equal(t.incomplete, true);
+});
+
+test("overflow: 'block' waits for room and loses nothing", async () => {
+  const run = await runNode({ code: burster('block'), env: { FLOWSCOPE_SOCKET: agent.socket }, timeoutMs: 60000 });
+  assert.equal(run.code, 0, run.stderr);
+  const { trace, dropped } = JSON.parse(run.stdout.trim());
+  assert.equal(dropped, 0);
+  const t = await agent.trace(trace);
+  assert.equal(t.steps[0].operations.state, 20000);
+  assert.equal(t.incomplete, undefined);
+});
+
+test('an unknown overflow mode throws', async () => {
+  const flowscope = require('..');
+  assert.throws(() => flowscope.init({ service: 'x', overflow: 'wait', socket: '/nonexistent/x.sock' }), /overflow must be/);
+});

@@ -110,7 +110,8 @@ impl PyClient {
     /// Starts a client. `service=""` falls back to `OTEL_SERVICE_NAME`; `socket=None` to
     /// `FLOWSCOPE_SOCKET` and the default path; `disabled=None` to `FLOWSCOPE_DISABLED`.
     #[new]
-    #[pyo3(signature = (service="", socket=None, disabled=None, queue_capacity=None, redact=None, hide_llm_content=false))]
+    #[pyo3(signature = (service="", socket=None, disabled=None, queue_capacity=None, redact=None, hide_llm_content=false, queue_bytes=None, overflow=None))]
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments, all optional
     fn new(
         service: &str,
         socket: Option<PathBuf>,
@@ -118,6 +119,8 @@ impl PyClient {
         queue_capacity: Option<usize>,
         redact: Option<Vec<String>>,
         hide_llm_content: bool,
+        queue_bytes: Option<usize>,
+        overflow: Option<&str>,
     ) -> PyResult<Self> {
         let mut config = Config::from_env(service);
         let rules =
@@ -132,6 +135,17 @@ impl PyClient {
         }
         if let Some(capacity) = queue_capacity {
             config = config.queue_capacity(capacity);
+        }
+        if let Some(bytes) = queue_bytes {
+            config = config.queue_bytes(bytes);
+        }
+        if let Some(text) = overflow {
+            let parsed = flowscope::Overflow::parse(text).ok_or_else(|| {
+                pyo3::exceptions::PyValueError::new_err(format!(
+                    "overflow must be \"drop\", \"block\" or \"block:<ms>\", not {text:?}"
+                ))
+            })?;
+            config = config.overflow(parsed);
         }
         config.sdk = format!("python/{}", env!("CARGO_PKG_VERSION"));
         Ok(Self {

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -346,3 +348,52 @@ def test_an_invalid_redact_pattern_raises_value_error() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "refused:" in done.stdout and "not a valid regular expression" in done.stdout
+
+
+BURST_SCRIPT = """
+import json, sys
+import flowscope
+flowscope.init(service="py-burst", queue_bytes=16384, overflow=sys.argv[1])
+with flowscope.trace("burst") as run:
+    with flowscope.step("hot-loop"):
+        for i in range(20000):
+            flowscope.state_set(f"key-{i}").record()
+flowscope.flush(30.0)
+print(json.dumps({"trace": run.trace_id, "dropped": flowscope.stats()["dropped"]}))
+"""
+
+
+@pytest.mark.parametrize("overflow", ["drop", "block"])
+def test_a_full_queue_drops_per_trace_or_blocks(agent: Agent, overflow: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", BURST_SCRIPT, overflow],
+        env=child_env(agent),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    if overflow == "drop":
+        # A 16 KiB queue cannot hold a tight loop: drops are counted and the trace says so.
+        assert out["dropped"] > 0
+        t = agent.trace(out["trace"], until=lambda t: t.get("droppedEvents") == out["dropped"])
+        assert t["incomplete"] is True
+    else:
+        assert out["dropped"] == 0
+        t = agent.trace(out["trace"])
+        assert t["steps"][0]["operations"]["state"] == 20000
+        assert "incomplete" not in t
+
+
+def test_an_unknown_overflow_mode_is_a_value_error(agent: Agent) -> None:
+    code = """
+import flowscope
+try:
+    flowscope.init(service="x", overflow="wait")
+except ValueError as exc:
+    print("ValueError:", exc)
+"""
+    proc = run_python(code, child_env(agent))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ValueError: overflow must be"), proc.stdout

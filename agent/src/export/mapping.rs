@@ -555,6 +555,12 @@ pub fn segment_span(trace: &Trace, index: usize, links: &RootLinks) -> Option<Sp
         KeyValue::new("openinference.span.kind", "CHAIN"),
         KeyValue::new("flowscope.steps.total", trace.steps.len() as i64),
     ];
+    if trace.dropped_events > 0 {
+        attributes.push(KeyValue::new(
+            "flowscope.dropped_events",
+            i64::try_from(trace.dropped_events).unwrap_or(i64::MAX),
+        ));
+    }
     if let Some(step) = &segment.entry_step {
         attributes.push(KeyValue::new("flowscope.entry.step", step.clone()));
     }

@@ -112,6 +112,7 @@ fn admit(trace: &mut Trace, event: &Event, caps: &TraceCaps) -> bool {
         | Event::StepEnd(_)
         | Event::Correlate(_)
         | Event::Stats(_)
+        | Event::Dropped(_)
         | Event::Unknown => true,
         other => {
             let unknown_step = step_event_span(other)
@@ -427,6 +428,10 @@ pub fn apply(
             correlate(trace, idx, c.cid, c.method, c.name);
             Applied::Nothing
         }
+        Event::Dropped(dropped) => {
+            trace.dropped_events = trace.dropped_events.saturating_add(dropped.n);
+            Applied::Nothing
+        }
         Event::Stats(_) | Event::Unknown => Applied::Nothing,
         other => {
             let span = step_event_span(&other);
@@ -551,7 +556,7 @@ pub fn event_times(event: &Event) -> Option<(u64, u64)> {
         Event::Transition(e) => e.t,
         Event::Correlate(e) => e.t,
         Event::Custom(e) => e.t,
-        Event::Stats(_) | Event::Unknown => return None,
+        Event::Dropped(_) | Event::Stats(_) | Event::Unknown => return None,
     };
     Some((t, t))
 }

@@ -166,6 +166,10 @@ pub fn sanitize(event: &mut Event) -> Result<u32, Invalid> {
             span_ok(e.span)?;
             cut(&mut e.name)
         }
+        Event::Dropped(e) => {
+            clamp_time(&mut e.t);
+            0
+        }
         Event::Stats(_) | Event::Unknown => 0,
     };
     Ok(cut_count)

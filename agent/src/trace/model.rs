@@ -319,6 +319,8 @@ pub struct Trace {
     pub events: Vec<Event>,
     /// What the per-trace caps left out.
     pub truncated: super::limits::Truncation,
+    /// Events the SDKs reported dropping (their queue was full): the trace is incomplete.
+    pub dropped_events: u64,
     /// The services' parts of this trace, in arrival order (at least one once started).
     pub segments: Vec<Segment>,
     /// How an automatic link put the trace in its group (absent for manual/header/parent links).
@@ -358,6 +360,7 @@ impl Trace {
             ops: Vec::new(),
             events: Vec::new(),
             truncated: super::limits::Truncation::default(),
+            dropped_events: 0,
             event_count: 0,
             segments: Vec::new(),
             sampled: None,

@@ -3,6 +3,7 @@
 mod api_errors;
 mod async_rust;
 mod bad_input;
+mod burst;
 mod correlation;
 mod filters;
 mod hardening;

@@ -719,6 +719,8 @@ def init(
     queue_capacity: int | None = None,
     redact: list[str] | None = None,
     hide_llm_content: bool = False,
+    queue_bytes: int | None = None,
+    overflow: str | None = None,
 ) -> None:
     """Configures the client. Optional: without it the first trace starts a client from the
     environment (``FLOWSCOPE_SOCKET``, ``FLOWSCOPE_DISABLED``, ``OTEL_SERVICE_NAME``).
@@ -726,7 +728,12 @@ def init(
     ``redact`` lists what must never leave the process: key names (comma-separated) whose values
     in log fields, attributes and payloads become ``[redacted]``, and ``re:<regex>`` patterns
     replaced in any text; ``hide_llm_content`` replaces every prompt and response. An invalid
-    pattern raises ``ValueError``; nothing else here raises."""
+    pattern raises ``ValueError``; nothing else here raises.
+
+    The queue holds ``queue_bytes`` (estimated; default 256 MiB, ``FLOWSCOPE_QUEUE_BYTES``). When it
+    is full, ``overflow="drop"`` (default) drops the event and the agent marks its trace
+    incomplete; ``"block"`` waits up to 5 s for room (``"block:<ms>"`` sets the wait) — for batch
+    jobs. ``FLOWSCOPE_OVERFLOW`` sets the default. An unknown ``overflow`` raises ``ValueError``."""
     try:
         _rt.init(
             service,
@@ -735,6 +742,8 @@ def init(
             queue_capacity=queue_capacity,
             redact=redact,
             hide_llm_content=hide_llm_content,
+            queue_bytes=queue_bytes,
+            overflow=overflow,
         )
     except ValueError:
         raise

@@ -64,6 +64,8 @@ class Client:
         queue_capacity: int | None = None,
         redact: list[str] | None = None,
         hide_llm_content: bool = False,
+        queue_bytes: int | None = None,
+        overflow: str | None = None,
     ) -> Client: ...
     @property
     def service(self) -> str: ...

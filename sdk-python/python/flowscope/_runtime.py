@@ -69,6 +69,8 @@ def init(
     queue_capacity: int | None = None,
     redact: list[str] | None = None,
     hide_llm_content: bool = False,
+    queue_bytes: int | None = None,
+    overflow: str | None = None,
 ) -> None:
     """(Re)configures the client. Optional: the first trace starts one from the environment."""
     off = env_flag("FLOWSCOPE_DISABLED") if disabled is None else bool(disabled)
@@ -80,6 +82,10 @@ def init(
         settings["socket"] = os.fspath(socket)
     if queue_capacity is not None:
         settings["queue_capacity"] = queue_capacity
+    if queue_bytes is not None:
+        settings["queue_bytes"] = queue_bytes
+    if overflow is not None:
+        settings["overflow"] = overflow
     if redact:
         settings["redact"] = list(redact)
     if hide_llm_content:

@@ -5,6 +5,8 @@
 //! | `FLOWSCOPE_SOCKET` | agent socket path | `$XDG_RUNTIME_DIR/flowscope/flowscope.sock`, else `/tmp/flowscope-$UID/flowscope.sock` |
 //! | `FLOWSCOPE_DISABLED` | `1`/`true`: every call is a no-op | off |
 //! | `OTEL_SERVICE_NAME` | service name when none is given | `unknown_service` |
+//! | `FLOWSCOPE_QUEUE_BYTES` | queue bound in (estimated) bytes | 256 MiB |
+//! | `FLOWSCOPE_OVERFLOW` | `drop`, or `block` (wait up to 5 s for room), or `block:<ms>` | `drop` |
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,8 +21,12 @@ pub struct Config {
     pub service: String,
     /// Agent socket path.
     pub socket_path: PathBuf,
-    /// Events the queue holds before new ones are dropped.
+    /// Events the queue holds before new ones overflow (a second bound beside `queue_bytes`).
     pub queue_capacity: usize,
+    /// Estimated bytes the queue holds before new events overflow.
+    pub queue_bytes: usize,
+    /// What an event that does not fit does.
+    pub overflow: Overflow,
     /// Most events in one frame.
     pub max_batch_events: usize,
     /// Largest frame payload (lowered to the agent's `maxFrame` after the handshake).
@@ -42,6 +48,37 @@ pub struct Config {
     /// A hook the writer calls on every event before it leaves the process (after `redact`).
     pub redact_hook: Option<RedactHook>,
 }
+
+/// What [`Client::emit`](super::Client::emit) does when the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// Drop the event and count it (per trace: the agent marks the trace incomplete). Never
+    /// blocks: the default for services.
+    #[default]
+    Drop,
+    /// Wait for room up to this long, then drop: for batch jobs that prefer slower to lossy.
+    Block(Duration),
+}
+
+impl Overflow {
+    /// How long `block` waits when no time is given.
+    pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
+
+    /// Parses `drop`, `block` or `block:<ms>`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "drop" => Some(Self::Drop),
+            "block" => Some(Self::Block(Self::DEFAULT_WAIT)),
+            other => other
+                .strip_prefix("block:")
+                .and_then(|ms| ms.trim().parse::<u64>().ok())
+                .map(|ms| Self::Block(Duration::from_millis(ms))),
+        }
+    }
+}
+
+/// Default queue bound in bytes.
+pub const DEFAULT_QUEUE_BYTES: usize = 256 * 1024 * 1024;
 
 /// A function that edits an event before it is sent (drop secrets, hash ids…).
 #[derive(Clone)]
@@ -70,7 +107,9 @@ impl Config {
         Self {
             service: service.into(),
             socket_path: default_socket_path(),
-            queue_capacity: 65_536,
+            queue_capacity: usize::MAX,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
+            overflow: Overflow::Drop,
             max_batch_events: 1024,
             max_frame: DEFAULT_MAX_FRAME,
             backoff_min: Duration::from_millis(20),
@@ -98,6 +137,18 @@ impl Config {
             .map(PathBuf::from)
             .unwrap_or_else(default_socket_path);
         config.disabled = env_flag("FLOWSCOPE_DISABLED");
+        if let Some(bytes) = std::env::var("FLOWSCOPE_QUEUE_BYTES")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+        {
+            config.queue_bytes = bytes.max(1);
+        }
+        if let Some(overflow) = std::env::var("FLOWSCOPE_OVERFLOW")
+            .ok()
+            .and_then(|v| Overflow::parse(&v))
+        {
+            config.overflow = overflow;
+        }
         config
     }
 
@@ -107,9 +158,21 @@ impl Config {
         self
     }
 
-    /// Sets the queue capacity.
+    /// Sets the queue bound in events.
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// Sets the queue bound in estimated bytes.
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes.max(1);
+        self
+    }
+
+    /// Sets what an event that does not fit in the queue does.
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
         self
     }
 

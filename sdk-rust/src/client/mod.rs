@@ -1,7 +1,10 @@
 //! The client: a bounded, non-blocking event queue drained by a background writer thread.
 //!
-//! [`Client::emit`] is O(1): it moves the event into a bounded channel and returns. When the
-//! queue is full the event is dropped and counted; nothing ever blocks or panics the caller.
+//! [`Client::emit`] is O(1): it moves the event into the queue and returns. The queue is bounded
+//! by estimated bytes (256 MiB by default) and optionally by events. When it is full the event is
+//! dropped and counted per trace, and the writer tells the agent, which marks the trace
+//! `incomplete`; with [`Overflow::Block`] the caller waits a bounded time for room first. Nothing
+//! ever panics the caller.
 
 mod api;
 mod config;
@@ -18,11 +21,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
 use parking_lot::RwLock;
 
 pub use api::*;
-pub use config::{Config, RedactHook};
+pub use config::{Config, DEFAULT_QUEUE_BYTES, Overflow, RedactHook};
 pub use context::{ContextGuard, SpanContext};
 pub use future::Instrumented;
 use shared::Shared;
@@ -46,6 +49,8 @@ pub struct Stats {
     pub reconnects: u64,
     /// Events waiting in the queue.
     pub queued: u64,
+    /// Estimated bytes waiting in the queue.
+    pub queued_bytes: u64,
     /// Whether the writer holds a live connection.
     pub connected: bool,
 }
@@ -80,7 +85,8 @@ impl Client {
         let tx = if config.disabled {
             None
         } else {
-            let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
+            // Unbounded channel: the bounds are the byte and event budgets checked in `emit`.
+            let (tx, rx) = crossbeam_channel::unbounded();
             let writer_shared = Arc::clone(&shared);
             let writer_config = config.clone();
             let spawned = std::thread::Builder::new()
@@ -115,15 +121,33 @@ impl Client {
             return false;
         };
         let shared = &self.inner.shared;
-        shared.enqueued.fetch_add(1, Ordering::AcqRel);
-        match tx.try_send(event) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                shared.enqueued.fetch_sub(1, Ordering::AcqRel);
-                shared.dropped.fetch_add(1, Ordering::Relaxed);
-                false
+        let config = &self.inner.config;
+        let size = event.queued_size();
+        let fits = || {
+            shared.queued_bytes.load(Ordering::Relaxed) + size <= config.queue_bytes
+                && shared.in_flight() < config.queue_capacity as u64
+        };
+        if !fits() {
+            let room = match config.overflow {
+                Overflow::Drop => false,
+                Overflow::Block(wait) => {
+                    shared.wait_for_room(std::time::Instant::now() + wait, fits)
+                }
+            };
+            if !room {
+                shared.record_drop(event.trace_id(), 1);
+                return false;
             }
         }
+        shared.queued_bytes.fetch_add(size, Ordering::Relaxed);
+        shared.enqueued.fetch_add(1, Ordering::AcqRel);
+        if tx.send(event).is_err() {
+            shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+            shared.enqueued.fetch_sub(1, Ordering::AcqRel);
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
     }
 
     /// Waits up to `timeout` until every event queued before the call is written (or dropped).
@@ -150,6 +174,7 @@ impl Client {
             dropped: shared.dropped.load(Ordering::Relaxed),
             reconnects: shared.reconnects.load(Ordering::Relaxed),
             queued: self.inner.tx.as_ref().map_or(0, |tx| tx.len() as u64),
+            queued_bytes: shared.queued_bytes.load(Ordering::Relaxed) as u64,
             connected: shared.connected.load(Ordering::Relaxed),
         }
     }

@@ -1,9 +1,13 @@
 //! Counters shared between the emitting threads and the writer thread.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
+
+/// Traces whose drops are reported individually; more are counted in the total only.
+const MAX_DROP_REPORTS: usize = 4096;
 
 /// Counters and the flush rendezvous.
 #[derive(Default)]
@@ -22,6 +26,12 @@ pub(crate) struct Shared {
     pub(crate) last_error: Mutex<Option<String>>,
     /// The agent's export sample ratio as f64 bits; 0 means "not told yet" (treated as 1.0).
     sample_ratio_bits: AtomicU64,
+    /// Estimated bytes of the events in the queue (added on emit, removed as the writer takes them).
+    pub(crate) queued_bytes: AtomicUsize,
+    /// Events dropped per trace since the writer last reported them to the agent.
+    drops: Mutex<HashMap<crate::wire::TraceId, u64>>,
+    /// Whether `drops` has anything to report.
+    drops_pending: AtomicBool,
     /// Accepted events the writer is done with (sent or dropped).
     processed: AtomicU64,
     progress: Mutex<()>,
@@ -62,6 +72,62 @@ impl Shared {
             eprintln!("flowscope: {m}");
         }
         *last = message;
+    }
+
+    /// Counts one dropped event of `trace` (for the agent's `incomplete` mark). Traces past a bound
+    /// are counted only in the total.
+    pub(crate) fn record_drop(&self, trace: Option<crate::wire::TraceId>, events: u64) {
+        self.dropped.fetch_add(events, Ordering::Relaxed);
+        let Some(trace) = trace else { return };
+        let mut drops = self.drops.lock();
+        if drops.len() < MAX_DROP_REPORTS || drops.contains_key(&trace) {
+            *drops.entry(trace).or_default() += events;
+            self.drops_pending.store(true, Ordering::Release);
+        }
+    }
+
+    /// The per-trace drop counts to report, emptied.
+    pub(crate) fn take_drops(&self) -> Vec<(crate::wire::TraceId, u64)> {
+        if !self.drops_pending.swap(false, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        self.drops.lock().drain().collect()
+    }
+
+    /// Puts back drop counts the writer could not report yet.
+    pub(crate) fn restore_drops(&self, drops: Vec<(crate::wire::TraceId, u64)>) {
+        if drops.is_empty() {
+            return;
+        }
+        let mut map = self.drops.lock();
+        for (trace, n) in drops {
+            *map.entry(trace).or_default() += n;
+        }
+        self.drops_pending.store(true, Ordering::Release);
+    }
+
+    /// Events accepted and not yet sent or dropped.
+    pub(crate) fn in_flight(&self) -> u64 {
+        self.enqueued
+            .load(Ordering::Acquire)
+            .saturating_sub(self.processed.load(Ordering::Acquire))
+    }
+
+    /// Waits until `fits()` holds or `deadline` passes (the writer wakes waiters as it sends).
+    pub(crate) fn wait_for_room(&self, deadline: Instant, fits: impl Fn() -> bool) -> bool {
+        let mut guard = self.progress.lock();
+        loop {
+            if fits() {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            // Bounded steps: a wake-up can be missed between `fits` and the wait.
+            let step = (deadline - now).min(Duration::from_millis(5));
+            self.progressed.wait_for(&mut guard, step);
+        }
     }
 
     pub(crate) fn mark_processed(&self, events: u64) {

@@ -44,10 +44,15 @@ pub(crate) fn run(rx: Receiver<Event>, shared: Arc<Shared>, config: Config) {
     let mut batch: Vec<Event> = Vec::with_capacity(writer.config.max_batch_events);
     let mut closing = false;
     loop {
+        let mut taken = 0usize;
         if batch.is_empty() {
             match rx.recv_timeout(IDLE_TICK) {
-                Ok(event) => batch.push(writer.redact(event)),
+                Ok(event) => {
+                    taken += event.queued_size();
+                    batch.push(writer.redact(event));
+                }
                 Err(RecvTimeoutError::Timeout) => {
+                    writer.report_drops();
                     writer.maybe_send_stats();
                     continue;
                 }
@@ -56,7 +61,10 @@ pub(crate) fn run(rx: Receiver<Event>, shared: Arc<Shared>, config: Config) {
         }
         while batch.len() < writer.config.max_batch_events {
             match rx.try_recv() {
-                Ok(event) => batch.push(writer.redact(event)),
+                Ok(event) => {
+                    taken += event.queued_size();
+                    batch.push(writer.redact(event));
+                }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
                     closing = true;
@@ -64,6 +72,14 @@ pub(crate) fn run(rx: Receiver<Event>, shared: Arc<Shared>, config: Config) {
                 }
             }
         }
+        // The batch left the queue: its bytes are room for new events (one update per batch).
+        if taken > 0 {
+            writer
+                .shared
+                .queued_bytes
+                .fetch_sub(taken, Ordering::Relaxed);
+        }
+        writer.report_drops();
         if writer.deliver(&batch, closing) {
             batch.clear();
         } else if closing {
@@ -178,6 +194,31 @@ impl Writer {
         };
         counter.fetch_add(events as u64, Ordering::Relaxed);
         self.shared.mark_processed(events as u64);
+    }
+
+    /// Tells the agent which traces lost events (so it marks them incomplete); kept for later
+    /// when there is no connection.
+    fn report_drops(&mut self) {
+        let drops = self.shared.take_drops();
+        if drops.is_empty() {
+            return;
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            self.shared.restore_drops(drops);
+            return;
+        };
+        let t = crate::now_nanos();
+        let events: Vec<Event> = drops
+            .iter()
+            .map(|&(trace, n)| Event::Dropped(crate::wire::Dropped { t, trace, n }))
+            .collect();
+        self.buf.clear();
+        let (framed, _) =
+            encode_fitting(self.config.encoding, &events, conn.max_frame, &mut self.buf);
+        if framed == 0 || conn.stream.write_all(&self.buf).is_err() {
+            self.disconnect();
+            self.shared.restore_drops(drops);
+        }
     }
 
     /// Sends the client's counters now and then so the agent can show them.

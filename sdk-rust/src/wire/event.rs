@@ -54,6 +54,8 @@ pub enum Event {
     Custom(Custom),
     /// Client-side counters, sent periodically by the SDK writer.
     Stats(ClientStats),
+    /// The SDK dropped events of a trace (its queue was full): the trace is incomplete.
+    Dropped(Dropped),
     /// A kind this version does not know; counted and skipped by the agent.
     Unknown,
 }
@@ -100,6 +102,7 @@ fn variant<'de, D: Deserializer<'de>>(kind: &str, fields: D) -> Result<Event, D:
         "correlate" => Event::Correlate(Correlate::deserialize(fields)?),
         "custom" => Event::Custom(Custom::deserialize(fields)?),
         "stats" => Event::Stats(ClientStats::deserialize(fields)?),
+        "dropped" => Event::Dropped(Dropped::deserialize(fields)?),
         _ => {
             IgnoredAny::deserialize(fields)?;
             Event::Unknown
@@ -158,8 +161,70 @@ impl Event {
             Event::Correlate(_) => "correlate",
             Event::Custom(_) => "custom",
             Event::Stats(_) => "stats",
+            Event::Dropped(_) => "dropped",
             Event::Unknown => "unknown",
         }
+    }
+
+    /// An estimate of the memory this event holds (its own size plus its strings and
+    /// attributes), which bounds the SDK queue in bytes. Cheap: one pass over top-level fields.
+    pub fn queued_size(&self) -> usize {
+        fn text(s: &str) -> usize {
+            s.len()
+        }
+        fn opt(s: &Option<String>) -> usize {
+            s.as_deref().map_or(0, text)
+        }
+        fn attrs(a: &Option<Attributes>) -> usize {
+            a.as_ref().map_or(0, |map| {
+                map.iter()
+                    .map(|(k, v)| {
+                        // A map entry's own overhead, its key, and a flat guess for nested values.
+                        64 + k.len()
+                            + match v {
+                                serde_json::Value::String(s) => s.len(),
+                                serde_json::Value::Array(a) => 32 * a.len(),
+                                serde_json::Value::Object(o) => 64 * o.len(),
+                                _ => 0,
+                            }
+                    })
+                    .sum()
+            })
+        }
+        fn error(e: &Option<ErrorInfo>) -> usize {
+            e.as_ref().map_or(0, |e| {
+                e.message.len() + opt(&e.error_type) + opt(&e.code) + opt(&e.stack)
+            })
+        }
+        std::mem::size_of::<Event>()
+            + match self {
+                Event::TraceStart(e) => {
+                    text(&e.flow) + opt(&e.step) + opt(&e.cid) + attrs(&e.attrs)
+                }
+                Event::TraceEnd(e) => error(&e.error),
+                Event::StepStart(e) => text(&e.name) + attrs(&e.attrs),
+                Event::StepEnd(e) => error(&e.error) + opt(&e.name) + attrs(&e.attrs),
+                Event::Op(e) => {
+                    opt(&e.key)
+                        + opt(&e.topic)
+                        + opt(&e.to)
+                        + opt(&e.stream)
+                        + opt(&e.id)
+                        + opt(&e.error)
+                }
+                Event::Log(e) => text(&e.msg) + attrs(&e.fields),
+                Event::Llm(e) => {
+                    text(&e.model) + opt(&e.provider) + opt(&e.prompt) + opt(&e.response)
+                }
+                Event::Artifact(e) => text(&e.name) + opt(&e.url) + opt(&e.preview) + opt(&e.mime),
+                Event::Retry(e) => opt(&e.reason),
+                Event::Checkpoint(e) => text(&e.id),
+                Event::Transition(e) => text(&e.from) + text(&e.to) + opt(&e.action),
+                Event::Correlate(e) => text(&e.cid) + opt(&e.name),
+                // A payload is not walked: a flat guess keeps this cheap.
+                Event::Custom(e) => text(&e.name) + e.payload.as_ref().map_or(0, |_| 256),
+                Event::Stats(_) | Event::Dropped(_) | Event::Unknown => 0,
+            }
     }
 
     /// The trace this event belongs to (`None` for `stats` and unknown kinds).
@@ -178,6 +243,7 @@ impl Event {
             Event::Transition(e) => e.trace,
             Event::Correlate(e) => e.trace,
             Event::Custom(e) => e.trace,
+            Event::Dropped(e) => e.trace,
             Event::Stats(_) | Event::Unknown => return None,
         })
     }
@@ -749,6 +815,19 @@ pub struct ClientStats {
     /// Successful reconnects after a lost connection.
     #[serde(default)]
     pub reconnects: u64,
+}
+
+/// `dropped`: the SDK could not queue `n` more events of trace `tr` (sent by the writer as soon
+/// as it can, so the agent marks the trace incomplete instead of showing a partial trace as whole).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Dropped {
+    /// Time (unix ns).
+    pub t: UnixNanos,
+    /// Trace id.
+    #[serde(rename = "tr")]
+    pub trace: TraceId,
+    /// Events of the trace dropped since the last report.
+    pub n: u64,
 }
 
 #[cfg(test)]

@@ -1151,6 +1151,7 @@ export class TracesPage {
       ),
       services.length > 1 ? this.segmentsSummary(t, now) : null,
       truncatedBanner(t.truncated),
+      droppedBanner(t),
       t.error ? this.traceError(t) : null,
       renderTraceExtras(t),
     );
@@ -1371,6 +1372,18 @@ function truncatedBanner(tr) {
   const text = truncatedText(tr);
   if (!text) return null;
   return h('div', { class: 'trace-truncated', role: 'note' }, icon('error'), h('span', null, `${text}. What is shown is incomplete.`));
+}
+
+/** The SDK could not queue some events of this trace: say so, so a partial trace is not taken for a whole one. */
+function droppedBanner(t) {
+  const n = Number(t.droppedEvents) || 0;
+  if (!t.incomplete || n <= 0) return null;
+  return h(
+    'div',
+    { class: 'trace-truncated trace-dropped', role: 'note' },
+    icon('error'),
+    h('span', null, `Incomplete: the SDK dropped ${fmtNumber(n)} ${n === 1 ? 'event' : 'events'} of this trace (its queue was full). What is shown is partial.`),
+  );
 }
 
 function fillDatalist(dl, set) {

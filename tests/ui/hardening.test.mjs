@@ -390,6 +390,36 @@ test('truncated: a trace cut by --max-steps-per-trace shows a banner and a list 
   }
 });
 
+test('incomplete: a trace whose SDK reported dropped events shows a banner saying how many', async () => {
+  const client = await WireClient.connect(agent.socket);
+  const { tr, events, t0 } = stepsTrace({ n: 3, flow: 'lossy-flow' });
+  // What an SDK writer sends when its queue overflowed for this trace.
+  events.push({ k: 'dropped', t: t0 + msToNs(4), tr, n: 1234 });
+  await client.send(events);
+  await client.close();
+  const t = await waitFor(async () => {
+    const body = await getJson(agent.url, `api/traces/${tr}`);
+    return body.status === 'completed' && body.droppedEvents === 1234 ? body : null;
+  }, { what: 'the incomplete trace' });
+  assert.equal(t.incomplete, true);
+  const page = await newPage(browser);
+  await page.goto(`${agent.url}/#/traces/${tr}`);
+  await page.waitForSelector('.tl-header .trace-dropped');
+  assert.match(await page.textContent('.trace-dropped'), /the SDK dropped 1,234 events of this trace/);
+  await screenshot(page, '23-incomplete-trace');
+  // A trace without drops has no such banner.
+  const whole = stepsTrace({ n: 2, flow: 'whole-flow' });
+  const second = await WireClient.connect(agent.socket);
+  await second.send(whole.events);
+  await second.close();
+  await waitFor(async () => (await getJson(agent.url, `api/traces/${whole.tr}`)).status === 'completed', { what: 'the whole trace' });
+  await page.goto(`${agent.url}/#/traces/${whole.tr}`);
+  await page.waitForSelector('.tl-row');
+  assert.equal(await page.$('.trace-dropped'), null);
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
 test('truncated (UI side, mocked responses): banner wording, list and group markers, "+ more steps"', async () => {
   const reg = demo.find((t) => t.flowName === 'user-registration');
   const truncated = { steps: 1234, events: 5, depth: 12 };

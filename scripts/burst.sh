@@ -13,7 +13,7 @@ cargo build -q --release -p flowscope-agent -p flowscope --example burst
 agent="$CARGO_TARGET_DIR/release/flowscope"
 dir="$(mktemp -d /tmp/fs-burst-XXXXXX)"
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
-"$agent" --socket "$dir/agent.sock" --http 127.0.0.1:0 --otlp-grpc-listen off --max-traces 10000 >"$dir/out" 2>"$dir/err" &
+"$agent" --socket "$dir/agent.sock" --http 127.0.0.1:0 --otlp-grpc-listen off --data-dir none --max-traces 10000 >"$dir/out" 2>"$dir/err" &
 pid=$!
 for _ in $(seq 100); do grep -q "http=" "$dir/out" 2>/dev/null && break; sleep 0.1; done
 url="$(sed -n 's/.*http=\(\S*\).*/\1/p' "$dir/out" | head -1)"

@@ -25,6 +25,9 @@ clean_path="$shims:$(printf '%s' "$PATH" | tr ':' '\n' | grep -v -E '/\.cargo/|/
 export PATH="$clean_path"
 if cargo --version >/dev/null 2>&1; then echo "smoke: cargo still works on PATH" >&2; exit 1; fi
 
+# The agents keep their journal in the default state directory: a scratch one here.
+export XDG_STATE_HOME="$work/state"
+
 # Starts `$@` (an agent command) on a fresh socket; sets api= and agent_pid=.
 start_agent() {
     local out="$work/agent-$1.out"

@@ -119,6 +119,24 @@ pub struct AgentArgs {
     /// Longest delay between retries while the collector is down.
     #[arg(long, env = "FLOWSCOPE_OTLP_MAX_BACKOFF", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
     pub otlp_max_backoff: Duration,
+    /// Where traces are kept across restarts (SQLite journal), or `none` for memory only
+    /// [default: $XDG_STATE_HOME/flowscope, else ~/.local/state/flowscope; created 0700].
+    #[arg(long, env = "FLOWSCOPE_DATA_DIR", global = true)]
+    pub data_dir: Option<String>,
+    /// Traces whose last activity is older than this are deleted from disk (`0` = no age limit).
+    #[arg(long, env = "FLOWSCOPE_RETENTION", default_value = "7d", value_parser = humantime::parse_duration, global = true)]
+    pub retention: Duration,
+    /// Traces kept on disk at most; the least recently active are deleted first.
+    #[arg(
+        long,
+        env = "FLOWSCOPE_MAX_STORED_TRACES",
+        default_value_t = 100_000,
+        global = true
+    )]
+    pub max_stored_traces: u64,
+    /// Journal size on disk at most (bytes; KiB/MiB/GiB suffixes); the oldest traces go first.
+    #[arg(long, env = "FLOWSCOPE_MAX_DISK", default_value = "1GiB", value_parser = parse_bytes, global = true)]
+    pub max_disk: u64,
     /// OTLP/gRPC receiver address for apps already on OpenTelemetry, or `off`
     /// [default: 127.0.0.1:4317, where OTel SDKs send by default; if a collector already holds it,
     /// the agent warns and runs without]. OTLP/HTTP is always on the --http port at /v1/traces.
@@ -301,6 +319,28 @@ pub struct AgentArgs {
     pub log: String,
 }
 
+/// Parses a byte count: `1048576`, `512KiB`, `64MiB`, `1GiB` (also `KB`/`MB`/`GB` as powers of 1024).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("expected a byte count such as 1GiB, got {text:?}"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => return Err(format!("unknown byte unit {other:?} (use KiB, MiB or GiB)")),
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
 /// Resolved agent configuration.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -330,6 +370,8 @@ pub struct AgentConfig {
     pub redact: crate::redact::RedactConfig,
     /// OTLP receivers.
     pub otlp: crate::otlp::OtlpIngestConfig,
+    /// Persistence (`--data-dir`).
+    pub persist: crate::persist::PersistConfig,
     /// Automatic correlation.
     pub correlate: crate::store::correlate::CorrelateConfig,
 }
@@ -443,6 +485,7 @@ impl AgentConfig {
             access: Access::default(),
             redact: crate::redact::RedactConfig::default(),
             otlp: crate::otlp::OtlpIngestConfig::default(),
+            persist: crate::persist::PersistConfig::default(),
             correlate: crate::store::correlate::CorrelateConfig::default(),
         }
     }
@@ -527,6 +570,16 @@ impl TryFrom<&AgentArgs> for AgentConfig {
                 cors_origins: lower(&args.cors_origin),
             },
             redact: crate::redact::RedactConfig::parse(&args.redact, args.hide_llm_content)?,
+            persist: crate::persist::PersistConfig {
+                dir: match args.data_dir.as_deref().map(str::trim) {
+                    None => crate::persist::default_dir(),
+                    Some("none" | "off" | "") => None,
+                    Some(path) => Some(PathBuf::from(path)),
+                },
+                retention: (!args.retention.is_zero()).then_some(args.retention),
+                max_stored_traces: Some(args.max_stored_traces.max(1)),
+                max_disk: Some(args.max_disk.max(1 << 20)),
+            },
             otlp: crate::otlp::OtlpIngestConfig {
                 grpc_listen,
                 grpc_required,

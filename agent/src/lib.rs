@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod insights;
 pub mod live;
 pub mod otlp;
+pub mod persist;
 pub use flowscope::redact;
 pub mod store;
 pub mod telemetry;
@@ -51,6 +52,8 @@ pub struct AgentState {
     pub forwarder: std::sync::OnceLock<Arc<export::Forwarder>>,
     /// The OTLP/gRPC receiver's state for `/readyz` (`listening on …`, `off`, or why not).
     pub otlp_grpc: std::sync::OnceLock<String>,
+    /// The journal (set at start when `--data-dir` is on).
+    pub persist: std::sync::OnceLock<persist::Persistence>,
     /// Heavy renders allowed at once (each runs on a blocking thread, outside the store lock).
     renders: Arc<tokio::sync::Semaphore>,
 }
@@ -86,6 +89,7 @@ impl AgentState {
             started: Instant::now(),
             forwarder: std::sync::OnceLock::new(),
             otlp_grpc: std::sync::OnceLock::new(),
+            persist: std::sync::OnceLock::new(),
             renders: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_RENDERS)),
             config,
         }
@@ -151,12 +155,19 @@ pub struct RunningAgent {
 }
 
 impl RunningAgent {
-    /// Stops accepting, removes the socket file and waits for the tasks.
+    /// Stops accepting, removes the socket file, waits for the tasks and commits the journal.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         self.state.live.close();
         for task in self.tasks {
             let _ = task.await;
+        }
+        if let Some(persist) = self.state.persist.get() {
+            let persist_flushed =
+                tokio::task::block_in_place(|| persist.flush(Duration::from_secs(5)));
+            if !persist_flushed {
+                tracing::warn!("the journal did not commit everything before shutdown");
+            }
         }
     }
 }
@@ -193,6 +204,8 @@ pub async fn run_with(mut config: AgentConfig) -> Result<RunningAgent, StartErro
     let state = Arc::new(AgentState::new(config));
     let (shutdown, watch_rx) = watch::channel(false);
 
+    // Restore before anything is accepted or exported: replayed traces are not exported again.
+    restore(&state);
     // The exporter exists before the first connection is accepted.
     let mut tasks = vec![];
     if let Some((exporter, task)) = export::start(
@@ -271,6 +284,36 @@ pub async fn run_with(mut config: AgentConfig) -> Result<RunningAgent, StartErro
             .chain([ingest_task, http_task, sweeper, publisher])
             .collect(),
     })
+}
+
+/// Opens the journal (when `--data-dir` is on) and replays the most recently active traces into
+/// the store.
+fn restore(state: &Arc<AgentState>) {
+    let started = Instant::now();
+    let persistence = {
+        let mut store = state.store.write();
+        persist::open(
+            &state.config.persist,
+            state.config.max_traces.get(),
+            |origin, events, received| store.apply_batch(origin, events, received),
+        )
+    };
+    if let Some(persistence) = persistence {
+        let restored = {
+            let mut store = state.store.write();
+            // Replayed changes are not news for live subscribers.
+            store.take_dirty();
+            store.len()
+        };
+        if restored > 0 {
+            tracing::info!(
+                restored,
+                ms = started.elapsed().as_millis() as u64,
+                "traces restored"
+            );
+        }
+        let _ = state.persist.set(persistence);
+    }
 }
 
 /// Runs a long-lived task and restarts it when it panics (logged as an error and counted in

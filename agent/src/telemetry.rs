@@ -258,6 +258,8 @@ pub struct StoreMetrics {
     pub events_applied: Counter,
     /// Events of unknown kinds.
     pub events_unknown: Counter,
+    /// Events the SDKs reported dropping for traces this agent never saw.
+    pub sdk_dropped_untraced: Counter,
     /// Traces created.
     pub traces_created: Counter,
     /// Traces evicted by the LRU bound.
@@ -327,6 +329,7 @@ impl Default for StoreMetrics {
             }),
             events_applied: Counter::default(),
             events_unknown: Counter::default(),
+            sdk_dropped_untraced: Counter::default(),
             traces_created: Counter::default(),
             traces_evicted: Counter::default(),
             traces_abandoned: Counter::default(),
@@ -481,6 +484,11 @@ impl Metrics {
             "task_restarts",
             "Background tasks restarted after a panic",
             task_restarts.clone(),
+        );
+        r.register(
+            "sdk_dropped_untraced_events",
+            "Events SDKs dropped for traces this agent never saw",
+            store.sdk_dropped_untraced.clone(),
         );
         r.register(
             "events_unknown",

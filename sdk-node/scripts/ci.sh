@@ -44,7 +44,7 @@ cd "$scratch"
 npm init -y >/dev/null
 npm install "${npm_flags[@]}" "$sdk"
 
-"$agent" --socket "$scratch/agent.sock" --http 127.0.0.1:0 --log warn >"$scratch/agent.out" 2>&1 &
+"$agent" --socket "$scratch/agent.sock" --http 127.0.0.1:0 --log warn --data-dir none >"$scratch/agent.out" 2>&1 &
 agent_pid=$!
 for _ in $(seq 100); do
   grep -q '^flowscope listening' "$scratch/agent.out" && break

@@ -75,7 +75,12 @@ async function startAgent(extraArgs = []) {
   );
   const dir = mkdtempSync(path.join(tmpdir(), 'flowscope-node-'));
   const socket = path.join(dir, 'agent.sock');
-  const child = spawn(AGENT_BIN, ['--socket', socket, '--http', '127.0.0.1:0', '--log', 'warn', ...extraArgs], {
+  const child = spawn(AGENT_BIN, [
+      '--socket', socket, '--http', '127.0.0.1:0', '--log', 'warn',
+      // The user's state directory is not the tests': memory only unless a test asks.
+      ...(extraArgs.includes('--data-dir') ? [] : ['--data-dir', 'none']),
+      ...extraArgs,
+    ], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const match = await waitForLine(child, /^flowscope listening socket=(\S+) http=(\S+)/, 'agent');

@@ -40,7 +40,7 @@ def start_agent(directory: str) -> tuple[subprocess.Popen[bytes], str]:
     log = Path(directory) / "agent.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [str(binary), "--socket", sock, "--http", "127.0.0.1:0", "--max-traces", "100"],
+            [str(binary), "--socket", sock, "--http", "127.0.0.1:0", "--max-traces", "100", "--data-dir", "none"],
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -108,7 +108,9 @@ def start_agent(directory: str, socket_path: str | None = None, *extra: str) -> 
     log = Path(directory) / f"agent-{os.getpid()}-{time.monotonic_ns()}.log"
     out = open(log, "wb")
     proc = subprocess.Popen(
-        [str(AGENT_BIN), "--socket", sock, "--http", "127.0.0.1:0", *extra],
+        # The user's state directory is not the tests': memory only unless a test asks.
+        [str(AGENT_BIN), "--socket", sock, "--http", "127.0.0.1:0",
+         *([] if "--data-dir" in extra else ["--data-dir", "none"]), *extra],
         stdout=out,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -90,7 +90,7 @@ def stack():
         receiver = Proc([str(RECEIVER)], env, "otlp-receiver")
         procs.append(receiver)
         agent = Proc(
-            [str(AGENT), "--socket", socket, "--http", "127.0.0.1:0", "--log", "warn",
+            [str(AGENT), "--socket", socket, "--http", "127.0.0.1:0", "--log", "warn", "--data-dir", "none",
              "--otlp-endpoint", f"http://{receiver.field('grpc')}", "--otlp-protocol", "grpc"],
             env, "flowscope listening")
         procs.append(agent)

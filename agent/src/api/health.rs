@@ -45,6 +45,7 @@ pub async fn healthz(State(state): State<Arc<AgentState>>) -> Json<Value> {
             "groups": store.indexes().groups.len(),
             "eventsApplied": counters.events_applied,
             "eventsUnknown": counters.events_unknown,
+            "sdkDroppedUntraced": counters.sdk_dropped_untraced,
             "eventsInvalid": {
                 "invalid_trace_id": state.metrics.store.invalid_count("invalid_trace_id"),
                 "invalid_span_id": state.metrics.store.invalid_count("invalid_span_id"),
@@ -65,6 +66,18 @@ pub async fn healthz(State(state): State<Arc<AgentState>>) -> Json<Value> {
             "forwardedSpans": state.metrics.export.forwarded_spans.get(),
             "forwardDroppedSpans": state.metrics.export.forward_dropped_spans.get(),
         },
+        "persistence": state.persist.get().map(|p| {
+            let s = p.status();
+            json!({
+                "state": if s.degraded.is_some() { "degraded" } else { "ok" },
+                "batchesWritten": s.batches_written,
+                "batchesDropped": s.batches_dropped,
+                "pendingBatches": s.pending,
+                "writeFailures": s.write_failures,
+                "tracesOnDisk": s.traces_on_disk,
+                "diskBytes": s.disk_bytes,
+            })
+        }),
         "taskRestarts": state.metrics.task_restarts.get(),
     }))
 }
@@ -80,8 +93,25 @@ pub async fn readyz(State(state): State<Arc<AgentState>>) -> Json<Value> {
             "protocol": format!("{:?}", state.config.export.protocol),
         }),
     };
+    let persistence = match state.persist.get() {
+        None => json!({"state": "off"}),
+        Some(p) => {
+            let s = p.status();
+            json!({
+                "state": if s.degraded.is_some() { "degraded" } else { "ok" },
+                "reason": s.degraded,
+                "note": s.note,
+                "dataDir": p.dir(),
+                "pendingBatches": s.pending,
+                "batchesDropped": s.batches_dropped,
+            })
+        }
+    };
+    let degraded = persistence["state"] == "degraded";
     Json(json!({
         "ready": true,
+        "status": if degraded { "degraded" } else { "ok" },
+        "persistence": persistence,
         "socket": state.config.socket_path,
         "exporter": exporter,
         "otlpReceivers": {

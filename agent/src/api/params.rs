@@ -132,17 +132,35 @@ pub async fn render_trace(
     render: impl FnOnce(&TraceView) -> Result<axum::response::Response, ApiError> + Send + 'static,
 ) -> Result<axum::response::Response, ApiError> {
     let trace_id = trace_id(id)?;
-    let view = {
+    let in_memory = {
         let store = state.store.read();
-        let trace = store.snapshot(trace_id).ok_or_else(|| ApiError::NotFound {
-            what,
-            id: id.to_owned(),
-        })?;
-        TraceView {
+        store.snapshot(trace_id).map(|trace| TraceView {
             index: store.trace_index(&trace),
             links: store.root_links(&trace),
             trace,
+        })
+    };
+    let not_found = || ApiError::NotFound {
+        what,
+        id: id.to_owned(),
+    };
+    let view = match in_memory {
+        Some(view) => view,
+        // No longer in memory: rebuilt from the journal when it is there.
+        None if state.persist.get().is_some() => {
+            let loader = std::sync::Arc::clone(state);
+            let caps = state.store.read().caps();
+            let trace = state
+                .render_off_lock(move || loader.persist.get().and_then(|p| p.load(trace_id, caps)))
+                .await?
+                .ok_or_else(not_found)?;
+            TraceView {
+                index: None,
+                links: crate::export::mapping::RootLinks::default(),
+                trace,
+            }
         }
+        None => return Err(not_found()),
     };
     state.render_off_lock(move || render(&view)).await?
 }

@@ -163,19 +163,33 @@ async fn session(
         }
         let mut events = wire::decode_batch(hello.encoding, &payload)
             .map_err(|e| (Rejection::MalformedBatch, e.to_string()))?;
-        if payload.capacity() > KEEP_BUFFER {
-            payload = Vec::new();
-        }
         if let Some(rules) = redact {
             // Before the store lock, and before anything is stored or exported.
             events.iter_mut().for_each(|event| rules.apply(event));
+        }
+        let now = flowscope::now_nanos();
+        if let Some(persist) = state.persist.get() {
+            if redact.is_some() {
+                // What is kept on disk is what was redacted, never the payload as sent.
+                persist.record_events(&origin, &events, now);
+            } else {
+                persist.record(crate::persist::Record {
+                    origin: Arc::clone(&origin),
+                    encoding: hello.encoding,
+                    payload: payload.clone(),
+                    traces: crate::persist::distinct_traces(&events),
+                    received_ns: now,
+                });
+            }
         }
         let mut kinds = [0u64; EVENT_KINDS.len()];
         for event in &events {
             kinds[kind_index(event)] += 1;
         }
         state.metrics.ingest.batch(&kinds, payload.len());
-        let now = flowscope::now_nanos();
+        if payload.capacity() > KEEP_BUFFER {
+            payload = Vec::new();
+        }
         state.store.write().apply_batch(&origin, events, now);
     }
 }

@@ -179,6 +179,9 @@ pub fn ingest(state: &AgentState, request: ExportTraceServiceRequest) -> Outcome
         if let Some(rules) = redact {
             events.iter_mut().for_each(|event| rules.apply(event));
         }
+        if let Some(persist) = state.persist.get() {
+            persist.record_events(&origin, &events, now);
+        }
         state.store.write().apply_batch(&origin, events, now);
     }
     if mapped.accepted > 0

@@ -46,6 +46,8 @@ pub struct StoreCounters {
     pub events_applied: u64,
     /// Events of kinds this agent does not know.
     pub events_unknown: u64,
+    /// Events the SDKs dropped for traces this agent never saw.
+    pub sdk_dropped_untraced: u64,
     /// Traces created.
     pub traces_created: u64,
     /// Traces evicted by the LRU bound.
@@ -103,6 +105,11 @@ impl Store {
         self.correlator = correlate::Correlator::new(config);
     }
 
+    /// The per-trace caps.
+    pub fn caps(&self) -> TraceCaps {
+        self.caps
+    }
+
     /// Sets the per-trace caps.
     pub fn set_caps(&mut self, caps: TraceCaps) {
         self.caps = caps;
@@ -135,6 +142,13 @@ impl Store {
             }
             return;
         };
+        if let Event::Dropped(dropped) = &event
+            && !self.traces.contains(&id)
+        {
+            // Every event of that trace was lost: no empty trace for it, only the count.
+            self.metrics.sdk_dropped_untraced.inc_by(dropped.n);
+            return;
+        }
         self.metrics.events_applied.inc();
         if !self.traces.contains(&id) {
             let first = builder::event_times(&event).map_or(now_ns, |(t, _)| t);
@@ -568,6 +582,7 @@ impl Store {
         StoreCounters {
             events_applied: m.events_applied.get(),
             events_unknown: m.events_unknown.get(),
+            sdk_dropped_untraced: m.sdk_dropped_untraced.get(),
             traces_created: m.traces_created.get(),
             traces_evicted: m.traces_evicted.get(),
             traces_abandoned: m.traces_abandoned.get(),

@@ -13,6 +13,7 @@ mod live;
 mod metrics;
 mod otlp;
 mod otlp_ingest;
+mod persist;
 mod reconnect;
 mod registration;
 mod socket;

@@ -42,6 +42,13 @@ fn no_agent_means_fast_emits_and_counted_drops_then_reconnect() {
     );
 
     let agent = Agent::start_at(&socket, &[]);
+    // The writer reconnects by itself and delivers what it held; then the queue has room again.
+    assert!(
+        client.flush(Duration::from_secs(5)),
+        "no reconnect: {:?}",
+        client.stats()
+    );
+    assert!(client.stats().connected);
     let trace = client.trace("arrives").start();
     let id = trace.id();
     trace.end();

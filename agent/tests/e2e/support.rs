@@ -71,11 +71,17 @@ impl Agent {
             } else {
                 &["--http", "127.0.0.1:0", "--log", "warn"][..]
             })
-            // Tests that want the OTLP/gRPC receiver ask for it; the default port is not theirs.
+            // Tests that want the OTLP/gRPC receiver or a data directory ask for them; the
+            // default port and the user's state directory are not theirs.
             .args(if extra.contains(&"--otlp-grpc-listen") {
                 &[][..]
             } else {
                 &["--otlp-grpc-listen", "off"][..]
+            })
+            .args(if extra.contains(&"--data-dir") {
+                &[][..]
+            } else {
+                &["--data-dir", "none"][..]
             })
             .args(extra)
             .stdout(Stdio::piped())
@@ -174,7 +180,14 @@ impl Agent {
         self.child.try_wait().expect("try_wait").is_none()
     }
 
-    /// Kills the process and waits for it.
+    /// Stops the process with SIGTERM (a clean shutdown) and waits for it.
+    pub fn terminate(&mut self) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let _ = self.child.wait();
+    }
+
+    /// Kills the process (SIGKILL) and waits for it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -125,7 +125,7 @@ impl Client {
         let size = event.queued_size();
         let fits = || {
             shared.queued_bytes.load(Ordering::Relaxed) + size <= config.queue_bytes
-                && shared.in_flight() < config.queue_capacity as u64
+                && shared.queued_events.load(Ordering::Relaxed) < config.queue_capacity
         };
         if !fits() {
             let room = match config.overflow {
@@ -140,6 +140,9 @@ impl Client {
             }
         }
         shared.queued_bytes.fetch_add(size, Ordering::Relaxed);
+        if config.queue_capacity != usize::MAX {
+            shared.queued_events.fetch_add(1, Ordering::Relaxed);
+        }
         shared.enqueued.fetch_add(1, Ordering::AcqRel);
         if tx.send(event).is_err() {
             shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);

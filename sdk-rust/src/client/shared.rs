@@ -28,6 +28,8 @@ pub(crate) struct Shared {
     sample_ratio_bits: AtomicU64,
     /// Estimated bytes of the events in the queue (added on emit, removed as the writer takes them).
     pub(crate) queued_bytes: AtomicUsize,
+    /// Events in the queue, counted only when an event bound is configured.
+    pub(crate) queued_events: AtomicUsize,
     /// Events dropped per trace since the writer last reported them to the agent.
     drops: Mutex<HashMap<crate::wire::TraceId, u64>>,
     /// Whether `drops` has anything to report.
@@ -104,13 +106,6 @@ impl Shared {
             *map.entry(trace).or_default() += n;
         }
         self.drops_pending.store(true, Ordering::Release);
-    }
-
-    /// Events accepted and not yet sent or dropped.
-    pub(crate) fn in_flight(&self) -> u64 {
-        self.enqueued
-            .load(Ordering::Acquire)
-            .saturating_sub(self.processed.load(Ordering::Acquire))
     }
 
     /// Waits until `fits()` holds or `deadline` passes (the writer wakes waiters as it sends).

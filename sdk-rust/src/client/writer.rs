@@ -43,8 +43,10 @@ pub(crate) fn run(rx: Receiver<Event>, shared: Arc<Shared>, config: Config) {
     writer.backoff = writer.config.backoff_min;
     let mut batch: Vec<Event> = Vec::with_capacity(writer.config.max_batch_events);
     let mut closing = false;
+    let count_events = writer.config.queue_capacity != usize::MAX;
     loop {
         let mut taken = 0usize;
+        let before = batch.len();
         if batch.is_empty() {
             match rx.recv_timeout(IDLE_TICK) {
                 Ok(event) => {
@@ -78,6 +80,12 @@ pub(crate) fn run(rx: Receiver<Event>, shared: Arc<Shared>, config: Config) {
                 .shared
                 .queued_bytes
                 .fetch_sub(taken, Ordering::Relaxed);
+        }
+        if count_events && batch.len() > before {
+            writer
+                .shared
+                .queued_events
+                .fetch_sub(batch.len() - before, Ordering::Relaxed);
         }
         writer.report_drops();
         if writer.deliver(&batch, closing) {

@@ -37,7 +37,7 @@ export function agentBinary() {
 export async function startAgent(extraArgs = []) {
   const dir = mkdtempSync(path.join(tmpdir(), 'flowscope-ui-'));
   const socket = path.join(dir, 'agent.sock');
-  const proc = spawn(agentBinary(), ['demo', '--once', '--socket', socket, '--http', '127.0.0.1:0', ...extraArgs], {
+  const proc = spawn(agentBinary(), ['demo', '--once', '--socket', socket, '--http', '127.0.0.1:0', ...(extraArgs.includes('--data-dir') ? [] : ['--data-dir', 'none']), ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, FLOWSCOPE_LOG: process.env.FLOWSCOPE_LOG || 'warn' },
   });

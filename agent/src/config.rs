@@ -57,6 +57,10 @@ pub struct AgentArgs {
     /// Traces kept in memory (least recently active are evicted).
     #[arg(long, env = "FLOWSCOPE_MAX_TRACES", default_value_t = NonZeroUsize::new(1000).unwrap(), global = true)]
     pub max_traces: NonZeroUsize,
+    /// Estimated bytes of traces kept in memory (KiB/MiB/GiB); past it the least recently active
+    /// leave memory (with --data-dir they stay on disk and load back when asked for).
+    #[arg(long, env = "FLOWSCOPE_MAX_MEMORY", default_value = "512MiB", value_parser = parse_bytes, global = true)]
+    pub max_memory: u64,
     /// Largest frame payload accepted, bytes.
     #[arg(long, env = "FLOWSCOPE_MAX_FRAME", default_value_t = flowscope::wire::DEFAULT_MAX_FRAME, global = true)]
     pub max_frame: usize,
@@ -350,6 +354,8 @@ pub struct AgentConfig {
     pub http_addr: SocketAddr,
     /// LRU bound.
     pub max_traces: NonZeroUsize,
+    /// Estimated bytes of traces in memory at most.
+    pub max_memory: usize,
     /// Frame limit.
     pub max_frame: usize,
     /// Abandon timeout.
@@ -475,6 +481,7 @@ impl AgentConfig {
             socket_path: socket_path.into(),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             max_traces: NonZeroUsize::new(1000).unwrap_or(NonZeroUsize::MIN),
+            max_memory: 512 << 20,
             max_frame: flowscope::wire::DEFAULT_MAX_FRAME,
             abandon_after: Duration::from_secs(300),
             stall_after: Duration::from_secs(120),
@@ -532,6 +539,7 @@ impl TryFrom<&AgentArgs> for AgentConfig {
                 .unwrap_or_else(flowscope::default_socket_path),
             http_addr: args.http,
             max_traces: args.max_traces,
+            max_memory: usize::try_from(args.max_memory.max(1 << 20)).unwrap_or(usize::MAX),
             max_frame: args.max_frame,
             abandon_after: args.abandon_after,
             stall_after: args.stall_after,

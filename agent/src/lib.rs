@@ -78,6 +78,7 @@ impl AgentState {
             max_depth: limits.max_depth,
         });
         store.set_correlation(config.correlate.clone());
+        store.set_max_memory(config.max_memory);
         Self {
             store: RwLock::new(store),
             metrics,

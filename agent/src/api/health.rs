@@ -42,6 +42,8 @@ pub async fn healthz(State(state): State<Arc<AgentState>>) -> Json<Value> {
         "store": {
             "traces": store.len(),
             "maxTraces": state.config.max_traces.get(),
+            "memoryBytes": store.memory_bytes(),
+            "maxMemory": state.config.max_memory,
             "groups": store.indexes().groups.len(),
             "eventsApplied": counters.events_applied,
             "eventsUnknown": counters.events_unknown,

@@ -63,6 +63,10 @@ pub struct StoreCounters {
 /// render never holds up ingest or health checks.
 pub struct Store {
     traces: LruCache<TraceId, Arc<Trace>>,
+    /// Estimated bytes of `traces`.
+    memory_bytes: usize,
+    /// `--max-memory`.
+    max_memory: usize,
     index: Indexes,
     metrics: Arc<StoreMetrics>,
     client_stats: LruCache<Arc<str>, ClientStats>,
@@ -97,7 +101,30 @@ impl Store {
             last_dirty: None,
             exporter: None,
             correlator: correlate::Correlator::new(correlate::CorrelateConfig::default()),
+            memory_bytes: 0,
+            max_memory: usize::MAX,
         }
+    }
+
+    /// Bounds the estimated bytes of the traces in memory: past it the least recently active
+    /// traces leave (with `--data-dir` they stay on disk and load back on request).
+    pub fn set_max_memory(&mut self, bytes: usize) {
+        self.max_memory = bytes.max(1);
+    }
+
+    /// Estimated bytes of the traces in memory.
+    pub fn memory_bytes(&self) -> usize {
+        self.memory_bytes
+    }
+
+    fn evict_lru(&mut self) -> bool {
+        let Some((_, evicted)) = self.traces.pop_lru() else {
+            return false;
+        };
+        self.memory_bytes = self.memory_bytes.saturating_sub(evicted.approx_bytes);
+        self.index.remove_trace(&evicted);
+        self.metrics.traces_evicted.inc();
+        true
     }
 
     /// Sets the automatic-correlation rules.
@@ -160,6 +187,9 @@ impl Store {
         };
         let trace = Arc::make_mut(trace);
         trace.truncated.strings = trace.truncated.strings.saturating_add(cut);
+        let size = event.queued_size();
+        trace.approx_bytes = trace.approx_bytes.saturating_add(size);
+        self.memory_bytes = self.memory_bytes.saturating_add(size);
         let applied = builder::apply(trace, &mut self.index, origin, event, now_ns, &self.caps);
         self.observe(id, &applied);
         // OTLP-ingested spans were forwarded as received; deriving them again would send them twice.
@@ -184,6 +214,13 @@ impl Store {
         }
         if let Applied::Op(span) = applied {
             self.correlate_op(id, span);
+        }
+        // The trace just touched is the most recent: the least recently active go first, and
+        // the last one stays even when it alone is over the bound.
+        while self.memory_bytes > self.max_memory && self.traces.len() > 1 {
+            if !self.evict_lru() {
+                break;
+            }
         }
     }
 
@@ -462,11 +499,8 @@ impl Store {
     }
 
     fn insert(&mut self, trace: Trace) {
-        if self.traces.len() == self.traces.cap().get()
-            && let Some((_, evicted)) = self.traces.pop_lru()
-        {
-            self.index.remove_trace(&evicted);
-            self.metrics.traces_evicted.inc();
+        if self.traces.len() == self.traces.cap().get() {
+            self.evict_lru();
         }
         self.index.add_trace(&trace);
         self.metrics.traces_created.inc();

@@ -303,6 +303,9 @@ pub struct Trace {
     pub last_event_ns: u64,
     /// When the agent last received an event for it (unix ns, agent clock).
     pub last_activity_ns: u64,
+    /// Estimated bytes this trace holds (the sum of its applied events' sizes), for
+    /// `--max-memory`.
+    pub approx_bytes: usize,
     /// Status.
     pub status: TraceStatus,
     /// Why it failed (`error`, `abandoned`).
@@ -352,6 +355,7 @@ impl Trace {
             end_ns: None,
             last_event_ns: first_event_ns,
             last_activity_ns: now_ns,
+            approx_bytes: 0,
             status: TraceStatus::Running,
             failure_reason: None,
             error: None,

@@ -309,3 +309,41 @@ fn a_full_disk_degrades_then_retention_makes_room_and_it_recovers() {
     agent.wait_trace(&ids[3999], |t| t["status"] == "completed");
     assert_eq!(health["store"]["traces"], 4000);
 }
+
+#[test]
+fn max_memory_moves_the_least_recent_traces_to_disk_whatever_their_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start(
+        dir.path(),
+        &["--max-memory", "2MiB", "--max-traces", "10000"],
+    );
+    let client = agent.client();
+    // One huge trace (20,000 ops, ~5 MB estimated), then many small ones.
+    let huge = {
+        let run = client.trace("huge").start();
+        let id = run.id().to_string();
+        {
+            let step = run.step("bulk").start();
+            for i in 0..20_000 {
+                flowscope::state_set(format!("big-key-{i}")).record();
+            }
+            step.end();
+        }
+        run.end();
+        id
+    };
+    let small = send_traces(&client, 2000, "g", 100_000);
+    flush(&client);
+    wait_committed(&agent, 2001);
+    let store = agent.get_ok("/healthz")["store"].clone();
+    let memory = store["memoryBytes"].as_u64().unwrap();
+    assert!(
+        memory <= 2 << 20,
+        "memory {memory} over --max-memory: {store}"
+    );
+    assert!(store["traces"].as_u64().unwrap() < 2001, "{store}");
+    // The newest small traces stayed; the huge one left memory and loads back from disk whole.
+    agent.wait_trace(&small[1999], |t| t["status"] == "completed");
+    let back = agent.get_ok(&format!("/api/traces/{huge}"));
+    assert_eq!(back["steps"][0]["operations"]["state"], 20_000);
+}

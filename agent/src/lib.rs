@@ -164,6 +164,23 @@ impl RunningAgent {
             let _ = task.await;
         }
         if let Some(persist) = self.state.persist.get() {
+            // What the collector has not taken yet is saved for the next start.
+            let mut backlog: Vec<(Vec<u8>, u64)> = Vec::new();
+            if let Some(exporter) = self.state.store.read().exporter() {
+                for (request, spans) in exporter.drain_requests() {
+                    backlog.push((prost::Message::encode_to_vec(&request), spans));
+                }
+            }
+            if let Some(forwarder) = self.state.forwarder.get() {
+                for (request, spans) in forwarder.drain() {
+                    backlog.push((prost::Message::encode_to_vec(&request), spans));
+                }
+            }
+            if !backlog.is_empty() {
+                let spans: u64 = backlog.iter().map(|(_, n)| n).sum();
+                tracing::info!(spans, "saving undelivered spans for the next start");
+                persist.save_backlog(backlog);
+            }
             let persist_flushed =
                 tokio::task::block_in_place(|| persist.flush(Duration::from_secs(5)));
             if !persist_flushed {
@@ -221,6 +238,15 @@ pub async fn run_with(mut config: AgentConfig) -> Result<RunningAgent, StartErro
             Arc::clone(&state.metrics.export),
             watch_rx.clone(),
         )?;
+        // Spans a previous run could not deliver go first, as they were saved.
+        if let Some(persist) = state.persist.get() {
+            for (bytes, spans) in persist.take_backlog() {
+                match <opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest as prost::Message>::decode(bytes.as_slice()) {
+                    Ok(request) => forwarder.offer(request, spans),
+                    Err(err) => tracing::warn!(%err, "a saved export request no longer decodes"),
+                }
+            }
+        }
         let _ = state.forwarder.set(forwarder);
         tasks.push(task);
     }
@@ -296,6 +322,7 @@ fn restore(state: &Arc<AgentState>) {
         persist::open(
             &state.config.persist,
             state.config.max_traces.get(),
+            state.config.export.enabled(),
             |origin, events, received| store.apply_batch(origin, events, received),
         )
     };

@@ -74,6 +74,13 @@ impl Forwarder {
         self.notify.notify_one();
     }
 
+    /// Everything still waiting (at shutdown), as requests with their span counts.
+    pub fn drain(&self) -> Vec<(ExportTraceServiceRequest, u64)> {
+        let mut queue = self.queue.lock();
+        *self.queued_bytes.lock() = 0;
+        queue.drain(..).map(|p| (p.request, p.spans)).collect()
+    }
+
     fn take(&self) -> Option<Pending> {
         self.queue.lock().pop_front()
     }
@@ -277,6 +284,8 @@ async fn run(
     let flush = async {
         while let Some(pending) = forwarder.take() {
             if upstream.send(&pending.request).await.is_err() {
+                // Kept: with --data-dir the agent saves what is left for the next start.
+                forwarder.put_back(pending);
                 return;
             }
             forwarder.sent(&pending);

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -165,6 +166,36 @@ impl Exporter {
     /// The queue (for readiness and tests).
     pub fn queue(&self) -> &Arc<ExportQueue> {
         &self.queue
+    }
+
+    /// What is still queued, as OTLP requests (one per resource), for saving at shutdown; the
+    /// next start forwards them as they are.
+    pub fn drain_requests(&self) -> Vec<(ExportTraceServiceRequest, u64)> {
+        let mut by_origin: Vec<(
+            Arc<crate::trace::Origin>,
+            Vec<opentelemetry_sdk::trace::SpanData>,
+        )> = Vec::new();
+        for item in self.queue.drain() {
+            match by_origin
+                .iter_mut()
+                .find(|(o, _)| Arc::ptr_eq(o, &item.origin))
+            {
+                Some((_, spans)) => spans.push(item.span),
+                None => by_origin.push((item.origin, vec![item.span])),
+            }
+        }
+        by_origin
+            .into_iter()
+            .map(|(origin, spans)| {
+                let n = spans.len() as u64;
+                let resource = (&mapping::resource(&origin)).into();
+                let resource_spans =
+                    opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope(
+                        spans, &resource,
+                    );
+                (ExportTraceServiceRequest { resource_spans }, n)
+            })
+            .collect()
     }
 }
 

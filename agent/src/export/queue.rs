@@ -134,6 +134,11 @@ impl ExportQueue {
         taken
     }
 
+    /// Everything still waiting (at shutdown).
+    pub fn drain(&self) -> Vec<Queued> {
+        self.take(usize::MAX)
+    }
+
     /// Puts spans whose export failed back at the front (they are the oldest).
     pub fn requeue(&self, spans: Vec<Queued>) {
         let mut inner = self.inner.lock();

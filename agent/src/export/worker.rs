@@ -63,11 +63,12 @@ pub async fn run(
     let flush = async {
         loop {
             let batch = queue.take(config.batch_size);
-            if batch.is_empty()
-                || export(&mut exporter, &mut resources, batch, &metrics)
-                    .await
-                    .is_err()
-            {
+            if batch.is_empty() {
+                return;
+            }
+            if let Err(unsent) = export(&mut exporter, &mut resources, batch, &metrics).await {
+                // Kept: with --data-dir the agent saves what is left for the next start.
+                queue.requeue(unsent);
                 return;
             }
         }

@@ -99,6 +99,8 @@ CREATE TABLE IF NOT EXISTS traces(
     last_seen_ns INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS traces_last_batch ON traces(last_batch);
 CREATE INDEX IF NOT EXISTS traces_last_seen ON traces(last_seen_ns);
+CREATE TABLE IF NOT EXISTS export_backlog(
+    id INTEGER PRIMARY KEY, spans INTEGER NOT NULL, request BLOB NOT NULL);
 ";
 
 fn encoding_code(encoding: Encoding) -> i64 {
@@ -275,6 +277,34 @@ impl Journal {
         self.conn
             .pragma_update(None, "max_page_count", pages)
             .unwrap();
+    }
+
+    /// Saves OTLP requests that could not be delivered before shutdown (protobuf, span count).
+    pub fn save_backlog(&mut self, requests: &[(Vec<u8>, u64)]) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut insert =
+                tx.prepare_cached("INSERT INTO export_backlog(spans, request) VALUES (?1, ?2)")?;
+            for (request, spans) in requests {
+                insert.execute(params![*spans as i64, request])?;
+            }
+        }
+        tx.commit()
+    }
+
+    /// Takes the saved OTLP requests (they are deleted: the caller queues them again).
+    pub fn take_backlog(&mut self) -> rusqlite::Result<Vec<(Vec<u8>, u64)>> {
+        let tx = self.conn.transaction()?;
+        let rows = {
+            let mut stmt = tx.prepare("SELECT request, spans FROM export_backlog ORDER BY id")?;
+            stmt.query_map([], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        tx.execute("DELETE FROM export_backlog", [])?;
+        tx.commit()?;
+        Ok(rows)
     }
 
     /// Traces on disk.

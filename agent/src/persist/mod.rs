@@ -83,6 +83,7 @@ pub struct Status {
 enum Message {
     Record(Record),
     Flush(Sender<()>),
+    Backlog(Vec<(Vec<u8>, u64)>),
 }
 
 /// The handle ingest and the API use.
@@ -95,6 +96,8 @@ pub struct Persistence {
     _lock: Option<std::fs::File>,
     /// Another agent holds the lock: nothing is journaled.
     in_use: bool,
+    /// OTLP requests saved by the previous run, until the exporter takes them.
+    backlog: Mutex<Vec<(Vec<u8>, u64)>>,
 }
 
 impl Persistence {
@@ -141,6 +144,18 @@ impl Persistence {
             traces: distinct_traces(events),
             received_ns,
         });
+    }
+
+    /// Saves OTLP requests not delivered before shutdown; the next start forwards them.
+    pub fn save_backlog(&self, requests: Vec<(Vec<u8>, u64)>) {
+        if !requests.is_empty() && !self.in_use {
+            let _ = self.tx.send(Message::Backlog(requests));
+        }
+    }
+
+    /// The OTLP requests the previous run saved (taken once, at start).
+    pub fn take_backlog(&self) -> Vec<(Vec<u8>, u64)> {
+        std::mem::take(&mut *self.backlog.lock())
     }
 
     /// Waits until everything recorded before the call is committed (or `timeout` passes).
@@ -199,12 +214,14 @@ pub fn distinct_traces(events: &[Event]) -> Vec<TraceId> {
     out
 }
 
-/// Opens the journal in `config.dir`, replays up to `replay_traces` traces through `apply`, and
-/// starts the writer thread. A directory or file that cannot be used gives a handle that is
+/// Opens the journal in `config.dir`, replays up to `replay_traces` traces through `apply`, takes
+/// the export backlog when `take_backlog` (an exporter will forward it), and starts the writer
+/// thread. A directory or file that cannot be used gives a handle that is
 /// degraded from the start (the agent runs from memory).
 pub fn open(
     config: &PersistConfig,
     replay_traces: usize,
+    take_backlog: bool,
     apply: impl FnMut(&Arc<Origin>, Vec<Event>, u64),
 ) -> Option<Persistence> {
     let dir = config.dir.clone()?;
@@ -231,6 +248,14 @@ pub fn open(
         }
     };
     let mut reader = None;
+    let mut backlog = Vec::new();
+    let mut journal = journal;
+    if let Some(journal) = journal.as_mut().filter(|_| take_backlog) {
+        backlog = journal.take_backlog().unwrap_or_else(|err| {
+            tracing::warn!(%err, "could not read the export backlog");
+            Vec::new()
+        });
+    }
     if let Some(journal) = &journal {
         let started = Instant::now();
         match journal.replay(replay_traces, apply) {
@@ -265,6 +290,7 @@ pub fn open(
         dir,
         _lock: lock,
         in_use,
+        backlog: Mutex::new(backlog),
     })
 }
 
@@ -288,6 +314,13 @@ fn write_loop(
                 match message {
                     Message::Record(record) => pending.push(record),
                     Message::Flush(ack) => acks.push(ack),
+                    Message::Backlog(requests) => {
+                        if let Some(journal) = journal.as_mut()
+                            && let Err(err) = journal.save_backlog(&requests)
+                        {
+                            tracing::warn!(%err, "could not save the export backlog");
+                        }
+                    }
                 }
                 if pending.len() < 4096 {
                     next = rx.try_recv().ok();

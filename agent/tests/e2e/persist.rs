@@ -347,3 +347,72 @@ fn max_memory_moves_the_least_recent_traces_to_disk_whatever_their_sizes() {
     let back = agent.get_ok(&format!("/api/traces/{huge}"));
     assert_eq!(back["steps"][0]["operations"]["state"], 20_000);
 }
+
+/// Collector down → agent restarted (SIGTERM) → collector up: every span, the SDK's and the
+/// OTLP-ingested ones, reaches the real receiver exactly once.
+#[test]
+fn spans_waiting_for_a_down_collector_survive_a_restart_and_arrive_once() {
+    let mut receiver = crate::support::Receiver::start();
+    let (grpc, http) = (receiver.grpc.clone(), receiver.http.clone());
+    receiver.kill(); // the collector is down from the start
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://{http}");
+    let args = [
+        "--otlp-endpoint",
+        endpoint.as_str(),
+        "--otlp-max-backoff",
+        "100ms",
+    ];
+    let mut agent = start(dir.path(), &args);
+    let client = agent.client();
+    let ids = send_traces(&client, 20, "g", 1000);
+    flush(&client);
+    // 20 traces × (root + step + op) = 60 spans queued; plus 2 spans ingested as OTLP/JSON.
+    let otlp = serde_json::json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "otel-app"}}]},
+        "scopeSpans": [{"spans": [
+            {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
+             "name": "GET /", "kind": 2, "startTimeUnixNano": "1700000000000000000",
+             "endTimeUnixNano": "1700000000100000000"},
+            {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203332",
+             "parentSpanId": "b7ad6b7169203331", "name": "work", "kind": 1,
+             "startTimeUnixNano": "1700000000010000000", "endTimeUnixNano": "1700000000090000000"}
+        ]}]
+    }]});
+    let posted = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/traces", agent.base))
+        .json(&otlp)
+        .send()
+        .unwrap();
+    assert_eq!(posted.status().as_u16(), 200);
+    agent.wait_for("/readyz", |_, b| {
+        b["exporter"]["state"] == "down" && b["exporter"]["queuedSpans"] == 60
+    });
+    agent.terminate();
+
+    let agent = start(dir.path(), &args);
+    let receiver = crate::support::Receiver::start_on(&grpc, &http);
+    let spans = receiver.wait_spans(|s| s.len() >= 62);
+    // Nothing more arrives once the backlog is through: wait for the forwarder to be idle.
+    agent.wait_for("/healthz", |_, h| h["otlp"]["forwardedSpans"] == 62);
+    let spans_now = receiver.spans();
+    let mut seen = std::collections::HashMap::new();
+    for s in &spans_now {
+        *seen
+            .entry(s["spanId"].as_str().unwrap().to_owned())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(spans.len(), 62);
+    assert_eq!(spans_now.len(), 62, "a span arrived twice");
+    assert!(seen.values().all(|&n| n == 1), "{seen:?}");
+    for id in &ids {
+        assert!(
+            spans_now.iter().any(|s| s["traceId"] == id.as_str()),
+            "trace {id} missing upstream"
+        );
+    }
+    assert!(
+        seen.contains_key("b7ad6b7169203332"),
+        "the OTLP-ingested span"
+    );
+}

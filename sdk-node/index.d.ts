@@ -102,7 +102,7 @@ export interface Context {
 
 export type OpKind = 'state' | 'emit' | 'stream';
 export type OpAction = 'get' | 'set' | 'delete' | 'clear' | 'send' | (string & {});
-export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'warning' | 'error' | 'critical' | 'fatal';
 
 export interface OpTarget {
   /** State key. */
@@ -171,11 +171,11 @@ export type HeaderTarget =
   | Record<string, unknown>;
 
 export interface HttpOptions<Req = IncomingMessage> {
-  /** Flow name of each request's trace (default: the service name). */
+  /** Flow name of each request's trace (default: `METHOD /path`, as in every SDK). */
   flow?: string | ((req: Req) => string);
   /** Name of the request step (default `"METHOD /path"`). */
   step?: string | ((req: Req) => string);
-  /** Echo an incoming X-Motia-Correlation-Id on the response (default true). */
+  /** Send traceparent (the request step), tracestate and X-Motia-Correlation-Id on the response, as every SDK does (default true). */
   responseHeader?: boolean;
 }
 
@@ -231,7 +231,10 @@ export declare function streamSend<T>(stream: string, fn: () => T): T;
 export declare function streamSend<T>(stream: string, id: string | undefined, fn: () => T): T;
 
 export interface Log {
-  (level: LogLevel, message: string, fields?: Record<string, unknown>): void;
+  /** `level` as in every SDK: trace, debug, info, warn/warning, error/critical/fatal (any case; anything else is info). */
+  (level: LogLevel | (string & {}), message: string, fields?: Record<string, unknown>): void;
+  /** At info. */
+  (message: string): void;
   trace(message: string, fields?: Record<string, unknown>): void;
   debug(message: string, fields?: Record<string, unknown>): void;
   info(message: string, fields?: Record<string, unknown>): void;

@@ -34,7 +34,6 @@ const ENTRY = { api: 0, cron: 1, event: 2 };
 const KIND = { state: 0, emit: 1, stream: 2 };
 const ACTION = { get: 0, set: 1, delete: 2, clear: 3, send: 4 };
 const OTHER_ACTION = 7;
-const LEVEL = { trace: 0, debug: 1, info: 2, warn: 3, warning: 3, error: 4 };
 const METHOD = { manual: 0, header: 1, event: 2, state: 3, temporal: 4 };
 
 const STATE_GET = KIND.state * 8 + ACTION.get;
@@ -443,7 +442,8 @@ function recordOp(frame, code, subject, detail, started, failed, err) {
   const dur = (performance.now() - started) * 1e6;
   try {
     if (frame !== entered) enter(frame);
-    native.op(code, subject, dur, detail, failed ? errorParts(err)[0] : undefined);
+    const [message, type] = failed ? errorParts(err) : [];
+    native.op(code, subject, dur, detail, message, type);
   } catch {
     // never throw from instrumentation
   }
@@ -538,13 +538,20 @@ function streamSend(stream, id, fn) {
 // ---------------------------------------------------------------------------------------------
 // Events inside a step
 
-/** log(level, message, [fields]) — level: trace | debug | info | warn | error. */
+/**
+ * log(level, message, [fields]) — level: trace | debug | info | warn | warning | error | critical |
+ * fatal, any case (the SDK core's rule: critical and fatal are errors, anything else is info).
+ * log(message) logs at info.
+ */
 function log(level, message, fields) {
   if (here() === undefined) return;
+  if (message === undefined) {
+    message = level;
+    level = 'info';
+  }
   try {
-    const code = LEVEL[level] === undefined ? LEVEL.info : LEVEL[level];
-    if (fields === undefined) native.log(code, str(message));
-    else native.log(code, str(message), json(fields));
+    if (fields === undefined) native.log(str(level), str(message));
+    else native.log(str(level), str(message), json(fields));
   } catch {
     // never throw from instrumentation
   }
@@ -797,7 +804,8 @@ function startRequest(req, res, opts) {
   const path = pathOf(req.originalUrl || req.url);
   const method = req.method || 'GET';
   const stepName = option(opts.step, req, `${method} ${path}`);
-  const flow = option(opts.flow, req, serviceName || 'http');
+  // The default names of every SDK's middleware: `METHOD /path` for the flow and the request step.
+  const flow = option(opts.flow, req, `${method} ${path}`);
   const attributes = { 'http.request.method': method, 'url.path': path };
   // A valid traceparent is continued: same trace id, this request hangs under the caller's span.
   const traceFrame = startTrace(
@@ -813,12 +821,17 @@ function startRequest(req, res, opts) {
     undefined,
     METHOD.header,
   );
-  if (incoming.correlationId !== undefined) {
-    if (opts.responseHeader !== false && !res.headersSent && typeof res.setHeader === 'function') {
+  const frame = startStep(stepName, traceFrame) || traceFrame;
+  // As every SDK's middleware: the response carries traceparent (the request step as parent),
+  // tracestate and the correlation id, so a caller can find this trace.
+  if (opts.responseHeader !== false && !res.headersSent && typeof res.setHeader === 'function') {
+    if (traceFrame) {
+      const headers = headersFor(frame, frame.s || frame.trace.root);
+      for (const name of Object.keys(headers)) res.setHeader(name, headers[name]);
+    } else if (incoming.correlationId !== undefined) {
       res.setHeader(CORRELATION_HEADER, incoming.correlationId);
     }
   }
-  const frame = startStep(stepName, traceFrame) || traceFrame;
   const state = { frame, traceFrame, done: false, error: undefined, failed: false };
   req[REQUEST_FRAME] = state;
   const finish = (aborted) => {
@@ -856,7 +869,7 @@ function failRequest(state, err) {
 }
 
 /**
- * Express/Connect middleware: each request runs as a trace of `flow` (default: the service name)
+ * Express/Connect middleware: each request runs as a trace of `flow` (default: `METHOD /path`)
  * with a step named `step` (default "METHOD /path"); both may be functions of the request.
  * Honours incoming X-Motia-Correlation-Id (the trace joins that group, method "header") and W3C
  * Trace Context: a valid traceparent is continued (same trace id, the caller's span as parent,

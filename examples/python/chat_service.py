@@ -50,7 +50,7 @@ async def post_message(thread: str, body: dict[str, Any]) -> dict[str, Any]:
     text = str(body.get("text", ""))
     flowscope.correlate(thread, name="Chat Thread")
     with flowscope.step("load-history"):
-        with flowscope.state_get(f"threads.{thread}"):
+        with flowscope.op("state", "get", f"threads.{thread}"):
             history = list(THREADS.get(thread, []))
         flowscope.log("history loaded", messages=len(history))
     with flowscope.step("generate-reply"):
@@ -71,11 +71,11 @@ async def post_message(thread: str, body: dict[str, Any]) -> dict[str, Any]:
     if body.get("relay"):
         relayed = await relay(str(body["relay"]), thread, text)
     with flowscope.step("store-message"):
-        with flowscope.state_set(f"threads.{thread}"):
+        with flowscope.op("state", "set", f"threads.{thread}"):
             THREADS.setdefault(thread, []).extend(
                 [{"role": "user", "text": text}, {"role": "assistant", "text": reply}]
             )
-        flowscope.emit("chat.message.created", to="notify").record()
+        flowscope.emit("chat.message.created", to="notify")
     out: dict[str, Any] = {"reply": reply, "thread": thread, "traceId": flowscope.current_trace_id()}
     if relayed is not None:
         out["relayed"] = relayed
@@ -135,7 +135,7 @@ async def chat_app(scope: dict, receive: Receive, send: Send) -> None:
         except ModelError as exc:
             await respond(send, 500, {"error": str(exc)})
     elif method == "GET" and len(parts) == 2 and parts[0] == "threads":
-        with flowscope.state_get(f"threads.{parts[1]}"):
+        with flowscope.op("state", "get", f"threads.{parts[1]}"):
             messages = THREADS.get(parts[1], [])
         await respond(send, 200, {"thread": parts[1], "messages": messages})
     else:

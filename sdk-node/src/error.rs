@@ -33,10 +33,10 @@ pub(crate) fn error_info(
     if message.is_none() && error_type.is_none() && code.is_none() && stack.is_none() {
         return None;
     }
-    Some(ErrorInfo {
-        message: message.unwrap_or_default(),
-        error_type: error_type.filter(|t| !t.is_empty()),
-        code: code.filter(|c| !c.is_empty()),
-        stack: stack.filter(|s| !s.is_empty()),
-    })
+    Some(ErrorInfo::from_parts(
+        message.as_deref(),
+        error_type.as_deref(),
+        code.as_deref(),
+        stack.as_deref(),
+    ))
 }

@@ -51,16 +51,6 @@ fn op_action(code: u32) -> OpAction {
     }
 }
 
-fn log_level(code: u32) -> LogLevel {
-    match code {
-        0 => LogLevel::Trace,
-        1 => LogLevel::Debug,
-        3 => LogLevel::Warn,
-        4 => LogLevel::Error,
-        _ => LogLevel::Info,
-    }
-}
-
 fn correlation_method_of(code: u32) -> CorrelationMethod {
     match code {
         1 => CorrelationMethod::Header,
@@ -251,9 +241,8 @@ pub fn client_call_end(
         return;
     };
     let context = flowscope::TraceContext::restore(trace, span, 0, None, None);
-    let error = message.map(|m| flowscope::wire::ErrorInfo {
-        error_type,
-        ..flowscope::wire::ErrorInfo::new(m)
+    let error = message.map(|m| {
+        flowscope::wire::ErrorInfo::from_parts(Some(&m), error_type.as_deref(), None, None)
     });
     let status = status.and_then(|s| u16::try_from(s).ok());
     client.end_client_call(&context, span, status, error);
@@ -347,7 +336,7 @@ fn end_current(failed: bool, error: [Option<String>; 4]) -> bool {
 /// in [`op`]. Two arguments instead of five keep the call cheap.
 #[napi]
 pub fn op_now(code: u32, subject: Option<Text>) {
-    op(code, subject, None, None, None);
+    op(code, subject, None, None, None, None);
 }
 
 /// Sends an `op` that ended now after `dur_ns` (its start is now − duration). `subject` is the
@@ -360,8 +349,14 @@ pub fn op(
     dur_ns: Option<f64>,
     detail: Option<Text>,
     error: Option<String>,
+    error_type: Option<String>,
 ) {
     let (subject, detail) = (subject.map(String::from), detail.map(String::from));
+    // The error text is the core's rule (`Type: message`), as in every SDK.
+    let error = error.map(|message| {
+        flowscope::wire::ErrorInfo::from_parts(Some(&message), error_type.as_deref(), None, None)
+            .op_text()
+    });
     let Some(kind) = op_kind(code) else {
         return;
     };
@@ -373,13 +368,13 @@ pub fn op(
 
 /// Sends a `log` line; `fields_json` is a JSON object or absent.
 #[napi]
-pub fn log(level: u32, message: Text, fields_json: Option<String>) {
+pub fn log(level: String, message: Text, fields_json: Option<String>) {
     emit_here(|trace, span| {
         Event::Log(Log {
             t: now_nanos(),
             trace,
             span,
-            level: log_level(level),
+            level: LogLevel::parse(&level),
             msg: message.into(),
             fields: attributes(fields_json),
         })

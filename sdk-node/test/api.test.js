@@ -183,7 +183,7 @@ test('a failed timed op records ok=false and its error, and rethrows', async () 
   const load = stepNamed(trace, 'load');
   assert.equal(load.ops.length, 1);
   assert.equal(load.ops[0].ok, false);
-  assert.equal(load.ops[0].error, 'state store down');
+  assert.equal(load.ops[0].error, 'Error: state store down'); // `Type: message`, as in every SDK
   assert.equal(load.status, 'failed');
   assert.equal(trace.status, 'failed');
 });

@@ -289,8 +289,8 @@ describe('errors and return values', () => {
       ['state', 'delete', 'user.tmp', undefined, false],
       ['state', 'set', 'user.saved', undefined, false],
     ]);
-    assert.equal(step.ops[0].error, 'bad scope');
-    assert.equal(step.ops[1].error, 'redis is down');
+    assert.equal(step.ops[0].error, 'TypeError: bad scope'); // `Type: message`, as in every SDK
+    assert.equal(step.ops[1].error, 'Error: redis is down');
     assert.ok(step.ops[1].duration >= 2, `timed until the rejection: ${step.ops[1].duration}`);
   });
 

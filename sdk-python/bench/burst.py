@@ -17,9 +17,9 @@ def main() -> None:
         with flowscope.trace("burst", attributes={"round": t}):
             for s in range(100):
                 with flowscope.step(f"step-{s % 10}"):
-                    flowscope.state_get("user.email").record()
-                    flowscope.state_set("user.status").record()
-                    flowscope.emit("user.updated").record()
+                    flowscope.state_get("user.email")
+                    flowscope.state_set("user.status")
+                    flowscope.emit("user.updated")
     emitted = time.perf_counter() - started
     flushed = flowscope.flush(120.0)
     stats = flowscope.stats()

@@ -73,7 +73,7 @@ cd "$ROOT"
 # Static checks: lint (ruff, rules in pyproject.toml), types (mypy --strict), and the stub of the
 # native module against the built extension (stubtest: a function missing from _native.pyi fails).
 echo "ci.sh: ruff, mypy --strict, stubtest"
-"$PY" -m ruff check --config sdk-python/pyproject.toml sdk-python/python sdk-python/tests examples/motia
+"$PY" -m ruff check --config sdk-python/pyproject.toml sdk-python/python sdk-python/tests examples/motia tests/conformance
 (cd sdk-python && "$PY" -m mypy python/flowscope)
 "$PY" -m mypy.stubtest flowscope._native
 

@@ -69,20 +69,9 @@ fn op_action(s: &str) -> OpAction {
     }
 }
 
-/// Python's logging names are accepted too (`warning`, `critical`, `fatal`).
+/// Python's logging names are accepted too; the rule is the SDK core's ([`LogLevel::parse`]).
 fn log_level(s: &str) -> PyResult<LogLevel> {
-    match s {
-        "trace" => Ok(LogLevel::Trace),
-        "debug" => Ok(LogLevel::Debug),
-        "info" => Ok(LogLevel::Info),
-        "warn" | "warning" => Ok(LogLevel::Warn),
-        "error" | "critical" | "fatal" => Ok(LogLevel::Error),
-        _ => Err(invalid(
-            "log level",
-            s,
-            "trace, debug, info, warn, warning, error, critical",
-        )),
-    }
+    Ok(LogLevel::parse(s))
 }
 
 /// The status and error of a `step_end` / `trace_end`.
@@ -96,12 +85,12 @@ fn ending(
     if !failed {
         return (EndStatus::Completed, None);
     }
-    let error = ErrorInfo {
-        message: message.unwrap_or_default(),
-        error_type,
-        code,
-        stack,
-    };
+    let error = ErrorInfo::from_parts(
+        message.as_deref(),
+        error_type.as_deref(),
+        code.as_deref(),
+        stack.as_deref(),
+    );
     (EndStatus::Failed, Some(error))
 }
 
@@ -308,10 +297,8 @@ impl PyClient {
         error_type: Option<String>,
     ) {
         let Some(id) = span.span else { return };
-        let error = message.map(|m| ErrorInfo {
-            error_type,
-            ..ErrorInfo::new(m)
-        });
+        let error =
+            message.map(|m| ErrorInfo::from_parts(Some(&m), error_type.as_deref(), None, None));
         self.inner.end_client_call(&span.shared, id, status, error);
     }
 
@@ -341,7 +328,7 @@ impl PyClient {
 
     /// Sends an `op` that ended now after `dur` ns. `subject` is the state key, emit topic or
     /// stream name; `detail` the emit target step or the stream item id.
-    #[pyo3(signature = (span, kind, action, subject=None, detail=None, dur=0, error=None))]
+    #[pyo3(signature = (span, kind, action, subject=None, detail=None, dur=0, error=None, error_type=None))]
     #[allow(clippy::too_many_arguments)] // one flat call per event is the cheap path
     fn op(
         &self,
@@ -352,7 +339,12 @@ impl PyClient {
         detail: Option<String>,
         dur: u64,
         error: Option<String>,
+        error_type: Option<String>,
     ) -> PyResult<()> {
+        // The error text is the core's rule (`Type: message`), as in every SDK.
+        let error = error.map(|message| {
+            ErrorInfo::from_parts(Some(&message), error_type.as_deref(), None, None).op_text()
+        });
         let op = Op::new(op_kind(kind)?, op_action(action), subject, detail);
         self.inner
             .emit(Event::Op(op.ended_now(span.trace, span.span, dur, error)));

@@ -22,17 +22,17 @@ def test_every_event_kind_lands_in_its_step(agent: Agent) -> None:
         flow, entry="cron", step="nightly", attributes={"tenant": "acme", "n": 3, "ok": True}
     ) as tr:
         with flowscope.step("nightly") as st:
-            with flowscope.state_get("user.email"):
+            with flowscope.op("state", "get", "user.email"):
                 pass
-            flowscope.state_set("user.email").record(duration=0.002)
-            flowscope.state_delete("user.tmp").record()
-            flowscope.state_clear().record()
-            flowscope.emit("user.validated", to="save-user").record()
-            with flowscope.stream_set("messages", "m-1"):
+            flowscope.op("state", "set", "user.email").record(duration=0.002)
+            flowscope.state_delete("user.tmp")
+            flowscope.state_clear()
+            flowscope.emit("user.validated", to="save-user")
+            with flowscope.op("stream", "set", stream="messages", id="m-1"):
                 pass
-            flowscope.stream_get("messages", "m-1").record()
-            flowscope.stream_delete("messages", "m-1").record()
-            flowscope.stream_send("messages").record()
+            flowscope.stream_get("messages", "m-1")
+            flowscope.stream_delete("messages", "m-1")
+            flowscope.stream_send("messages")
             flowscope.op("state", "merge", "user.profile").record()
             flowscope.log("validated", level="warning", user="a@b.c", attempt=2)
             flowscope.llm(
@@ -125,7 +125,7 @@ def test_nested_steps_record_their_parent(agent: Agent) -> None:
         with flowscope.step("outer") as outer:
             with flowscope.step("inner") as inner:
                 with flowscope.step("innermost") as innermost:
-                    flowscope.state_get("k").record()
+                    flowscope.state_get("k")
             assert flowscope.current_span().span_id == outer.span_id  # type: ignore[union-attr]
         assert flowscope.current_span().is_trace  # type: ignore[union-attr]
     assert flowscope.current_span() is None
@@ -150,7 +150,7 @@ def test_exception_fails_step_and_trace_with_type_message_stack(agent: Agent) ->
             with flowscope.step("ok"):
                 pass
             with flowscope.step("reserve"):
-                with flowscope.state_get("inventory.sku-123"):
+                with flowscope.op("state", "get", "inventory.sku-123"):
                     reserve()
     t = agent.trace(tr.trace_id)  # type: ignore[arg-type]
     assert t["status"] == "failed"
@@ -213,7 +213,7 @@ def test_async_steps_in_concurrent_tasks_nest_under_their_own_parent(agent: Agen
             await asyncio.sleep(0.01 * (3 - i))
             async with flowscope.step(f"io-{i}"):
                 await asyncio.sleep(0.005)
-                flowscope.state_get(f"k{i}").record()
+                flowscope.state_get(f"k{i}")
         return st.span_id  # type: ignore[return-value]
 
     async def main() -> tuple[str, str, list[str]]:
@@ -286,7 +286,7 @@ def test_trace_started_inside_a_trace_is_its_child_and_inherits_the_group(agent:
     cid = uid("order")
     with flowscope.trace(uid("parent"), correlation_id=cid) as parent:
         with flowscope.step("create-order"):
-            flowscope.emit("order.created").record()
+            flowscope.emit("order.created")
             with flowscope.trace(uid("child"), entry="event", step="pay") as child:
                 with flowscope.step("pay"):
                     pass
@@ -308,7 +308,7 @@ def test_trace_id_can_be_given(agent: Agent) -> None:
 def test_calls_outside_a_trace_do_nothing_and_never_raise(agent: Agent) -> None:
     before = flowscope.stats()["enqueued"]
     with flowscope.step("orphan") as st:
-        with flowscope.state_get("k"):
+        with flowscope.op("state", "get", "k"):
             flowscope.log("nothing")
             flowscope.llm("m")
             flowscope.artifact("a")
@@ -317,7 +317,7 @@ def test_calls_outside_a_trace_do_nothing_and_never_raise(agent: Agent) -> None:
             flowscope.transition("a", "b")
             flowscope.custom("c")
             flowscope.correlate("c")
-            flowscope.emit("t").record()
+            flowscope.emit("t")
     assert st.span_id is None
     assert flowscope.inject() == {}
     assert flowscope.stats()["enqueued"] == before
@@ -331,11 +331,12 @@ def test_bad_arguments_are_swallowed_and_counted(agent: Agent) -> None:
     with flowscope.trace(uid("bad-args")) as tr:
         with flowscope.step("s"):
             flowscope.op("bogus", "get", "k").record()
-            flowscope.log("x", level="loud")
             flowscope.retry(-1)
             flowscope.correlate("c", method="telepathy")
+            # Not errors: an unknown level is info and any message is text, as in every SDK.
+            flowscope.log("x", level="loud")
             flowscope.log(object())  # type: ignore[arg-type]
-    assert flowscope.stats()["errors"] == errors + 6
+    assert flowscope.stats()["errors"] == errors + 4
     assert agent.trace(tr.trace_id)["status"] == "completed"
 
 
@@ -346,3 +347,39 @@ def test_stats_and_flush(agent: Agent) -> None:
     s = flowscope.stats()
     assert s["connected"] is True
     assert s["sent"] >= 3 and s["queued"] == 0 and s["dropped"] == 0
+
+
+def test_ops_record_on_call_time_a_callable_and_keep_the_older_forms_working(agent: Agent) -> None:
+    async def fetch() -> str:
+        await asyncio.sleep(0.01)
+        return "cached"
+
+    with flowscope.trace(uid("surface")) as tr, flowscope.step("s"):
+        flowscope.state_get("a")  # recorded at once, like Node's stateGet("a")
+        assert flowscope.state_set("b", lambda x: x * 2, 21) == 42  # the closure form
+        assert asyncio.run(flowscope.stream_get("s", "i", fetch)) == "cached"  # awaited, timed
+        flowscope.emit("t").record()  # the older form: nothing twice
+        with flowscope.state_delete("c"):  # the older timed form still records, once
+            pass
+        flowscope.log("warn", "new order")
+        flowscope.log("old order", "error")
+        flowscope.log.info("shorthand", n=1)
+        flowscope.log("critical", "is an error")
+        flowscope.log("verbose", "unknown levels are info")
+    step = step_named(agent.trace(tr.trace_id), "s")
+    assert [(o["kind"], o["action"], o.get("key") or o.get("topic") or o.get("stream")) for o in step["ops"]] == [
+        ("state", "get", "a"),
+        ("state", "set", "b"),
+        ("stream", "get", "s"),
+        ("emit", "send", "t"),
+        ("state", "delete", "c"),
+    ]
+    assert step["ops"][2]["duration"] >= 9.0
+    logs = [(e["level"], e["message"], e.get("fields")) for e in step["events"] if e["type"] == "log"]
+    assert logs == [
+        ("warn", "new order", None),
+        ("error", "old order", None),
+        ("info", "shorthand", {"n": 1}),
+        ("error", "is an error", None),
+        ("info", "unknown levels are info", None),
+    ]

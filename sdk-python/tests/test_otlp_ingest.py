@@ -161,7 +161,7 @@ def test_otel_service_calling_a_flowscope_service_is_one_trace(
             propagate.inject(headers)
             # The callee: a flowscope-instrumented handler continuing the incoming headers.
             with flowscope.trace("payment", headers=headers), flowscope.step("charge-card"):
-                flowscope.state_set("payment:1").record()
+                flowscope.state_set("payment:1")
     assert tp.force_flush(10_000)
     trace_id = hex_trace_id(root)
 

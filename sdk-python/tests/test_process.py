@@ -39,7 +39,7 @@ with flowscope.trace("fork-shared") as shared:
                     flowscope.log("from the child")
                 with flowscope.trace("fork-child") as child:
                     with flowscope.step("child-step"):
-                        flowscope.state_set("k").record()
+                        flowscope.state_set("k")
                 res["child"] = child.trace_id
                 res["flushed"] = flowscope.flush(5)
                 res["stats"] = flowscope.stats()
@@ -130,9 +130,9 @@ async def adeco():
 def run_all():
     with flowscope.trace("t", correlation_id="c", headers={"traceparent": "x"}) as t:
         with flowscope.step("s") as s:
-            with flowscope.state_get("k"):
+            with flowscope.op("state", "get", "k"):
                 pass
-            flowscope.emit("topic").record()
+            flowscope.emit("topic")
             flowscope.op("state", "set", "k").record(duration=0.1)
             flowscope.log("m", a=1)
             flowscope.llm("m", prompt="p")
@@ -195,7 +195,7 @@ start = time.perf_counter()
 for _ in range(n):
     with flowscope.trace("x"):
         with flowscope.step("y"):
-            with flowscope.state_get("k"):
+            with flowscope.op("state", "get", "k"):
                 flowscope.log("m")
 per_iter = (time.perf_counter() - start) / n * 1e9
 print(f"disabled trace+step+op+log: {per_iter:.0f} ns")
@@ -357,7 +357,7 @@ flowscope.init(service="py-burst", queue_bytes=16384, overflow=sys.argv[1])
 with flowscope.trace("burst") as run:
     with flowscope.step("hot-loop"):
         for i in range(20000):
-            flowscope.state_set(f"key-{i}").record()
+            flowscope.state_set(f"key-{i}")
 flowscope.flush(30.0)
 print(json.dumps({"trace": run.trace_id, "dropped": flowscope.stats()["dropped"]}))
 """

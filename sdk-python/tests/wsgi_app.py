@@ -40,7 +40,7 @@ def app(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
     if path.startswith("/orders/"):
         order = path.rsplit("/", 1)[-1]
         with flowscope.step("save-order"):
-            flowscope.state_set(f"orders.{order}").record()
+            flowscope.state_set(f"orders.{order}")
         return reply(start_response, {"traceId": flowscope.current_trace_id(), "seen": seen})
     if path == "/relay":
         query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))

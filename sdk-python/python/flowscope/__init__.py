@@ -6,9 +6,9 @@ agent through a non-blocking queue in the Rust client (``flowscope._native``).
     flowscope.init(service="checkout")            # optional: defaults come from the environment
     with flowscope.trace("user-registration", entry="api", step="validate-user"):
         with flowscope.step("validate-user"):
-            with flowscope.state_get("user.email"):
+            with flowscope.op("state", "get", "user.email"):
                 email = store.get("user.email")
-            flowscope.emit("user.validated", to="save-user").record()
+            flowscope.emit("user.validated", to="save-user")
     flowscope.flush()
 
 Nothing here raises because of the instrumentation, and without an agent events are dropped

@@ -481,7 +481,8 @@ class Op:
                     self.subject,
                     self.detail,
                     dur,
-                    None if exc is None else f"{type(exc).__qualname__}: {exc}",
+                    None if exc is None else str(exc),
+                    None if exc is None else type(exc).__qualname__,
                 )
             except Exception as err:
                 _rt.count_error(err)
@@ -537,49 +538,111 @@ def op(
     return Op(kind, action, key, None)
 
 
-def state_get(key: str) -> Op:
-    return Op("state", "get", key)
+class _Recorded:
+    """What an operation recorded on call returns: code written for the older API
+    (``.record()``, ``with``) keeps working and records nothing twice."""
+
+    __slots__ = ()
+
+    def record(self, duration: float | None = None, error: str | None = None) -> None:
+        return None
+
+    def time(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    def __enter__(self) -> _Recorded:
+        return self
+
+    def __exit__(self, *exc: object) -> Literal[False]:
+        return False
 
 
-def state_set(key: str) -> Op:
-    return Op("state", "set", key)
+_RECORDED = _Recorded()
 
 
-def state_delete(key: str) -> Op:
-    return Op("state", "delete", key)
+def _now_or_timed(op_: Op, fn: Callable[..., Any] | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Records ``op_`` at once, or, given ``fn``, times ``fn(*args, **kwargs)`` as the operation
+    (a coroutine function's awaitable is timed until it completes) and returns its result."""
+    if fn is None:
+        op_.record()
+        return _RECORDED
+    if inspect.iscoroutinefunction(fn):
+
+        async def timed() -> Any:
+            async with op_:
+                return await fn(*args, **kwargs)
+
+        return timed()
+    return op_.time(fn, *args, **kwargs)
 
 
-def state_clear(key: str | None = None) -> Op:
-    return Op("state", "clear", key)
+def state_get(key: str, fn: Callable[..., Any] | None = None, /, *args: Any, **kwargs: Any) -> Any:
+    """Records a state read of ``key`` now — or, with ``fn``, times ``fn(*args, **kwargs)`` as the
+    read and returns its result. ``with flowscope.op("state", "get", key):`` times a block."""
+    return _now_or_timed(Op("state", "get", key), fn, args, kwargs)
 
 
-def emit(topic: str, *, to: str | None = None) -> Op:
-    """An emit to ``topic`` (``to``: the step it triggers). ``.record()`` or ``with``."""
-    return Op("emit", "send", topic, to)
+def state_set(key: str, fn: Callable[..., Any] | None = None, /, *args: Any, **kwargs: Any) -> Any:
+    """Records a state write of ``key`` now, or times ``fn`` as the write (see :func:`state_get`)."""
+    return _now_or_timed(Op("state", "set", key), fn, args, kwargs)
 
 
-def stream_get(stream: str, id: str) -> Op:
-    return Op("stream", "get", stream, id)
+def state_delete(key: str, fn: Callable[..., Any] | None = None, /, *args: Any, **kwargs: Any) -> Any:
+    """Records a state delete of ``key`` now, or times ``fn`` as the delete."""
+    return _now_or_timed(Op("state", "delete", key), fn, args, kwargs)
 
 
-def stream_set(stream: str, id: str) -> Op:
-    return Op("stream", "set", stream, id)
+def state_clear(fn: Callable[..., Any] | str | None = None, /, *args: Any, **kwargs: Any) -> Any:
+    """Records a state clear now, or times ``fn`` as the clear. (A string is the older form's
+    scope key.)"""
+    if isinstance(fn, str):
+        return _now_or_timed(Op("state", "clear", fn), None, args, kwargs)
+    return _now_or_timed(Op("state", "clear", None), fn, args, kwargs)
 
 
-def stream_delete(stream: str, id: str) -> Op:
-    return Op("stream", "delete", stream, id)
+def emit(
+    topic: str, fn: Callable[..., Any] | None = None, /, *args: Any, to: str | None = None, **kwargs: Any
+) -> Any:
+    """Records an emit to ``topic`` now (``to``: the step it triggers), or times ``fn`` as the emit."""
+    return _now_or_timed(Op("emit", "send", topic, to), fn, args, kwargs)
 
 
-def stream_send(stream: str, id: str | None = None) -> Op:
-    return Op("stream", "send", stream, id)
+def stream_get(
+    stream: str, id: str | None = None, fn: Callable[..., Any] | None = None, /, *args: Any, **kwargs: Any
+) -> Any:
+    """Records a read of item ``id`` of ``stream`` now, or times ``fn`` as the read."""
+    return _now_or_timed(Op("stream", "get", stream, id), fn, args, kwargs)
+
+
+def stream_set(
+    stream: str, id: str | None = None, fn: Callable[..., Any] | None = None, /, *args: Any, **kwargs: Any
+) -> Any:
+    """Records a write of item ``id`` of ``stream`` now, or times ``fn`` as the write."""
+    return _now_or_timed(Op("stream", "set", stream, id), fn, args, kwargs)
+
+
+def stream_delete(
+    stream: str, id: str | None = None, fn: Callable[..., Any] | None = None, /, *args: Any, **kwargs: Any
+) -> Any:
+    """Records a delete of item ``id`` of ``stream`` now, or times ``fn`` as the delete."""
+    return _now_or_timed(Op("stream", "delete", stream, id), fn, args, kwargs)
+
+
+def stream_send(
+    stream: str, id: str | None = None, fn: Callable[..., Any] | None = None, /, *args: Any, **kwargs: Any
+) -> Any:
+    """Records a send to ``stream`` now, or times ``fn`` as the send."""
+    return _now_or_timed(Op("stream", "send", stream, id), fn, args, kwargs)
 
 
 # ---------------------------------------------------------------------------------------------
 # Events inside a step (or directly in the trace)
 
 
-def log(message: str, level: str = "info", **fields: Any) -> None:
-    """A log line; ``level`` is trace/debug/info/warn(ing)/error/critical."""
+LEVELS = frozenset({"trace", "debug", "info", "warn", "warning", "error", "critical", "fatal"})
+
+
+def _log(level: str, message: str, fields: dict[str, Any]) -> None:
     span = _current.get()
     if span is None:
         return
@@ -587,6 +650,39 @@ def log(message: str, level: str = "info", **fields: Any) -> None:
         _rt.client.log(span, level, message, fields or None)  # type: ignore[union-attr]
     except Exception as exc:
         _rt.count_error(exc)
+
+
+class _Log:
+    """``log(level, message, **fields)`` — the order of the Node and Rust SDKs — and
+    ``log.info(message, **fields)`` (also ``trace``/``debug``/``warn``/``error``). ``level`` is
+    trace/debug/info/warn/warning/error/critical/fatal (any case; critical and fatal are errors,
+    anything else is info). ``log("text")`` logs at info; the older ``log(message, level)`` order
+    is still understood."""
+
+    def __call__(self, level: str, message: str | None = None, /, **fields: Any) -> None:
+        if message is None:
+            level, message = str(fields.pop("level", "info")), level
+        elif str(message).lower() in LEVELS and str(level).lower() not in LEVELS:
+            level, message = message, level
+        _log(str(level), str(message), fields)
+
+    def trace(self, message: str, /, **fields: Any) -> None:
+        _log("trace", message, fields)
+
+    def debug(self, message: str, /, **fields: Any) -> None:
+        _log("debug", message, fields)
+
+    def info(self, message: str, /, **fields: Any) -> None:
+        _log("info", message, fields)
+
+    def warn(self, message: str, /, **fields: Any) -> None:
+        _log("warn", message, fields)
+
+    def error(self, message: str, /, **fields: Any) -> None:
+        _log("error", message, fields)
+
+
+log = _Log()
 
 
 def _text(value: Any) -> str | None:

@@ -125,6 +125,7 @@ class Client:
         detail: str | None = None,
         dur: int = 0,
         error: str | None = None,
+        error_type: str | None = None,
     ) -> None: ...
     def log(
         self, span: Span, level: str, msg: str, fields: dict[str, Any] | None = None

@@ -60,6 +60,11 @@ impl TraceBuilder {
             },
         }
     }
+    /// What triggered the run, without naming its first step.
+    pub fn entry_type(mut self, entry: EntryType) -> Self {
+        self.options.entry = entry;
+        self
+    }
     /// What triggered the run and its first step.
     pub fn entry(mut self, entry: EntryType, step: impl Into<String>) -> Self {
         self.options.entry = entry;

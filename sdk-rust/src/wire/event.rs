@@ -308,6 +308,51 @@ impl ErrorInfo {
             ..Self::default()
         }
     }
+
+    /// The error every SDK records for a raised exception: empty type, code and stack are left
+    /// out; an empty message becomes the type name, else `error`.
+    pub fn from_parts(
+        message: Option<&str>,
+        error_type: Option<&str>,
+        code: Option<&str>,
+        stack: Option<&str>,
+    ) -> Self {
+        let keep = |s: Option<&str>| {
+            s.map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let error_type = keep(error_type);
+        Self {
+            message: keep(message)
+                .or_else(|| error_type.clone())
+                .unwrap_or_else(|| "error".to_owned()),
+            error_type,
+            code: keep(code),
+            stack: stack.filter(|s| !s.trim().is_empty()).map(str::to_owned),
+        }
+    }
+
+    /// The text of a failed operation's `error` field, as every SDK writes it: `Type: message`,
+    /// or the message alone when there is no type.
+    pub fn op_text(&self) -> String {
+        match self.error_type.as_deref() {
+            Some(kind) if !self.message.is_empty() => format!("{kind}: {}", self.message),
+            Some(kind) => kind.to_owned(),
+            None => self.message.clone(),
+        }
+    }
+
+    /// The error an SDK's HTTP server middleware records for a 5xx response without an
+    /// exception: `HTTP 503`, type `HttpError`, code `503`.
+    pub fn http_status(status: u16) -> Self {
+        Self {
+            message: format!("HTTP {status}"),
+            error_type: Some("HttpError".to_owned()),
+            code: Some(status.to_string()),
+            stack: None,
+        }
+    }
 }
 
 /// `trace_start`: a run of `flow` begins — or, when the trace id already has work from another
@@ -606,6 +651,20 @@ pub enum LogLevel {
     Warn,
     /// Error.
     Error,
+}
+
+impl LogLevel {
+    /// A level name as every SDK reads it: `trace`, `debug`, `info`, `warn`/`warning`,
+    /// `error`/`critical`/`fatal`, in any case; anything else is `info`.
+    pub fn parse(text: &str) -> Self {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "trace" => Self::Trace,
+            "debug" => Self::Debug,
+            "warn" | "warning" => Self::Warn,
+            "error" | "critical" | "fatal" => Self::Error,
+            _ => Self::Info,
+        }
+    }
 }
 
 /// `log`: a log line inside a step (or the trace).

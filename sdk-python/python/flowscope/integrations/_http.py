@@ -61,7 +61,7 @@ def finish(
     if exc is None and status is not None and status >= 500:
         for scope in (st, tr):
             if scope is not None:
-                scope.set_error(f"HTTP {status}", "HTTPError", str(status))
+                scope.set_error(f"HTTP {status}", "HttpError", str(status))
     et = None if exc is None else type(exc)
     tb = None if exc is None else exc.__traceback__
     if st is not None:

@@ -63,46 +63,11 @@ impl Rejection {
 
 /// Position of an event's kind in [`EVENT_KINDS`].
 pub fn kind_index(event: &flowscope::wire::Event) -> usize {
-    use flowscope::wire::Event;
-    match event {
-        Event::TraceStart(_) => 0,
-        Event::TraceEnd(_) => 1,
-        Event::StepStart(_) => 2,
-        Event::StepEnd(_) => 3,
-        Event::Op(_) => 4,
-        Event::Log(_) => 5,
-        Event::Llm(_) => 6,
-        Event::Artifact(_) => 7,
-        Event::Retry(_) => 8,
-        Event::Checkpoint(_) => 9,
-        Event::Transition(_) => 10,
-        Event::Correlate(_) => 11,
-        Event::Custom(_) => 12,
-        Event::Stats(_) => 13,
-        Event::Dropped(_) => 14,
-        Event::Unknown => 15,
-    }
+    event.kind_index()
 }
 
-/// Event kinds counted separately (wire names).
-pub const EVENT_KINDS: [&str; 16] = [
-    "trace_start",
-    "trace_end",
-    "step_start",
-    "step_end",
-    "op",
-    "log",
-    "llm",
-    "artifact",
-    "retry",
-    "checkpoint",
-    "transition",
-    "correlate",
-    "custom",
-    "stats",
-    "dropped",
-    "unknown",
-];
+/// Event kinds counted separately (wire names): the protocol's one table.
+pub const EVENT_KINDS: [&str; 16] = flowscope::wire::Event::KINDS;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {

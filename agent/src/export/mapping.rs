@@ -682,3 +682,33 @@ pub fn trace_spans(trace: &Trace, links: &RootLinks) -> Vec<SpanData> {
         .map(|(_, span)| span)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_span_ids_are_valid_stable_and_distinct() {
+        let trace = wire::TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736);
+        let root = root_span_id(trace);
+        assert!(root.is_valid());
+        assert_eq!(
+            root,
+            root_span_id(trace),
+            "the same trace always gets the same root"
+        );
+        assert_ne!(root, root_span_id(wire::TraceId(trace.0 + 1)));
+        let parent = wire::SpanId(0x00f0_67aa_0ba9_02b7);
+        let mut ids = std::collections::HashSet::new();
+        for index in 0..1000 {
+            for llm in [false, true] {
+                let id = child_span_id(parent, index, llm);
+                assert!(id.is_valid());
+                assert!(ids.insert(id), "op {index} (llm {llm}) collides");
+            }
+        }
+        assert!(!ids.contains(&parent) && !ids.contains(&root));
+        // A seed that mixes to zero still gives a valid id.
+        assert!(derived(0).is_valid());
+    }
+}

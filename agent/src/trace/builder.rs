@@ -367,7 +367,10 @@ pub fn apply(
             if step.status == StepStatus::Waiting {
                 step.status = StepStatus::Running;
             }
-            rename_step(step, idx, id, start.name);
+            // An empty start name never erases the name an earlier end gave.
+            if !start.name.is_empty() {
+                rename_step(step, idx, id, start.name);
+            }
             Applied::Nothing
         }
         Event::StepEnd(end) => {
@@ -737,5 +740,107 @@ mod tests {
             call.error.as_ref().and_then(|e| e.code.as_deref()),
             Some(NO_RESPONSE)
         );
+    }
+
+    fn step_end(t: u64, span: u64, name: Option<&str>, status: EndStatus) -> Event {
+        Event::StepEnd(flowscope::wire::StepEnd {
+            t,
+            trace: TRACE,
+            span: SpanId(span),
+            status,
+            error: (status == EndStatus::Failed).then(|| flowscope::wire::ErrorInfo::new("boom")),
+            name: name.map(str::to_owned),
+            attrs: Some(
+                [("http.response.status_code".to_owned(), 200.into())]
+                    .into_iter()
+                    .collect(),
+            ),
+        })
+    }
+
+    fn op_in(t: u64, span: u64, key: &str) -> Event {
+        Event::Op(flowscope::wire::Op::new(
+            OpKind::State,
+            flowscope::wire::OpAction::Get,
+            Some(key.to_owned()),
+            None,
+        ))
+        .with_times(t, TRACE, Some(SpanId(span)))
+    }
+
+    trait WithTimes {
+        fn with_times(self, t: u64, trace: TraceId, span: Option<SpanId>) -> Event;
+    }
+
+    impl WithTimes for Event {
+        fn with_times(self, t: u64, trace: TraceId, span: Option<SpanId>) -> Event {
+            match self {
+                Event::Op(mut op) => {
+                    op.t = t;
+                    op.trace = trace;
+                    op.span = span;
+                    Event::Op(op)
+                }
+                other => other,
+            }
+        }
+    }
+
+    #[test]
+    fn an_end_before_its_start_and_ops_before_their_step_merge_into_one_step() {
+        let a = origin("a");
+        let trace = run(vec![
+            (&a, op_in(12, 2, "cart")),
+            (&a, step_end(15, 2, Some("late-name"), EndStatus::Completed)),
+            (&a, start(10, "checkout", 1, None)),
+            (&a, step(11, 2, 1, "", SpanKind::Internal)),
+            (&a, end(20, 1)),
+        ]);
+        assert_eq!(trace.steps.len(), 1, "one step, not three");
+        let step = &trace.steps[0];
+        // The end's name fills an empty start name; the start's time and the end's status win.
+        assert_eq!(step.name, "late-name");
+        assert_eq!((step.start_ns, step.end_ns), (Some(11), Some(15)));
+        assert_eq!(step.status, StepStatus::Completed);
+        assert_eq!(step.ops.len(), 1, "the early op stays with its step");
+        assert_eq!(
+            step.attributes
+                .as_ref()
+                .and_then(|a| a.get("http.response.status_code")),
+            Some(&serde_json::Value::from(200)),
+            "end attributes merge into the step's"
+        );
+        assert_eq!(trace.status, TraceStatus::Completed);
+        assert_eq!(trace.start_ns, 10);
+    }
+
+    #[test]
+    fn a_failed_end_fails_the_step_and_a_late_segment_reopens_a_finished_trace() {
+        let (a, b) = (origin("a"), origin("b"));
+        let mut events = vec![
+            (&a, start(10, "checkout", 1, None)),
+            (&a, step(11, 2, 1, "charge", SpanKind::Internal)),
+            (&a, step_end(12, 2, None, EndStatus::Failed)),
+            (&a, end(13, 1)),
+        ];
+        let finished = run(events.clone());
+        assert_eq!(
+            finished.status,
+            TraceStatus::Completed,
+            "a failed step alone does not fail the trace"
+        );
+        assert_eq!(finished.steps[0].status, StepStatus::Failed);
+        assert_eq!(
+            finished.steps[0].error.as_ref().map(|e| e.message.as_str()),
+            Some("boom")
+        );
+        // Another service's segment arriving after the end: the trace runs again until it ends.
+        events.push((&b, start(14, "notify", 7, Some(2))));
+        let reopened = run(events.clone());
+        assert_eq!(reopened.status, TraceStatus::Running);
+        events.push((&b, end(16, 7)));
+        let ended = run(events);
+        assert_eq!(ended.status, TraceStatus::Completed);
+        assert_eq!(ended.end_ns, Some(16));
     }
 }

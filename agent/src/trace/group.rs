@@ -198,3 +198,66 @@ pub fn rollup<'a>(traces: impl Iterator<Item = &'a Trace>) -> Rollup {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use flowscope::wire::TraceId;
+
+    use super::*;
+    use crate::trace::{Origin, Trace};
+
+    fn member(id: u128, start: u64, end: Option<u64>) -> Arc<Trace> {
+        let mut trace = Trace::new(TraceId(id), Arc::new(Origin::named("s")), start, start);
+        trace.end_ns = end;
+        trace.last_event_ns = end.unwrap_or(start);
+        trace.status = if end.is_some() {
+            TraceStatus::Completed
+        } else {
+            TraceStatus::Running
+        };
+        Arc::new(trace)
+    }
+
+    #[test]
+    fn gaps_are_the_waits_between_members_not_the_overlaps() {
+        const MS: u64 = 1_000_000;
+        let summary = summarize(
+            GroupMembers {
+                id: "thread-1".into(),
+                name: None,
+                // Out of order on purpose; 2 overlaps 1, then a 50 ms wait, then a sub-ms hand-off.
+                traces: vec![
+                    member(3, 200 * MS, Some(250 * MS)),
+                    member(1, 0, Some(100 * MS)),
+                    member(2, 90 * MS, Some(150 * MS)),
+                    member(4, 250 * MS + MS / 2, Some(300 * MS)),
+                ],
+            },
+            300 * MS,
+            u64::MAX,
+        );
+        assert_eq!(summary.gaps.len(), 1, "{:?}", summary.gaps);
+        assert_eq!(
+            summary.gaps[0].after, 1,
+            "after the second member by start time"
+        );
+        assert_eq!(summary.gaps[0].duration_ns, 50 * MS);
+        assert_eq!(summary.status, GroupStatus::Completed);
+    }
+
+    #[test]
+    fn a_quiet_running_group_is_stalled() {
+        let members = || GroupMembers {
+            id: "g".into(),
+            name: None,
+            traces: vec![member(1, 0, None)],
+        };
+        assert_eq!(summarize(members(), 10, 100).status, GroupStatus::Active);
+        assert_eq!(
+            summarize(members(), 1_000, 100).status,
+            GroupStatus::Stalled
+        );
+    }
+}

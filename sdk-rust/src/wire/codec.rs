@@ -149,6 +149,42 @@ mod tests {
         }
     }
 
+    /// One event of every kind, decoded from its wire name in [`Event::KINDS`]: the table, the
+    /// decoder and the serializer agree.
+    #[test]
+    fn every_kind_in_the_table_round_trips_by_its_wire_name() {
+        let tr = "\"tr\":\"0000000000000000000000000000000a\"";
+        let fields = |kind: &str| -> String {
+            match kind {
+                "trace_start" => format!("{tr},\"flow\":\"f\""),
+                "trace_end" => tr.to_string(),
+                "correlate" => format!("{tr},\"cid\":\"c\""),
+                "step_start" => format!("{tr},\"sp\":\"000000000000000b\",\"name\":\"s\""),
+                "step_end" => format!("{tr},\"sp\":\"000000000000000b\""),
+                "op" => format!("{tr},\"op\":\"state\",\"action\":\"get\""),
+                "log" => format!("{tr},\"msg\":\"m\""),
+                "llm" => format!("{tr},\"model\":\"m\""),
+                "artifact" | "custom" => format!("{tr},\"name\":\"n\""),
+                "retry" => format!("{tr},\"attempt\":2"),
+                "checkpoint" => format!("{tr},\"id\":\"c\""),
+                "transition" => format!("{tr},\"from\":\"a\",\"to\":\"b\""),
+                "dropped" => format!("{tr},\"n\":3"),
+                _ => String::from("\"sent\":1"),
+            }
+        };
+        for (index, kind) in Event::KINDS.iter().enumerate() {
+            let json = format!("[{{\"k\":\"{kind}\",\"t\":1,{}}}]", fields(kind));
+            let events = decode_batch(Encoding::Json, json.as_bytes())
+                .unwrap_or_else(|e| panic!("{kind}: {e} in {json}"));
+            assert_eq!(events[0].kind(), *kind, "{json}");
+            assert_eq!(events[0].kind_index(), index);
+            if *kind != "unknown" {
+                let back = serde_json::to_value(&events[0]).unwrap();
+                assert_eq!(back["k"], *kind, "serialized under its wire name");
+            }
+        }
+    }
+
     #[test]
     fn unknown_kinds_and_fields_are_tolerated() {
         let json = br#"[{"k":"teleport","t":1,"x":2},{"k":"checkpoint","t":1,"tr":"0000000000000000000000000000000a","id":"c1","future":true}]"#;

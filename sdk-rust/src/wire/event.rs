@@ -144,26 +144,52 @@ impl<'de> Deserialize<'de> for Event {
 }
 
 impl Event {
+    /// Every kind's wire name, in [`Event::kind_index`] order: the one table metrics, health
+    /// and the decoder's tests use.
+    pub const KINDS: [&'static str; 16] = [
+        "trace_start",
+        "trace_end",
+        "step_start",
+        "step_end",
+        "op",
+        "log",
+        "llm",
+        "artifact",
+        "retry",
+        "checkpoint",
+        "transition",
+        "correlate",
+        "custom",
+        "stats",
+        "dropped",
+        "unknown",
+    ];
+
+    /// This event's position in [`Event::KINDS`].
+    pub fn kind_index(&self) -> usize {
+        match self {
+            Event::TraceStart(_) => 0,
+            Event::TraceEnd(_) => 1,
+            Event::StepStart(_) => 2,
+            Event::StepEnd(_) => 3,
+            Event::Op(_) => 4,
+            Event::Log(_) => 5,
+            Event::Llm(_) => 6,
+            Event::Artifact(_) => 7,
+            Event::Retry(_) => 8,
+            Event::Checkpoint(_) => 9,
+            Event::Transition(_) => 10,
+            Event::Correlate(_) => 11,
+            Event::Custom(_) => 12,
+            Event::Stats(_) => 13,
+            Event::Dropped(_) => 14,
+            Event::Unknown => 15,
+        }
+    }
+
     /// The wire name of this event's kind.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Event::TraceStart(_) => "trace_start",
-            Event::TraceEnd(_) => "trace_end",
-            Event::StepStart(_) => "step_start",
-            Event::StepEnd(_) => "step_end",
-            Event::Op(_) => "op",
-            Event::Log(_) => "log",
-            Event::Llm(_) => "llm",
-            Event::Artifact(_) => "artifact",
-            Event::Retry(_) => "retry",
-            Event::Checkpoint(_) => "checkpoint",
-            Event::Transition(_) => "transition",
-            Event::Correlate(_) => "correlate",
-            Event::Custom(_) => "custom",
-            Event::Stats(_) => "stats",
-            Event::Dropped(_) => "dropped",
-            Event::Unknown => "unknown",
-        }
+        Self::KINDS[self.kind_index()]
     }
 
     /// An estimate of the memory this event holds (its own size plus its strings and

@@ -126,11 +126,7 @@ fn main() {
         .to_owned();
     let endpoint = format!("http://{grpc}");
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = workload::runtime();
     let per_conn = TRACES / CONNECTIONS;
     let batches: Vec<Vec<Vec<u8>>> = (0..CONNECTIONS)
         .map(|c| frames(c * per_conn, per_conn))

@@ -5,6 +5,7 @@
 
 #![allow(unsafe_code)] // the counting allocator below
 
+#[allow(dead_code)] // shared with the other benches
 mod workload;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -105,11 +106,7 @@ fn breakdown() {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = workload::runtime();
     println!(
         "ingest over the Unix socket (msgpack, 1024-event frames, {EVENTS_PER_TRACE}-event traces, 10k-trace LRU):"
     );

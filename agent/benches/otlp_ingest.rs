@@ -5,7 +5,7 @@
 //!
 //! `cargo bench -p flowscope-agent --bench otlp_ingest`
 
-#[allow(dead_code)] // shares the connect helper only
+#[allow(dead_code)] // shared with the other benches
 mod workload;
 
 use std::io::Write as _;
@@ -198,17 +198,8 @@ fn socket_run(runtime: &tokio::runtime::Runtime, traces: u64) -> f64 {
     (traces * SPANS_PER_TRACE) as f64 / elapsed.as_secs_f64()
 }
 
-fn median(mut runs: Vec<f64>) -> f64 {
-    runs.sort_by(f64::total_cmp);
-    runs[runs.len() / 2]
-}
-
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = workload::runtime();
     let traces = 20_000;
     println!(
         "ingest of {traces} traces x {SPANS_PER_TRACE} spans, one connection, {TRACES_PER_REQUEST} traces per request/frame:"
@@ -219,7 +210,7 @@ fn main() {
         otlp.push(otlp_run(&runtime, traces));
         socket.push(socket_run(&runtime, traces));
     }
-    let (otlp, socket) = (median(otlp), median(socket));
+    let (otlp, socket) = (workload::median(otlp), workload::median(socket));
     println!("  OTLP/HTTP protobuf: median {:.0} k spans/s", otlp / 1e3);
     println!(
         "  Unix socket msgpack: median {:.0} k spans/s",

@@ -71,17 +71,8 @@ fn restart(runtime: &tokio::runtime::Runtime, data: &std::path::Path, traces: us
     elapsed
 }
 
-fn median(mut runs: Vec<f64>) -> f64 {
-    runs.sort_by(f64::total_cmp);
-    runs[runs.len() / 2]
-}
-
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = workload::runtime();
     let traces = 20_000u64;
     println!(
         "ingest of {traces} traces x {EVENTS_PER_TRACE} events, one connection, persistence off vs on (same run):"
@@ -93,7 +84,7 @@ fn main() {
         let data = tempfile::tempdir().unwrap();
         on.push(ingest(&runtime, traces, Some(data.path())));
     }
-    let (off, on) = (median(off), median(on));
+    let (off, on) = (workload::median(off), workload::median(on));
     println!("  off: median {:.2} M events/s", off / 1e6);
     println!(
         "  on:  median {:.2} M events/s (journal committed before the clock stops)",
@@ -109,7 +100,7 @@ fn main() {
             .collect();
         println!(
             "restart with {stored} stored traces: median {:.2} s to a full store; journal {:.1} MiB = {:.0} B per op ({:.0} B per event)",
-            median(runs),
+            workload::median(runs),
             bytes as f64 / (1 << 20) as f64,
             bytes as f64 / ops as f64,
             bytes as f64 / (stored * EVENTS_PER_TRACE as u64) as f64,

@@ -21,11 +21,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = workload::runtime();
     let dir = tempfile::tempdir().unwrap();
     let mut config = AgentConfig::for_socket(dir.path().join("query.sock"));
     config.max_traces = std::num::NonZeroUsize::new(TRACES as usize).unwrap();

@@ -183,3 +183,18 @@ pub fn send_in_parallel(socket: &std::path::Path, work: Vec<Vec<Vec<u8>>>) {
         w.join().unwrap();
     }
 }
+
+/// The runtime every bench runs its in-process agent on: two workers, as this machine has cores.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// The median of a few runs.
+pub fn median(mut runs: Vec<f64>) -> f64 {
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
+}

@@ -322,6 +322,23 @@ fn duration(span: &Span) -> u64 {
         .saturating_sub(span.start_time_unix_nano)
 }
 
+/// An op on `subject` spanning `span`'s time, owned by `owner`.
+fn timed_op(
+    (trace, owner, span): (TraceId, Option<SpanId>, &Span),
+    kind: OpKind,
+    action: OpAction,
+    subject: String,
+    failed: bool,
+) -> Op {
+    let mut op = Op::new(kind, action, Some(subject), None);
+    op.t = span.start_time_unix_nano;
+    op.trace = trace;
+    op.span = owner;
+    op.dur = duration(span);
+    op.ok = !failed;
+    op
+}
+
 /// An emit op for a messaging span that sends (PRODUCER, or a publish/send operation).
 fn emit_of(
     trace: TraceId,
@@ -344,21 +361,13 @@ fn emit_of(
         attrs,
         &["messaging.destination.name", "messaging.destination"],
     )?;
-    Some(Op {
-        t: span.start_time_unix_nano,
-        trace,
-        span: owner,
-        kind: OpKind::Emit,
-        action: OpAction::Send,
-        key: None,
-        topic: Some(topic.to_owned()),
-        to: None,
-        stream: None,
-        id: None,
-        dur: duration(span),
-        ok: !failed,
-        error: None,
-    })
+    Some(timed_op(
+        (trace, owner, span),
+        OpKind::Emit,
+        OpAction::Send,
+        topic.to_owned(),
+        failed,
+    ))
 }
 
 /// A state op where the span names exactly one key: `flowscope.state.key` (+ `.action`), or a
@@ -397,21 +406,13 @@ fn state_of(
         }
         (action, key.to_owned())
     };
-    Some(Op {
-        t: span.start_time_unix_nano,
-        trace,
-        span: owner,
-        kind: OpKind::State,
+    Some(timed_op(
+        (trace, owner, span),
+        OpKind::State,
         action,
-        key: Some(key),
-        topic: None,
-        to: None,
-        stream: None,
-        id: None,
-        dur: duration(span),
-        ok: !failed,
-        error: None,
-    })
+        key,
+        failed,
+    ))
 }
 
 /// Appends the events of one span; refuses spans with invalid ids.

@@ -189,23 +189,7 @@ impl Journal {
     }
 
     fn load_origins(&mut self) -> rusqlite::Result<()> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, service, sdk, pid, host, otlp FROM origins")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                Origin {
-                    service: r.get(1)?,
-                    sdk: r.get(2)?,
-                    pid: r.get(3)?,
-                    host: r.get(4)?,
-                    otlp: r.get::<_, i64>(5)? != 0,
-                },
-            ))
-        })?;
-        for row in rows {
-            let (id, origin) = row?;
+        for (id, origin) in read_origins(&self.conn)? {
             self.origins.insert(origin, id);
         }
         Ok(())
@@ -396,28 +380,10 @@ impl Journal {
             return Ok(stats);
         }
         // Read fresh: a reader opened at start does not know origins added since.
-        let mut origins: HashMap<i64, Arc<Origin>> = HashMap::new();
-        {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT id, service, sdk, pid, host, otlp FROM origins")?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    Origin {
-                        service: r.get(1)?,
-                        sdk: r.get(2)?,
-                        pid: r.get(3)?,
-                        host: r.get(4)?,
-                        otlp: r.get::<_, i64>(5)? != 0,
-                    },
-                ))
-            })?;
-            for row in rows {
-                let (id, origin) = row?;
-                origins.insert(id, Arc::new(origin));
-            }
-        }
+        let origins: HashMap<i64, Arc<Origin>> = read_origins(&self.conn)?
+            .into_iter()
+            .map(|(id, origin)| (id, Arc::new(origin)))
+            .collect();
         let mut stmt = self.conn.prepare(
             "SELECT origin, encoding, payload, received_ns FROM batches
              WHERE id >= ?1 AND id <= ?2 ORDER BY id",
@@ -504,6 +470,24 @@ impl Journal {
         };
         Ok(())
     }
+}
+
+/// Every origin row: (id, origin).
+fn read_origins(conn: &Connection) -> rusqlite::Result<Vec<(i64, Origin)>> {
+    let mut stmt = conn.prepare("SELECT id, service, sdk, pid, host, otlp FROM origins")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            Origin {
+                service: r.get(1)?,
+                sdk: r.get(2)?,
+                pid: r.get(3)?,
+                host: r.get(4)?,
+                otlp: r.get::<_, i64>(5)? != 0,
+            },
+        ))
+    })?;
+    rows.collect()
 }
 
 /// What a replay read.

@@ -90,3 +90,32 @@ fn overflow_parses_from_text() {
     );
     assert_eq!(Overflow::parse("wait"), None);
 }
+
+#[test]
+fn a_burst_past_the_channel_spills_within_the_byte_bound_and_keeps_its_order() {
+    // No agent yet: nothing drains, so 150,000 ops must overflow the fixed 65,536-event channel
+    // into the spill (default 256 MiB bound) — then the agent comes and everything arrives.
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("late.sock");
+    let client = flowscope::Client::new(Config::new("burst").socket(&socket));
+    let id = burst(&client, 150_000);
+    let queued = client.stats();
+    assert_eq!(queued.dropped, 0, "{queued:?}");
+    assert!(
+        queued.queued > 65_536,
+        "the channel alone held it: {queued:?}"
+    );
+    let agent = Agent::start_at(&socket, &["--max-events-per-trace", "300000"]);
+    assert!(
+        client.flush(Duration::from_secs(60)),
+        "{:?}",
+        client.stats()
+    );
+    let trace = agent.wait_trace(id, |t| t["status"] == "completed");
+    let ops = trace["steps"][0]["ops"].as_array().unwrap();
+    assert_eq!(ops.len(), 150_000);
+    // In emit order: the spilled events went out after the channel's, never before.
+    for (i, op) in ops.iter().enumerate().step_by(997) {
+        assert_eq!(op["key"], format!("key-{i}"), "op {i} out of order");
+    }
+}

@@ -21,7 +21,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Sender, TrySendError};
+
+/// Events the preallocated channel holds; beyond it (within the byte bound) they spill.
+const CHANNEL_CAPACITY: usize = 65_536;
 use parking_lot::RwLock;
 
 pub use api::*;
@@ -85,8 +88,9 @@ impl Client {
         let tx = if config.disabled {
             None
         } else {
-            // Unbounded channel: the bounds are the byte and event budgets checked in `emit`.
-            let (tx, rx) = crossbeam_channel::unbounded();
+            // A fixed channel for the fast path; past its capacity events spill into a list that
+            // the byte and event budgets checked in `emit` bound.
+            let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
             let writer_shared = Arc::clone(&shared);
             let writer_config = config.clone();
             let spawned = std::thread::Builder::new()
@@ -144,13 +148,23 @@ impl Client {
             shared.queued_events.fetch_add(1, Ordering::Relaxed);
         }
         shared.enqueued.fetch_add(1, Ordering::AcqRel);
-        if tx.send(event).is_err() {
-            shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
-            shared.enqueued.fetch_sub(1, Ordering::AcqRel);
-            shared.dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
+        if shared.spilling() {
+            shared.spill(event);
+            return true;
         }
-        true
+        match tx.try_send(event) {
+            Ok(()) => true,
+            Err(TrySendError::Full(event)) => {
+                shared.spill(event);
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+                shared.enqueued.fetch_sub(1, Ordering::AcqRel);
+                shared.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
     }
 
     /// Waits up to `timeout` until every event queued before the call is written (or dropped).
@@ -176,7 +190,8 @@ impl Client {
             sent: shared.sent.load(Ordering::Relaxed),
             dropped: shared.dropped.load(Ordering::Relaxed),
             reconnects: shared.reconnects.load(Ordering::Relaxed),
-            queued: self.inner.tx.as_ref().map_or(0, |tx| tx.len() as u64),
+            queued: self.inner.tx.as_ref().map_or(0, |tx| tx.len() as u64)
+                + shared.spilled() as u64,
             queued_bytes: shared.queued_bytes.load(Ordering::Relaxed) as u64,
             connected: shared.connected.load(Ordering::Relaxed),
         }

@@ -1,6 +1,6 @@
 //! Counters shared between the emitting threads and the writer thread.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,10 @@ pub(crate) struct Shared {
     pub(crate) queued_bytes: AtomicUsize,
     /// Events in the queue, counted only when an event bound is configured.
     pub(crate) queued_events: AtomicUsize,
+    /// Events past the channel's fixed capacity, still within the byte bound, in emit order.
+    spill: Mutex<VecDeque<crate::wire::Event>>,
+    /// Whether `spill` holds events: emits then go there too, so order is kept.
+    spilling: AtomicBool,
     /// Events dropped per trace since the writer last reported them to the agent.
     drops: Mutex<HashMap<crate::wire::TraceId, u64>>,
     /// Whether `drops` has anything to report.
@@ -74,6 +78,35 @@ impl Shared {
             eprintln!("flowscope: {m}");
         }
         *last = message;
+    }
+
+    /// Whether new events must go to the spill (it holds older ones).
+    #[inline]
+    pub(crate) fn spilling(&self) -> bool {
+        self.spilling.load(Ordering::Acquire)
+    }
+
+    /// Appends an event past the channel's capacity.
+    pub(crate) fn spill(&self, event: crate::wire::Event) {
+        let mut spill = self.spill.lock();
+        spill.push_back(event);
+        self.spilling.store(true, Ordering::Release);
+    }
+
+    /// Moves up to `max` spilled events into `out` (oldest first); clears the flag when the
+    /// spill is empty. Call only when the channel is empty (its events are older).
+    pub(crate) fn unspill(&self, out: &mut Vec<crate::wire::Event>, max: usize) {
+        let mut spill = self.spill.lock();
+        let n = max.min(spill.len());
+        out.extend(spill.drain(..n));
+        if spill.is_empty() {
+            self.spilling.store(false, Ordering::Release);
+        }
+    }
+
+    /// Events waiting in the spill.
+    pub(crate) fn spilled(&self) -> usize {
+        self.spill.lock().len()
     }
 
     /// Counts one dropped event of `trace` (for the agent's `incomplete` mark). Traces past a bound

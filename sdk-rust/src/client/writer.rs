@@ -47,6 +47,17 @@ pub(crate) fn run(rx: Receiver<Event>, shared: Arc<Shared>, config: Config) {
     loop {
         let mut taken = 0usize;
         let before = batch.len();
+        if batch.is_empty() && writer.shared.spilling() && rx.is_empty() {
+            // The channel is drained: the spilled events are next, oldest first.
+            let mut spilled = Vec::new();
+            writer
+                .shared
+                .unspill(&mut spilled, writer.config.max_batch_events);
+            for event in spilled {
+                taken += event.queued_size();
+                batch.push(writer.redact(event));
+            }
+        }
         if batch.is_empty() {
             match rx.recv_timeout(IDLE_TICK) {
                 Ok(event) => {
@@ -61,6 +72,7 @@ pub(crate) fn run(rx: Receiver<Event>, shared: Arc<Shared>, config: Config) {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
+        // Channel events are always older than spilled ones: take them first.
         while batch.len() < writer.config.max_batch_events {
             match rx.try_recv() {
                 Ok(event) => {

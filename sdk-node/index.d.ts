@@ -60,6 +60,8 @@ export interface Stats {
   reconnects: number;
   /** Events waiting in the queue. */
   queued: number;
+  /** Estimated bytes waiting in the queue (bounded by `queueBytes`). */
+  queuedBytes: number;
   /** Whether the writer holds a live connection to the agent. */
   connected: boolean;
   /** Why the SDK will not connect (e.g. a socket owned by another user), if it will not. */

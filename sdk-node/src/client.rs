@@ -192,6 +192,8 @@ pub struct Stats {
     pub reconnects: f64,
     /// Events waiting in the queue.
     pub queued: f64,
+    /// Estimated bytes waiting in the queue (bounded by `queueBytes`).
+    pub queued_bytes: f64,
     /// Whether the writer holds a live connection.
     pub connected: bool,
     /// Why the writer refuses or fails to connect (a socket owned by another user…).
@@ -210,6 +212,7 @@ pub fn stats() -> Stats {
         dropped: s.dropped as f64,
         reconnects: s.reconnects as f64,
         queued: s.queued as f64,
+        queued_bytes: s.queued_bytes as f64,
         connected: s.connected,
     }
 }

@@ -235,6 +235,7 @@ test('stats count what was sent', async () => {
   assert.ok(stats.sent > 0);
   assert.equal(stats.dropped, 0);
   assert.equal(stats.queued, 0);
+  assert.equal(stats.queuedBytes, 0, 'nothing waits after a flush');
   assert.equal(stats.enqueued, stats.sent);
 });
 

@@ -182,6 +182,7 @@ impl PyClient {
         d.set_item("dropped", s.dropped)?;
         d.set_item("reconnects", s.reconnects)?;
         d.set_item("queued", s.queued)?;
+        d.set_item("queued_bytes", s.queued_bytes)?;
         d.set_item("connected", s.connected)?;
         Ok(d)
     }

@@ -347,6 +347,7 @@ def test_stats_and_flush(agent: Agent) -> None:
     s = flowscope.stats()
     assert s["connected"] is True
     assert s["sent"] >= 3 and s["queued"] == 0 and s["dropped"] == 0
+    assert s["queued_bytes"] == 0, "nothing waits after a flush"
 
 
 def test_ops_record_on_call_time_a_callable_and_keep_the_older_forms_working(agent: Agent) -> None:

@@ -866,13 +866,14 @@ _ZERO_STATS = {
     "dropped": 0,
     "reconnects": 0,
     "queued": 0,
+    "queued_bytes": 0,
     "connected": False,
     "last_error": None,
 }
 
 
 def stats() -> dict[str, Any]:
-    """Counters: ``enqueued``, ``sent``, ``dropped``, ``reconnects``, ``queued``, ``connected``,
+    """Counters: ``enqueued``, ``sent``, ``dropped``, ``reconnects``, ``queued``, ``queued_bytes``, ``connected``,
     ``last_error`` (why the SDK will not connect, e.g. a socket owned by another user, or None)
     and ``errors`` (instrumentation errors swallowed)."""
     client = _rt.client

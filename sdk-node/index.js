@@ -844,7 +844,11 @@ function startRequest(req, res, opts) {
       failed = true;
       err = aborted
         ? Object.assign(new Error('the client closed the connection before the response was sent'), { name: 'Aborted' })
-        : Object.assign(new Error(`HTTP ${status}`), { name: 'HttpError', code: String(status), stack: undefined });
+        : (() => {
+            // The SDK core's rule for a 5xx without an exception (`HTTP 503`, `HttpError`, `503`).
+            const { message, name, code } = native.httpStatusError(status);
+            return Object.assign(new Error(message), { name, code, stack: undefined });
+          })();
     }
     if (frame !== traceFrame) endFrame(frame, failed, err);
     endFrame(traceFrame, failed, err);

@@ -8,6 +8,7 @@ use std::fmt::Display;
 
 use flowscope::ErrorInfo;
 use napi::Status;
+use napi_derive::napi;
 
 /// Converts a `Result` with a displayable error into a napi result (a JavaScript exception).
 pub(crate) trait NapiErrExt<T> {
@@ -19,6 +20,29 @@ pub(crate) trait NapiErrExt<T> {
 impl<T, E: Display> NapiErrExt<T> for Result<T, E> {
     fn napi_err(self, status: Status, context: &str) -> napi::Result<T> {
         self.map_err(|e| napi::Error::new(status, format!("{context}: {e}")))
+    }
+}
+
+/// The error HTTP middleware records for a 5xx response without an exception, by the SDK core's
+/// rule: `{ message, name, code }`.
+#[napi(object)]
+pub struct HttpStatusError {
+    /// `HTTP 503`.
+    pub message: String,
+    /// `HttpError`.
+    pub name: String,
+    /// `503`.
+    pub code: String,
+}
+
+/// See [`HttpStatusError`].
+#[napi]
+pub fn http_status_error(status: u32) -> HttpStatusError {
+    let error = ErrorInfo::http_status(u16::try_from(status).unwrap_or(u16::MAX));
+    HttpStatusError {
+        message: error.message,
+        name: error.error_type.unwrap_or_default(),
+        code: error.code.unwrap_or_default(),
     }
 }
 

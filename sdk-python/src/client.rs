@@ -24,49 +24,29 @@ pub struct PyClient {
     inner: Client,
 }
 
+// Names are the wire names of the core's enums (`parse`); the binding only turns a miss into a
+// ValueError.
 fn entry_type(s: &str) -> PyResult<EntryType> {
-    match s {
-        "api" => Ok(EntryType::Api),
-        "cron" => Ok(EntryType::Cron),
-        "event" => Ok(EntryType::Event),
-        _ => Err(invalid("entry type", s, "api, cron, event")),
-    }
+    EntryType::parse(s).ok_or_else(|| invalid("entry type", s, "api, cron, event"))
 }
 
 fn parse_method(s: &str) -> PyResult<CorrelationMethod> {
-    match s {
-        "manual" => Ok(CorrelationMethod::Manual),
-        "header" => Ok(CorrelationMethod::Header),
-        "event" => Ok(CorrelationMethod::Event),
-        "state" => Ok(CorrelationMethod::State),
-        "temporal" => Ok(CorrelationMethod::Temporal),
-        _ => Err(invalid(
+    CorrelationMethod::parse(s).ok_or_else(|| {
+        invalid(
             "correlation method",
             s,
             "manual, header, event, state, temporal",
-        )),
-    }
+        )
+    })
 }
 
 fn op_kind(s: &str) -> PyResult<OpKind> {
-    match s {
-        "state" => Ok(OpKind::State),
-        "emit" => Ok(OpKind::Emit),
-        "stream" => Ok(OpKind::Stream),
-        _ => Err(invalid("operation kind", s, "state, emit, stream")),
-    }
+    OpKind::parse(s).ok_or_else(|| invalid("operation kind", s, "state, emit, stream"))
 }
 
 /// Unknown actions are kept as `other`, as the protocol says.
 fn op_action(s: &str) -> OpAction {
-    match s {
-        "get" => OpAction::Get,
-        "set" => OpAction::Set,
-        "delete" => OpAction::Delete,
-        "clear" => OpAction::Clear,
-        "send" => OpAction::Send,
-        _ => OpAction::Other,
-    }
+    OpAction::parse(s)
 }
 
 /// Python's logging names are accepted too; the rule is the SDK core's ([`LogLevel::parse`]).

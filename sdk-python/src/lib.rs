@@ -32,6 +32,18 @@ fn run_agent(py: Python<'_>, argv: Vec<String>) -> PyResult<()> {
         .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("{e:#}")))
 }
 
+/// The error HTTP middleware records for a 5xx response without an exception: (message, type,
+/// code), by the SDK core's rule.
+#[pyfunction]
+fn http_status_error(status: u16) -> (String, String, String) {
+    let error = flowscope::ErrorInfo::http_status(status);
+    (
+        error.message,
+        error.error_type.unwrap_or_default(),
+        error.code.unwrap_or_default(),
+    )
+}
+
 /// The module `flowscope._native`.
 #[pymodule]
 #[pyo3(name = "_native")]
@@ -40,6 +52,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<context::PySpan>()?;
     m.add_function(wrap_pyfunction!(reseed_after_fork, m)?)?;
     m.add_function(wrap_pyfunction!(run_agent, m)?)?;
+    m.add_function(wrap_pyfunction!(http_status_error, m)?)?;
     propagation::register(m)?;
     m.add("SDK_VERSION", env!("CARGO_PKG_VERSION"))?;
     Ok(())

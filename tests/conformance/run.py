@@ -129,6 +129,15 @@ def main() -> int:
                 proc.terminate()
                 proc.wait(10)
     failed = compare(results, "rust") | compare(servers, "python")
+    # The middleware rules themselves, not only their sameness.
+    for sdk, text in servers.items():
+        server = json.loads(text)
+        spec = json.loads(SCENARIO.read_text())["server"]
+        want_name = f"{spec['method']} {spec['path']}"
+        want_error = {"message": f"HTTP {spec['status']}", "type": "HttpError", "code": str(spec["status"])}
+        if server["flowName"] != want_name or server.get("error") != want_error:
+            print(f"conformance: {sdk}'s middleware trace is not {want_name!r} failed with {want_error}")
+            failed = True
     if failed:
         return 1
     steps = sum(len(t["steps"]) for t in json.loads(results["rust"]))

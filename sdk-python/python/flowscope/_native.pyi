@@ -14,6 +14,7 @@ __all__ = [
     "TRACESTATE_HEADER",
     "SDK_VERSION",
     "run_agent",
+    "http_status_error",
 ]
 
 SDK_VERSION: str
@@ -22,6 +23,7 @@ TRACEPARENT_HEADER: str
 TRACESTATE_HEADER: str
 
 def reseed_after_fork() -> None: ...
+def http_status_error(status: int) -> tuple[str, str, str]: ...
 def parse_traceparent(value: str) -> tuple[str, str, int] | None: ...
 def extract(
     correlation_id: str | None = None,

@@ -289,6 +289,14 @@ pub enum EntryType {
 }
 
 impl EntryType {
+    /// Every entry type.
+    pub const ALL: [Self; 3] = [Self::Api, Self::Cron, Self::Event];
+
+    /// The entry type with this wire name, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+
     /// The wire and API name (`api`, `cron`, `event`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -522,6 +530,14 @@ pub enum OpKind {
 }
 
 impl OpKind {
+    /// Every kind.
+    pub const ALL: [Self; 3] = [Self::State, Self::Emit, Self::Stream];
+
+    /// The kind with this wire name, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// The wire and API name (`state`, `emit`, `stream`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -552,6 +568,14 @@ pub enum OpAction {
 }
 
 impl OpAction {
+    /// The action with this wire name; anything else is `other`, as the protocol says.
+    pub fn parse(name: &str) -> Self {
+        [Self::Get, Self::Set, Self::Delete, Self::Clear, Self::Send]
+            .into_iter()
+            .find(|a| a.as_str() == name)
+            .unwrap_or(Self::Other)
+    }
+
     /// The wire and API name (`get`, `set`, `delete`, `clear`, `send`, `other`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -850,6 +874,33 @@ pub enum CorrelationMethod {
     Temporal,
 }
 
+impl CorrelationMethod {
+    /// Every method.
+    pub const ALL: [Self; 5] = [
+        Self::Manual,
+        Self::Header,
+        Self::Event,
+        Self::State,
+        Self::Temporal,
+    ];
+
+    /// The wire name (`manual`, `header`, `event`, `state`, `temporal`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::Header => "header",
+            Self::Event => "event",
+            Self::State => "state",
+            Self::Temporal => "temporal",
+        }
+    }
+
+    /// The method with this wire name, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+}
+
 /// `correlate`: the trace joins the group `cid`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Correlate {
@@ -943,8 +994,22 @@ mod tests {
         ] {
             assert_eq!(action.as_str(), wire_name(action));
         }
-        for entry in [EntryType::Api, EntryType::Cron, EntryType::Event] {
+        for entry in EntryType::ALL {
             assert_eq!(entry.as_str(), wire_name(entry));
+            assert_eq!(EntryType::parse(entry.as_str()), Some(entry));
         }
+        for method in super::CorrelationMethod::ALL {
+            assert_eq!(method.as_str(), wire_name(method));
+            assert_eq!(
+                super::CorrelationMethod::parse(method.as_str()),
+                Some(method)
+            );
+        }
+        for kind in OpKind::ALL {
+            assert_eq!(OpKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(OpAction::parse("merge"), OpAction::Other);
+        assert_eq!(OpAction::parse("send"), OpAction::Send);
+        assert_eq!(EntryType::parse("nope"), None);
     }
 }

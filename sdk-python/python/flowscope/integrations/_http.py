@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._api import Step, Trace
+from .._native import http_status_error
 from ..propagation import Incoming
 
 #: A name, or a function of (method, path) returning one.
@@ -61,7 +62,7 @@ def finish(
     if exc is None and status is not None and status >= 500:
         for scope in (st, tr):
             if scope is not None:
-                scope.set_error(f"HTTP {status}", "HttpError", str(status))
+                scope.set_error(*http_status_error(status))
     et = None if exc is None else type(exc)
     tb = None if exc is None else exc.__traceback__
     if st is not None:

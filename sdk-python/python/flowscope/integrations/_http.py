@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 from .._api import Step, Trace
-from .._native import http_status_error
 from ..propagation import Incoming
 
 #: A name, or a function of (method, path) returning one.
@@ -60,6 +59,9 @@ def finish(
     if tr is None:
         return
     if exc is None and status is not None and status >= 500:
+        # Imported here: with FLOWSCOPE_DISABLED the native module is never loaded.
+        from .._native import http_status_error
+
         for scope in (st, tr):
             if scope is not None:
                 scope.set_error(*http_status_error(status))

@@ -147,6 +147,43 @@ fn in_range(pos: &Pos, (low, high): &PosRange) -> bool {
 }
 
 impl Store {
+    /// The traces a `q=` text can match: those indexed under a flow name, step name or
+    /// correlation id containing it (any case), and, for a hex needle, those whose id contains it.
+    fn text_candidates(&self, text: &str) -> HashSet<TraceId> {
+        let idx = self.indexes();
+        let needle = text.as_bytes();
+        let hit = |s: &str| contains_ignore_ascii_case(s.as_bytes(), needle);
+        let mut out = HashSet::new();
+        for (name, ids) in idx.flow.iter().chain(idx.step.iter()) {
+            if hit(name) {
+                out.extend(ids.iter().copied());
+            }
+        }
+        for (cid, group) in &idx.groups {
+            if hit(cid) {
+                out.extend(group.traces.iter().copied());
+            }
+        }
+        if !text.is_empty() && text.len() <= 32 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let mut hex = [0u8; 32];
+            for (_, id) in &idx.by_start {
+                if id.encode_hex(&mut hex).contains(text) {
+                    out.insert(*id);
+                }
+            }
+        }
+        // Traces without a flow name show as `unknown`.
+        if hit("unknown") {
+            out.extend(
+                idx.by_start
+                    .iter()
+                    .map(|(_, id)| *id)
+                    .filter(|id| self.peek(*id).is_some_and(|t| t.flow_name.is_none())),
+            );
+        }
+        out
+    }
+
     /// Runs a list query.
     pub fn query(&self, q: &TraceQuery) -> Page<'_> {
         let limit = q.limit.max(1);
@@ -169,6 +206,18 @@ impl Store {
         }
         if let Some(cid) = &q.correlation_id {
             sets.push(idx.groups.get(cid).map_or(&empty, |g| &g.traces));
+        }
+        // Text: the distinct flow names, step names and correlation ids that contain it (and ids,
+        // for a hex needle) give the candidates, instead of every step of every trace.
+        // A common text matches most traces: then the newest-first scan, which stops after a
+        // page, is cheaper than sorting every candidate.
+        let text_candidates = q
+            .text
+            .as_deref()
+            .map(|text| self.text_candidates(text))
+            .filter(|c| c.len().saturating_mul(8) < self.len());
+        if let Some(candidates) = &text_candidates {
+            sets.push(candidates);
         }
 
         let mut hits: Vec<&Trace> = Vec::with_capacity(limit + 1);
@@ -286,6 +335,46 @@ mod tests {
         }
         let expected: Vec<TraceId> = (1..=25u128).rev().map(TraceId).collect();
         assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn text_search_finds_flows_steps_groups_and_ids_any_case() {
+        // 100 traces: a rare match takes the candidate path, a common one the scan.
+        let mut store = store_with(100);
+        let origin = Arc::new(Origin::named("svc"));
+        store.apply(
+            &origin,
+            Event::StepStart(flowscope::wire::StepStart {
+                t: 1_500,
+                trace: TraceId(3),
+                span: flowscope::wire::SpanId(9),
+                name: "Charge-Card".into(),
+                ..flowscope::wire::StepStart::default()
+            }),
+            0,
+        );
+        let find = |text: &str| -> Vec<TraceId> {
+            let q = TraceQuery {
+                text: Some(text.to_owned()),
+                limit: 100,
+                ..TraceQuery::default()
+            };
+            let mut ids: Vec<TraceId> = store.query(&q).traces.iter().map(|t| t.id).collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(find("charge"), [TraceId(3)], "a step name, any case");
+        assert_eq!(find("od").len(), 50, "the flow `odd`");
+        assert_eq!(
+            find("00000000000000000000000000000064"),
+            [TraceId(100)],
+            "an id"
+        );
+        assert_eq!(
+            find("0000000000000000000000000000000"),
+            (1..=15).map(TraceId).collect::<Vec<_>>()
+        );
+        assert_eq!(find("nothing-like-it"), []);
     }
 
     #[test]

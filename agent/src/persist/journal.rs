@@ -154,7 +154,8 @@ fn open_or_replace(path: &Path) -> Result<(Connection, Option<String>), JournalE
 }
 
 impl Journal {
-    /// Creates `dir` (0700) when missing, checks it is a directory we own.
+    /// Creates `dir` (0700) when missing; an existing one must be a directory of ours that no
+    /// one else can write to.
     pub fn prepare_dir(dir: &Path) -> Result<(), JournalError> {
         let dir_error = |message: String| JournalError::Dir {
             path: dir.display().to_string(),
@@ -164,6 +165,9 @@ impl Journal {
             flowscope::socket::ensure_private_dir(dir).map_err(|e| dir_error(e.to_string()))?;
         } else if !dir.is_dir() {
             return Err(dir_error("not a directory".into()));
+        } else {
+            // Another user able to write here could plant the journal the agent replays.
+            flowscope::socket::check_dir(dir).map_err(|e| dir_error(e.to_string()))?;
         }
         Ok(())
     }

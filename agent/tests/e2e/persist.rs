@@ -416,3 +416,17 @@ fn spans_waiting_for_a_down_collector_survive_a_restart_and_arrive_once() {
         "the OTLP-ingested span"
     );
 }
+
+#[test]
+fn a_data_dir_others_can_write_to_is_refused_and_the_agent_serves_from_memory() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let agent = start(dir.path(), &[]);
+    let ready = agent.get_ok("/readyz");
+    assert_eq!(ready["persistence"]["state"], "degraded", "{ready}");
+    assert!(
+        !dir.path().join("flowscope.db").exists(),
+        "nothing written there"
+    );
+}

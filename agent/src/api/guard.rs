@@ -101,17 +101,20 @@ fn query_token(query: Option<&str>) -> Option<String> {
         .map(|(_, value)| value)
 }
 
+/// The token of an `Authorization: Bearer <token>` value (any case of `Bearer`); also the gRPC
+/// receiver's `authorization` metadata.
+pub(crate) fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 fn authorized(request: &Request, token: &str) -> bool {
     let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, value) = v.trim().split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| value.trim().to_owned())
-        });
+        .and_then(bearer_token)
+        .map(str::to_owned);
     let path = request.uri().path();
     let given = bearer.or_else(|| {
         matches!(path, "/api/stream" | "/api/ws")

@@ -21,11 +21,8 @@ fn authorized(metadata: &tonic::metadata::MetadataMap, token: &str) -> bool {
     metadata
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .is_some_and(|(scheme, value)| {
-            scheme.eq_ignore_ascii_case("bearer")
-                && crate::api::guard::same_secret(value.trim().as_bytes(), token.as_bytes())
-        })
+        .and_then(crate::api::guard::bearer_token)
+        .is_some_and(|given| crate::api::guard::same_secret(given.as_bytes(), token.as_bytes()))
 }
 
 #[tonic::async_trait]

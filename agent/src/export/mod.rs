@@ -171,23 +171,11 @@ impl Exporter {
     /// What is still queued, as OTLP requests (one per resource), for saving at shutdown; the
     /// next start forwards them as they are.
     pub fn drain_requests(&self) -> Vec<(ExportTraceServiceRequest, u64)> {
-        let mut by_origin: Vec<(
-            Arc<crate::trace::Origin>,
-            Vec<opentelemetry_sdk::trace::SpanData>,
-        )> = Vec::new();
-        for item in self.queue.drain() {
-            match by_origin
-                .iter_mut()
-                .find(|(o, _)| Arc::ptr_eq(o, &item.origin))
-            {
-                Some((_, spans)) => spans.push(item.span),
-                None => by_origin.push((item.origin, vec![item.span])),
-            }
-        }
-        by_origin
+        queue::group_by_origin(self.queue.drain())
             .into_iter()
-            .map(|(origin, spans)| {
-                let n = spans.len() as u64;
+            .map(|(origin, items)| {
+                let n = items.len() as u64;
+                let spans = items.into_iter().map(|q| q.span).collect();
                 let resource = (&mapping::resource(&origin)).into();
                 let resource_spans =
                     opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope(

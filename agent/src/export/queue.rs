@@ -23,6 +23,21 @@ pub struct Queued {
     pub bytes: usize,
 }
 
+/// `items` grouped by origin (one export call per resource), origins in first-seen order.
+pub fn group_by_origin(items: Vec<Queued>) -> Vec<(Arc<Origin>, Vec<Queued>)> {
+    let mut groups: Vec<(Arc<Origin>, Vec<Queued>)> = Vec::new();
+    for item in items {
+        match groups
+            .iter_mut()
+            .find(|(o, _)| Arc::ptr_eq(o, &item.origin))
+        {
+            Some((_, group)) => group.push(item),
+            None => groups.push((Arc::clone(&item.origin), vec![item])),
+        }
+    }
+    groups
+}
+
 /// Collector state as seen by the exporter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CollectorState {

@@ -84,18 +84,7 @@ async fn export(
     batch: Vec<Queued>,
     metrics: &ExportMetrics,
 ) -> Result<(), Vec<Queued>> {
-    // Group by origin, keeping the first-seen order of origins.
-    let mut groups: Vec<(Arc<Origin>, Vec<Queued>)> = Vec::new();
-    for item in batch {
-        match groups
-            .iter_mut()
-            .find(|(o, _)| Arc::ptr_eq(o, &item.origin))
-        {
-            Some((_, items)) => items.push(item),
-            None => groups.push((Arc::clone(&item.origin), vec![item])),
-        }
-    }
-    let mut groups = groups.into_iter();
+    let mut groups = super::queue::group_by_origin(batch).into_iter();
     while let Some((origin, items)) = groups.next() {
         let resource = resources
             .entry(Arc::clone(&origin))

@@ -26,10 +26,16 @@ struct Pending {
     spans: u64,
 }
 
+/// What waits: the queue, and the bytes of it plus the request in flight.
+#[derive(Default)]
+struct Waiting {
+    queue: VecDeque<Pending>,
+    bytes: usize,
+}
+
 /// The producer side: OTLP ingest offers each accepted request here.
 pub struct Forwarder {
-    queue: Mutex<VecDeque<Pending>>,
-    queued_bytes: Mutex<usize>,
+    waiting: Mutex<Waiting>,
     max_bytes: usize,
     notify: Notify,
     metrics: Arc<ExportMetrics>,
@@ -38,8 +44,7 @@ pub struct Forwarder {
 impl Forwarder {
     fn new(max_bytes: usize, metrics: Arc<ExportMetrics>) -> Self {
         Self {
-            queue: Mutex::new(VecDeque::new()),
-            queued_bytes: Mutex::new(0),
+            waiting: Mutex::new(Waiting::default()),
             max_bytes,
             notify: Notify::new(),
             metrics,
@@ -51,48 +56,51 @@ impl Forwarder {
     pub fn offer(&self, request: ExportTraceServiceRequest, spans: u64) {
         let bytes = request.encoded_len();
         {
-            let mut queue = self.queue.lock();
-            let mut queued = self.queued_bytes.lock();
-            while *queued + bytes > self.max_bytes
-                && let Some(old) = queue.pop_front()
+            let mut waiting = self.waiting.lock();
+            while waiting.bytes + bytes > self.max_bytes
+                && let Some(old) = waiting.queue.pop_front()
             {
-                *queued -= old.bytes;
+                waiting.bytes -= old.bytes;
                 self.metrics.forward_dropped_spans.inc_by(old.spans);
             }
             if bytes > self.max_bytes {
                 self.metrics.forward_dropped_spans.inc_by(spans);
                 return;
             }
-            *queued += bytes;
-            queue.push_back(Pending {
+            waiting.bytes += bytes;
+            waiting.queue.push_back(Pending {
                 request,
                 bytes,
                 spans,
             });
-            self.metrics.forward_queue_bytes.set(*queued as i64);
+            self.metrics.forward_queue_bytes.set(waiting.bytes as i64);
         }
         self.notify.notify_one();
     }
 
     /// Everything still waiting (at shutdown), as requests with their span counts.
     pub fn drain(&self) -> Vec<(ExportTraceServiceRequest, u64)> {
-        let mut queue = self.queue.lock();
-        *self.queued_bytes.lock() = 0;
-        queue.drain(..).map(|p| (p.request, p.spans)).collect()
+        let mut waiting = self.waiting.lock();
+        waiting.bytes = 0;
+        waiting
+            .queue
+            .drain(..)
+            .map(|p| (p.request, p.spans))
+            .collect()
     }
 
     fn take(&self) -> Option<Pending> {
-        self.queue.lock().pop_front()
+        self.waiting.lock().queue.pop_front()
     }
 
     fn put_back(&self, pending: Pending) {
-        self.queue.lock().push_front(pending);
+        self.waiting.lock().queue.push_front(pending);
     }
 
     fn sent(&self, pending: &Pending) {
-        let mut queued = self.queued_bytes.lock();
-        *queued = queued.saturating_sub(pending.bytes);
-        self.metrics.forward_queue_bytes.set(*queued as i64);
+        let mut waiting = self.waiting.lock();
+        waiting.bytes = waiting.bytes.saturating_sub(pending.bytes);
+        self.metrics.forward_queue_bytes.set(waiting.bytes as i64);
         self.metrics.forwarded_spans.inc_by(pending.spans);
     }
 }

@@ -112,7 +112,7 @@ fn socket_trace(n: u64, out: &mut Vec<Event>) {
             trace,
             span,
             parent: Some(SpanId(root)),
-            name: format!("step-{c}"),
+            name: format!("step-{c}").into(),
             kind: SpanKind::Internal,
             attrs: Some(attrs),
         }));

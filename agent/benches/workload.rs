@@ -34,9 +34,9 @@ fn op(
     subject: &str,
 ) -> Event {
     let (key, topic, stream) = match kind {
-        OpKind::State => (Some(subject.to_owned()), None, None),
-        OpKind::Emit => (None, Some(subject.to_owned()), None),
-        OpKind::Stream => (None, None, Some(subject.to_owned())),
+        OpKind::State => (Some(subject.to_owned().into()), None, None),
+        OpKind::Emit => (None, Some(subject.to_owned().into()), None),
+        OpKind::Stream => (None, None, Some(subject.to_owned().into())),
     };
     Event::Op(Op {
         t,
@@ -46,9 +46,9 @@ fn op(
         action,
         key,
         topic,
-        to: (kind == OpKind::Emit).then(|| "next-step".to_owned()),
+        to: (kind == OpKind::Emit).then(|| "next-step".into()),
         stream,
-        id: (kind == OpKind::Stream).then(|| "item-42".to_owned()),
+        id: (kind == OpKind::Stream).then(|| "item-42".into()),
         dur: 1_500_000,
         ok: true,
         error: None,
@@ -98,7 +98,7 @@ pub fn trace_events(n: u64, with_ops: bool) -> Vec<Event> {
             trace,
             span,
             parent: None,
-            name: STEPS[f][s].to_owned(),
+            name: STEPS[f][s].into(),
             ..StepStart::default()
         }));
         if with_ops {
@@ -119,7 +119,7 @@ pub fn trace_events(n: u64, with_ops: bool) -> Vec<Event> {
             span,
             status: EndStatus::Completed,
             error: None,
-            name: Some(STEPS[f][s].to_owned()),
+            name: Some(STEPS[f][s].into()),
             attrs: None,
         }));
     }

@@ -583,7 +583,7 @@ mod tests {
                 trace: id,
                 span: SpanId(span),
                 parent: (parent != 0).then_some(SpanId(parent)),
-                name: format!("s{span}"),
+                name: format!("s{span}").into(),
                 ..StepStart::default()
             }));
             events.push(Event::StepEnd(StepEnd {

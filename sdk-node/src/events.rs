@@ -197,7 +197,7 @@ pub fn step_start(name: Text) -> Option<Latin1String> {
         trace: ctx.trace,
         span,
         parent: ctx.span.or(ctx.root),
-        name: name.into(),
+        name: String::from(name).into(),
         ..StepStart::default()
     }));
     set_current(Some(Current {
@@ -262,7 +262,7 @@ fn step_end_event(
         span,
         status: status(failed),
         error: error_info(message, error_type, code, stack),
-        name,
+        name: name.map(Into::into),
         attrs: None,
     })
 }
@@ -361,7 +361,12 @@ pub fn op(
         return;
     };
     emit_here(|trace, span| {
-        let op = Op::new(kind, op_action(code), subject, detail);
+        let op = Op::new(
+            kind,
+            op_action(code),
+            subject.map(Into::into),
+            detail.map(Into::into),
+        );
         Event::Op(op.ended_now(trace, span, nanos(dur_ns), error))
     });
 }

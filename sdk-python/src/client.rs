@@ -302,7 +302,7 @@ impl PyClient {
             span: id,
             status,
             error,
-            name: span.name.as_deref().map(str::to_owned),
+            name: span.name.as_deref().map(|n| n.to_owned().into()),
             attrs: None,
         }));
     }
@@ -326,7 +326,12 @@ impl PyClient {
         let error = error.map(|message| {
             ErrorInfo::from_parts(Some(&message), error_type.as_deref(), None, None).op_text()
         });
-        let op = Op::new(op_kind(kind)?, op_action(action), subject, detail);
+        let op = Op::new(
+            op_kind(kind)?,
+            op_action(action),
+            subject.map(Into::into),
+            detail.map(Into::into),
+        );
         self.inner
             .emit(Event::Op(op.ended_now(span.trace, span.span, dur, error)));
         Ok(())

@@ -13,11 +13,16 @@ fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
+/// A name field as an owned string (empty when absent).
+fn name(v: &Value, key: &str) -> String {
+    text(v, key).unwrap_or_default().to_owned()
+}
+
 /// Runs one action; a failing step returns its error, which fails the enclosing steps and trace
 /// as an exception would in the other languages.
 fn run(client: &flowscope::Client, action: &Value) -> Result<(), ErrorInfo> {
     if let Some(name) = text(action, "step") {
-        let step = flowscope::step(name).start();
+        let step = flowscope::step(name.to_owned()).start();
         if let Some(error) = action.get("error") {
             let error =
                 ErrorInfo::from_parts(text(error, "message"), text(error, "type"), None, None);
@@ -33,25 +38,24 @@ fn run(client: &flowscope::Client, action: &Value) -> Result<(), ErrorInfo> {
         step.end();
     } else if let Some(op) = text(action, "op") {
         let builder = match op {
-            "state_get" => flowscope::state_get(text(action, "key").unwrap_or_default()),
-            "state_set" => flowscope::state_set(text(action, "key").unwrap_or_default()),
-            "state_delete" => flowscope::state_delete(text(action, "key").unwrap_or_default()),
+            "state_get" => flowscope::state_get(name(action, "key")),
+            "state_set" => flowscope::state_set(name(action, "key")),
+            "state_delete" => flowscope::state_delete(name(action, "key")),
             "state_clear" => flowscope::state_clear(),
             "emit" => {
-                let b = flowscope::emit(text(action, "topic").unwrap_or_default());
+                let b = flowscope::emit(name(action, "topic"));
                 match text(action, "to") {
-                    Some(to) => b.to(to),
+                    Some(to) => b.to(to.to_owned()),
                     None => b,
                 }
             }
             stream => {
-                let name = text(action, "stream").unwrap_or_default();
-                let id = text(action, "id").unwrap_or_default();
+                let (stream_name, id) = (name(action, "stream"), name(action, "id"));
                 match stream {
-                    "stream_get" => flowscope::stream_get(name, id),
-                    "stream_set" => flowscope::stream_set(name, id),
-                    "stream_delete" => flowscope::stream_delete(name, id),
-                    _ => flowscope::stream_send(name).item(id),
+                    "stream_get" => flowscope::stream_get(stream_name, id),
+                    "stream_set" => flowscope::stream_set(stream_name, id),
+                    "stream_delete" => flowscope::stream_delete(stream_name, id),
+                    _ => flowscope::stream_send(stream_name).item(id),
                 }
             }
         };

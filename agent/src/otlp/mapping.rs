@@ -330,7 +330,7 @@ fn timed_op(
     subject: String,
     failed: bool,
 ) -> Op {
-    let mut op = Op::new(kind, action, Some(subject), None);
+    let mut op = Op::new(kind, action, Some(subject.into()), None);
     op.t = span.start_time_unix_nano;
     op.trace = trace;
     op.span = owner;
@@ -473,7 +473,7 @@ fn map_span(
             trace,
             span: id,
             parent,
-            name: span.name.clone(),
+            name: span.name.clone().into(),
             kind,
             attrs: Some(attrs.clone()).filter(|a| !a.is_empty()),
         }));

@@ -410,10 +410,10 @@ pub fn apply(
                 ok: op.ok,
                 start_ns: op.t,
                 duration_ns: op.dur,
-                subject: subject.map(String::into_boxed_str),
+                subject: subject.map(Box::from),
                 detail: match kind {
-                    OpKind::Emit => op.to.map(String::into_boxed_str),
-                    _ => op.id.map(String::into_boxed_str),
+                    OpKind::Emit => op.to.map(Box::from),
+                    _ => op.id.map(Box::from),
                 },
                 error: op.error.map(String::into_boxed_str),
             };
@@ -532,14 +532,14 @@ fn rename_step(
     step: &mut Step,
     idx: &mut dyn IndexUpdates,
     id: flowscope::wire::TraceId,
-    name: String,
+    name: flowscope::wire::Name,
 ) {
     if step.name != name {
         if !step.name.is_empty() {
             idx.remove_key(KeyKind::Step, &step.name, id);
         }
         idx.add_key(KeyKind::Step, &name, id);
-        step.name = name;
+        step.name = name.into_owned();
     }
 }
 
@@ -621,7 +621,7 @@ mod tests {
             trace: TRACE,
             span: SpanId(span),
             parent: Some(SpanId(parent)),
-            name: name.into(),
+            name: name.to_owned().into(),
             kind,
             attrs: None,
         })
@@ -749,7 +749,7 @@ mod tests {
             span: SpanId(span),
             status,
             error: (status == EndStatus::Failed).then(|| flowscope::wire::ErrorInfo::new("boom")),
-            name: name.map(str::to_owned),
+            name: name.map(|n| n.to_owned().into()),
             attrs: Some(
                 [("http.response.status_code".to_owned(), 200.into())]
                     .into_iter()
@@ -762,7 +762,7 @@ mod tests {
         Event::Op(flowscope::wire::Op::new(
             OpKind::State,
             flowscope::wire::OpAction::Get,
-            Some(key.to_owned()),
+            Some(key.to_owned().into()),
             None,
         ))
         .with_times(t, TRACE, Some(SpanId(span)))

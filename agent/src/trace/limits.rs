@@ -3,7 +3,7 @@
 //! cut to [`MAX_NAME_BYTES`]. Per-trace caps live in the builder; their excess is recorded in a
 //! trace's [`Truncation`].
 
-use flowscope::wire::{Event, SpanId};
+use flowscope::wire::{Event, Name, SpanId};
 
 /// Longest flow/step name, state key, topic, stream, item id or correlation id kept, in bytes.
 pub const MAX_NAME_BYTES: usize = 1024;
@@ -59,20 +59,38 @@ fn clamp_duration(t: u64, dur: &mut u64) {
     *dur = (*dur).min(MAX_UNIX_NS - t);
 }
 
-fn cut(text: &mut String) -> u32 {
+/// The length `text` is cut to, when it is longer than a name may be.
+fn cut_len(text: &str) -> Option<usize> {
     if text.len() <= MAX_NAME_BYTES {
-        return 0;
+        return None;
     }
     let mut end = MAX_NAME_BYTES;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    text.truncate(end);
-    1
+    Some(end)
+}
+
+fn cut(text: &mut String) -> u32 {
+    cut_len(text).map_or(0, |end| {
+        text.truncate(end);
+        1
+    })
 }
 
 fn cut_opt(text: &mut Option<String>) -> u32 {
     text.as_mut().map_or(0, cut)
+}
+
+fn cut_name(text: &mut Name) -> u32 {
+    cut_len(text).map_or(0, |end| {
+        text.to_mut().truncate(end);
+        1
+    })
+}
+
+fn cut_opt_name(text: &mut Option<Name>) -> u32 {
+    text.as_mut().map_or(0, cut_name)
 }
 
 fn span_ok(span: Option<SpanId>) -> Result<(), Invalid> {
@@ -106,22 +124,22 @@ pub fn sanitize(event: &mut Event) -> Result<u32, Invalid> {
             if e.parent.is_some_and(|p| !p.is_valid() || p == e.span) {
                 e.parent = None;
             }
-            cut(&mut e.name)
+            cut_name(&mut e.name)
         }
         Event::StepEnd(e) => {
             clamp_time(&mut e.t);
             span_ok(Some(e.span))?;
-            cut_opt(&mut e.name)
+            cut_opt_name(&mut e.name)
         }
         Event::Op(e) => {
             clamp_time(&mut e.t);
             clamp_duration(e.t, &mut e.dur);
             span_ok(e.span)?;
-            cut_opt(&mut e.key)
-                + cut_opt(&mut e.topic)
-                + cut_opt(&mut e.to)
-                + cut_opt(&mut e.stream)
-                + cut_opt(&mut e.id)
+            cut_opt_name(&mut e.key)
+                + cut_opt_name(&mut e.topic)
+                + cut_opt_name(&mut e.to)
+                + cut_opt_name(&mut e.stream)
+                + cut_opt_name(&mut e.id)
         }
         Event::Log(e) => {
             clamp_time(&mut e.t);
@@ -225,7 +243,7 @@ mod tests {
             trace: TraceId(1),
             span: SpanId(7),
             parent: Some(SpanId(7)),
-            name: "é".repeat(MAX_NAME_BYTES),
+            name: "é".repeat(MAX_NAME_BYTES).into(),
             ..StepStart::default()
         });
         assert_eq!(sanitize(&mut e), Ok(1));

@@ -9,8 +9,8 @@ use super::context::{self, SpanContext};
 use super::{Client, TraceOptions, global};
 use crate::wire::{
     Artifact, Attributes, Checkpoint, Correlate, CorrelationMethod, Custom, EndStatus, EntryType,
-    ErrorInfo, Event, Llm, Log, LogLevel, Op, OpAction, OpKind, Retry, SpanId, StepEnd, StepStart,
-    TraceId, Transition, UnixNanos,
+    ErrorInfo, Event, Llm, Log, LogLevel, Name, Op, OpAction, OpKind, Retry, SpanId, StepEnd,
+    StepStart, TraceId, Transition, UnixNanos,
 };
 use crate::{new_span_id, new_trace_id, now_nanos, system_time_nanos};
 
@@ -163,7 +163,7 @@ impl TraceGuard {
         self.ctx.clone()
     }
     /// Starts a step directly under this trace.
-    pub fn step(&self, name: impl Into<String>) -> StepBuilder {
+    pub fn step(&self, name: impl Into<Name>) -> StepBuilder {
         StepBuilder::new(self.ctx.clone(), name.into())
     }
     /// Joins the trace group `id` (manual correlation).
@@ -254,7 +254,7 @@ pub fn correlate_with(id: impl Into<String>, method: CorrelationMethod) {
 // Steps
 
 /// Starts a step under the current trace/step of this thread.
-pub fn step(name: impl Into<String>) -> StepBuilder {
+pub fn step(name: impl Into<Name>) -> StepBuilder {
     StepBuilder::new(SpanContext::current(), name.into())
 }
 
@@ -263,13 +263,13 @@ pub fn step(name: impl Into<String>) -> StepBuilder {
 #[derive(Debug)]
 pub struct StepBuilder {
     parent: Option<SpanContext>,
-    name: String,
+    name: Name,
     t: UnixNanos,
     span: Option<SpanId>,
 }
 
 impl StepBuilder {
-    pub(crate) fn new(parent: Option<SpanContext>, name: String) -> Self {
+    pub(crate) fn new(parent: Option<SpanContext>, name: Name) -> Self {
         Self {
             parent,
             name,
@@ -325,7 +325,7 @@ impl StepBuilder {
 #[derive(Debug)]
 pub struct StepGuard {
     ctx: Option<SpanContext>,
-    name: String,
+    name: Name,
     done: bool,
 }
 
@@ -392,15 +392,15 @@ pub fn op(kind: OpKind, action: OpAction) -> OpBuilder {
 }
 
 /// `state.get(key)`.
-pub fn state_get(key: impl Into<String>) -> OpBuilder {
+pub fn state_get(key: impl Into<Name>) -> OpBuilder {
     op(OpKind::State, OpAction::Get).key(key)
 }
 /// `state.set(key)`.
-pub fn state_set(key: impl Into<String>) -> OpBuilder {
+pub fn state_set(key: impl Into<Name>) -> OpBuilder {
     op(OpKind::State, OpAction::Set).key(key)
 }
 /// `state.delete(key)`.
-pub fn state_delete(key: impl Into<String>) -> OpBuilder {
+pub fn state_delete(key: impl Into<Name>) -> OpBuilder {
     op(OpKind::State, OpAction::Delete).key(key)
 }
 /// `state.clear()`.
@@ -408,23 +408,23 @@ pub fn state_clear() -> OpBuilder {
     op(OpKind::State, OpAction::Clear)
 }
 /// `emit(topic)`; add `.to(step)` for the step it triggers.
-pub fn emit(topic: impl Into<String>) -> OpBuilder {
+pub fn emit(topic: impl Into<Name>) -> OpBuilder {
     op(OpKind::Emit, OpAction::Send).topic(topic)
 }
 /// `stream.get(stream, id)`.
-pub fn stream_get(stream: impl Into<String>, id: impl Into<String>) -> OpBuilder {
+pub fn stream_get(stream: impl Into<Name>, id: impl Into<Name>) -> OpBuilder {
     op(OpKind::Stream, OpAction::Get).stream(stream).item(id)
 }
 /// `stream.set(stream, id)`.
-pub fn stream_set(stream: impl Into<String>, id: impl Into<String>) -> OpBuilder {
+pub fn stream_set(stream: impl Into<Name>, id: impl Into<Name>) -> OpBuilder {
     op(OpKind::Stream, OpAction::Set).stream(stream).item(id)
 }
 /// `stream.delete(stream, id)`.
-pub fn stream_delete(stream: impl Into<String>, id: impl Into<String>) -> OpBuilder {
+pub fn stream_delete(stream: impl Into<Name>, id: impl Into<Name>) -> OpBuilder {
     op(OpKind::Stream, OpAction::Delete).stream(stream).item(id)
 }
 /// `stream.send(stream)`.
-pub fn stream_send(stream: impl Into<String>) -> OpBuilder {
+pub fn stream_send(stream: impl Into<Name>) -> OpBuilder {
     op(OpKind::Stream, OpAction::Send).stream(stream)
 }
 
@@ -438,27 +438,27 @@ pub struct OpBuilder {
 
 impl OpBuilder {
     /// State key.
-    pub fn key(mut self, key: impl Into<String>) -> Self {
+    pub fn key(mut self, key: impl Into<Name>) -> Self {
         self.op.key = Some(key.into());
         self
     }
     /// Emit topic.
-    pub fn topic(mut self, topic: impl Into<String>) -> Self {
+    pub fn topic(mut self, topic: impl Into<Name>) -> Self {
         self.op.topic = Some(topic.into());
         self
     }
     /// The step an emit triggers.
-    pub fn to(mut self, step: impl Into<String>) -> Self {
+    pub fn to(mut self, step: impl Into<Name>) -> Self {
         self.op.to = Some(step.into());
         self
     }
     /// Stream name.
-    pub fn stream(mut self, stream: impl Into<String>) -> Self {
+    pub fn stream(mut self, stream: impl Into<Name>) -> Self {
         self.op.stream = Some(stream.into());
         self
     }
     /// Stream item id.
-    pub fn item(mut self, id: impl Into<String>) -> Self {
+    pub fn item(mut self, id: impl Into<Name>) -> Self {
         self.op.id = Some(id.into());
         self
     }
@@ -737,5 +737,28 @@ impl ArtifactBuilder {
             artifact.span = span;
             Event::Artifact(artifact)
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+
+    #[test]
+    fn literal_names_are_carried_without_allocating() {
+        let op = emit("user.validated").to("save-user").op;
+        assert!(matches!(op.topic, Some(Cow::Borrowed("user.validated"))));
+        assert!(matches!(op.to, Some(Cow::Borrowed("save-user"))));
+        assert!(matches!(state_get("k").op.key, Some(Cow::Borrowed("k"))));
+        assert!(matches!(step("validate").name, Cow::Borrowed("validate")));
+        // A runtime string is moved in, not copied.
+        let key = String::from("user.42");
+        let ptr = key.as_ptr();
+        match state_set(key).op.key {
+            Some(Cow::Owned(owned)) => assert_eq!(owned.as_ptr(), ptr),
+            other => panic!("expected the owned key, got {other:?}"),
+        }
     }
 }

@@ -235,7 +235,7 @@ impl Client {
             trace: context.trace_id,
             span,
             parent: Some(context.outgoing_parent(parent)),
-            name,
+            name: name.into(),
             kind: SpanKind::Internal,
             attrs: None,
         }));
@@ -261,7 +261,7 @@ impl Client {
             trace: context.trace_id,
             span,
             parent: Some(context.outgoing_parent(parent)),
-            name: method,
+            name: method.into(),
             kind: SpanKind::Client,
             attrs: Some(attrs),
         }));

@@ -123,7 +123,7 @@ where
         attrs.record(&mut fields);
         let (scope, started) = match parent {
             Some(parent) => {
-                let guard = StepBuilder::new(Some(parent), span.name().to_owned()).start();
+                let guard = StepBuilder::new(Some(parent), span.name().into()).start();
                 let started = guard.context();
                 (Scope::Step(guard), started)
             }

@@ -195,8 +195,8 @@ mod tests {
 
     #[test]
     fn op_new_puts_subject_and_detail_where_the_kind_says() {
-        let s = || Some("s".to_owned());
-        let d = || Some("d".to_owned());
+        let s = || Some(crate::wire::Name::from("s"));
+        let d = || Some(crate::wire::Name::from("d"));
         let state = Op::new(OpKind::State, OpAction::Get, s(), d());
         assert_eq!((state.key, state.to, state.id), (s(), None, None));
         let emit = Op::new(OpKind::Emit, OpAction::Send, s(), d());

@@ -10,6 +10,7 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::Name;
 use super::ids::{SpanId, TraceId};
 
 /// Free-form attributes (JSON object semantics in both encodings).
@@ -198,8 +199,8 @@ impl Event {
         fn text(s: &str) -> usize {
             s.len()
         }
-        fn opt(s: &Option<String>) -> usize {
-            s.as_deref().map_or(0, text)
+        fn opt<S: AsRef<str>>(s: &Option<S>) -> usize {
+            s.as_ref().map_or(0, |s| text(s.as_ref()))
         }
         fn attrs(a: &Option<Attributes>) -> usize {
             a.as_ref().map_or(0, |map| {
@@ -479,7 +480,7 @@ pub struct StepStart {
     #[serde(rename = "ps", default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<SpanId>,
     /// Step name.
-    pub name: String,
+    pub name: Name,
     /// Span kind (default `internal`; `client` for an outgoing call).
     #[serde(default, skip_serializing_if = "is_internal")]
     pub kind: SpanKind,
@@ -511,7 +512,7 @@ pub struct StepEnd {
     pub error: Option<ErrorInfo>,
     /// Step name, repeated so an end that overtakes its start still names the step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<Name>,
     /// Attributes known at the end (e.g. `http.response.status_code`), merged into the step's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attrs: Option<Attributes>,
@@ -607,19 +608,19 @@ pub struct Op {
     pub action: OpAction,
     /// State key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
+    pub key: Option<Name>,
     /// Emit topic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub topic: Option<String>,
+    pub topic: Option<Name>,
     /// Step an emit triggers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<String>,
+    pub to: Option<Name>,
     /// Stream name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream: Option<String>,
+    pub stream: Option<Name>,
     /// Stream item id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
+    pub id: Option<Name>,
     /// Duration (ns).
     #[serde(default)]
     pub dur: u64,
@@ -638,8 +639,8 @@ impl Op {
     pub fn new(
         kind: OpKind,
         action: OpAction,
-        subject: Option<String>,
-        detail: Option<String>,
+        subject: Option<Name>,
+        detail: Option<Name>,
     ) -> Self {
         let (mut key, mut topic, mut to, mut stream, mut id) = (None, None, None, None, None);
         match kind {

@@ -15,6 +15,10 @@ pub use event::*;
 pub use handshake::{AgentReply, Encoding, ErrorBody, Hello, PROTOCOL_VERSION};
 pub use ids::{IdParseError, SpanId, TraceId};
 
+/// A name on the hot path (step names, state keys, topics, streams): a `&'static str` literal is
+/// carried without allocating, a `String` is moved in. Decoded values are always owned.
+pub type Name = std::borrow::Cow<'static, str>;
+
 /// The one sampling rule both sides use: a trace is in a `ratio` sample when the low 56 bits of
 /// its id (the random part W3C Level 2 guarantees) fall under `ratio` of their range. The agent
 /// exports by it; an SDK that knows the agent's ratio (from the handshake) sets the sampled flag

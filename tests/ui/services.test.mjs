@@ -8,7 +8,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startAgent, launchBrowser, newPage, getJson, waitFor, screenshot, demoTraces } from './lib/harness.mjs';
+import { startAgent, launchBrowser, newPage, getJson, waitFor, waitForStepDetails, screenshot, demoTraces } from './lib/harness.mjs';
 import { WireClient, traceId, spanId, nowNs, msToNs } from './lib/wire.mjs';
 
 const ORDER = 'order-service';
@@ -396,7 +396,7 @@ test('the trace header lists the services and summarizes the segments', async ()
   ]);
   // A segment opens its entry step.
   await page.click(`.tl-header .seg-item[data-service="${INVENTORY}"]`);
-  await waitFor(async () => (await page.textContent('.details .dt-name').catch(() => null)) === 'reserve-items', { what: 'reserve-items details' });
+  await waitForStepDetails(page, m.sp.reserveItems);
   assert.ok((await page.evaluate(() => location.hash)).includes(`step=${m.sp.reserveItems}`));
   await screenshot(page, 'services-03-header-segments');
   await cleanPage(page);
@@ -409,7 +409,7 @@ test('step details show the service of every step, and the HTTP call of a client
   const facts = () =>
     page.$$eval('.details .facts:not(.http-facts) .fact', (els) => Object.fromEntries(els.map((e) => [e.querySelector('dt').textContent, e.querySelector('dd').textContent])));
   await page.goto(`${agent.url}/#/traces/${m.tr}?step=${m.sp.callChat}`);
-  await page.waitForSelector('.details .dt-http');
+  await waitForStepDetails(page, m.sp.callChat);
   const http = await page.$$eval('.details .http-facts .fact', (els) => Object.fromEntries(els.map((e) => [e.querySelector('dt').textContent, e.querySelector('dd').textContent])));
   assert.equal(http.Method, 'POST');
   assert.match(http.URL, /^http:\/\/127\.0\.0\.1:9\/x/);
@@ -422,7 +422,8 @@ test('step details show the service of every step, and the HTTP call of a client
 
   // A callee's entry step: its service and the client step it runs under.
   await page.click(`.tl-row[data-id="${m.sp.handleMessage}"]`);
-  await waitFor(async () => (await page.textContent('.details .dt-name').catch(() => null)) === 'handle-message', { what: 'handle-message details' });
+  await waitForStepDetails(page, m.sp.handleMessage);
+  assert.equal(await page.textContent('.details .dt-name'), 'handle-message');
   f = await facts();
   assert.equal(f.Service, CHAT);
   assert.match(f['Called by'], new RegExp(`${ORDER}.*POST chat`));
@@ -430,7 +431,7 @@ test('step details show the service of every step, and the HTTP call of a client
 
   // The failed call: status 503 and its error type.
   await page.click(`.tl-row[data-id="${m.sp.getStock}"]`);
-  await page.waitForSelector('.details .http-facts .http-error');
+  await waitForStepDetails(page, m.sp.getStock);
   assert.equal(await page.textContent('.details .http-facts .http-status'), '503');
   assert.ok(await page.$('.details .http-facts .http-status.fail'));
   assert.equal(await page.textContent('.details .http-facts .http-error'), '503');

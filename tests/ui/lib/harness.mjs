@@ -170,6 +170,29 @@ export async function waitFor(fn, { timeout = 15_000, interval = 50, what = 'con
 }
 
 /**
+ * Waits until the details panel shows step `stepId` in full (loaded, not busy). On timeout the
+ * error says what the panel showed instead: the step, the URL, and any "cannot load" message.
+ */
+export function waitForStepDetails(page, stepId, { timeout = 15_000 } = {}) {
+  return waitFor(
+    () =>
+      page.evaluate((id) => {
+        const inner = document.querySelector('.details .details-inner');
+        const details = document.querySelector('.details');
+        const state = {
+          hash: location.hash,
+          shown: inner ? inner.dataset.stepId : null,
+          name: inner ? inner.querySelector('.dt-name')?.textContent : null,
+          busy: details ? details.getAttribute('aria-busy') : null,
+          unavailable: inner ? inner.querySelector('.step-unavailable')?.textContent || null : null,
+        };
+        return state.shown === id && state.busy !== 'true' && !state.unavailable ? true : JSON.stringify(state);
+      }, stepId).then((r) => (r === true ? true : Promise.reject(new Error(r)))),
+    { timeout, what: `details of step ${stepId}` },
+  );
+}
+
+/**
  * Waits until the agent's demo (it runs once: 1 registration + 3 chat + 2 order traces) has
  * finished, and returns those traces.
  */

@@ -238,10 +238,14 @@ fn exception(error: &ErrorInfo, at: u64) -> Event {
 }
 
 fn correlation_attributes(trace: &Trace, attributes: &mut Vec<KeyValue>) {
-    if let Some(cid) = &trace.correlation_id {
-        attributes.push(KeyValue::new("flowscope.correlation_id", cid.clone()));
-        attributes.push(KeyValue::new("session.id", cid.clone()));
-        attributes.push(KeyValue::new("gen_ai.conversation.id", cid.clone()));
+    correlation_id_attributes(trace.correlation_id.as_deref(), attributes);
+}
+
+fn correlation_id_attributes(correlation_id: Option<&str>, attributes: &mut Vec<KeyValue>) {
+    if let Some(cid) = correlation_id {
+        attributes.push(KeyValue::new("flowscope.correlation_id", cid.to_owned()));
+        attributes.push(KeyValue::new("session.id", cid.to_owned()));
+        attributes.push(KeyValue::new("gen_ai.conversation.id", cid.to_owned()));
     }
 }
 
@@ -336,7 +340,22 @@ fn op_name(op: &Operation) -> String {
 
 /// The span of the `index`-th operation of `step` (or of the trace when `step` is `None`).
 pub fn op_span(trace: &Trace, step: Option<&Step>, index: usize, op: &Operation) -> SpanData {
-    let parent = step.map_or_else(|| primary_span_id(trace), |s| s.id);
+    op_span_under(trace.id, op_parent(trace, step), index, op)
+}
+
+/// The span an operation of `step` (or of the trace) hangs under.
+pub fn op_parent(trace: &Trace, step: Option<&Step>) -> wire::SpanId {
+    step.map_or_else(|| primary_span_id(trace), |s| s.id)
+}
+
+/// The span of the `index`-th operation under `parent` in `trace`: all an operation's span needs,
+/// so it can be built away from the store (see [`super::queue::QueuedSpan`]).
+pub fn op_span_under(
+    trace: wire::TraceId,
+    parent: wire::SpanId,
+    index: usize,
+    op: &Operation,
+) -> SpanData {
     let mut attributes = vec![
         KeyValue::new("flowscope.op.kind", op.kind.as_str()),
         KeyValue::new("flowscope.op.action", op.action.as_str()),
@@ -367,7 +386,7 @@ pub fn op_span(trace: &Trace, step: Option<&Step>, index: usize, op: &Operation)
         SpanKind::Internal
     };
     span(
-        trace.id,
+        trace,
         Parts {
             id: child_span_id(parent, index, false),
             parent: Some(parent),
@@ -476,21 +495,108 @@ fn messages_json(role: &str, text: &str) -> String {
 
 /// The span of a step (its events become span events).
 pub fn step_span(trace: &Trace, step: &Step) -> SpanData {
+    let (parent, start, end) = step_bounds(trace, step);
+    step_span_of(
+        trace.id,
+        parent,
+        (start, end),
+        (trace.flow(), trace.correlation_id.as_deref()),
+        step,
+    )
+}
+
+/// A step's parent span and its start and end as exported.
+fn step_bounds(trace: &Trace, step: &Step) -> (wire::SpanId, u64, u64) {
     let parent = step
         .parent
         .filter(|p| trace.step(*p).is_some())
         .unwrap_or_else(|| step_root(trace, step));
     let start = step.start_ns.or(step.end_ns).unwrap_or(trace.start_ns);
     let end = step.end_ns.unwrap_or(trace.last_event_ns);
+    (parent, start, end)
+}
+
+/// What a step's span is built from: taken from the trace under the store's lock (the step
+/// without its operations, which are spans of their own), built by the export worker.
+#[derive(Debug, Clone)]
+pub struct StepSpanSource {
+    trace: wire::TraceId,
+    parent: wire::SpanId,
+    start: u64,
+    end: u64,
+    flow: String,
+    correlation_id: Option<String>,
+    step: Step,
+}
+
+impl StepSpanSource {
+    /// The parts of `step`'s span.
+    pub fn new(trace: &Trace, step: &Step) -> Self {
+        let (parent, start, end) = step_bounds(trace, step);
+        Self {
+            trace: trace.id,
+            parent,
+            start,
+            end,
+            flow: trace.flow().to_owned(),
+            correlation_id: trace.correlation_id.clone(),
+            step: Step {
+                id: step.id,
+                parent: step.parent,
+                name: step.name.clone(),
+                status: step.status,
+                start_ns: step.start_ns,
+                end_ns: step.end_ns,
+                error: step.error.clone(),
+                counts: step.counts,
+                ops: Vec::new(),
+                events: step.events.clone(),
+                depth: step.depth,
+                segment: step.segment,
+                kind: step.kind,
+                attributes: step.attributes.clone(),
+            },
+        }
+    }
+
+    /// Text bytes it holds (for the queue's byte bound).
+    pub fn text_bytes(&self) -> usize {
+        self.flow.len()
+            + self.step.name.len()
+            + self.correlation_id.as_deref().map_or(0, str::len) * 3
+            + self.step.error.as_ref().map_or(0, |e| e.message.len())
+            + self.step.events.len() * 64
+            + self.step.attributes.as_ref().map_or(0, |a| a.len() * 48)
+    }
+
+    /// The span.
+    pub fn build(&self) -> SpanData {
+        step_span_of(
+            self.trace,
+            self.parent,
+            (self.start, self.end),
+            (&self.flow, self.correlation_id.as_deref()),
+            &self.step,
+        )
+    }
+}
+
+fn step_span_of(
+    trace: wire::TraceId,
+    parent: wire::SpanId,
+    (start, end): (u64, u64),
+    (flow, correlation_id): (&str, Option<&str>),
+    step: &Step,
+) -> SpanData {
     let mut attributes = vec![
         KeyValue::new("flowscope.step.name", step.name.clone()),
-        KeyValue::new("flowscope.flow.name", trace.flow().to_owned()),
+        KeyValue::new("flowscope.flow.name", flow.to_owned()),
         KeyValue::new("openinference.span.kind", "CHAIN"),
         KeyValue::new("flowscope.ops.state", i64::from(step.counts.state)),
         KeyValue::new("flowscope.ops.emit", i64::from(step.counts.emit)),
         KeyValue::new("flowscope.ops.stream", i64::from(step.counts.stream)),
     ];
-    correlation_attributes(trace, &mut attributes);
+    correlation_id_attributes(correlation_id, &mut attributes);
     for (key, value) in step.attributes.iter().flatten() {
         attributes.push(json_attribute(key, value));
     }
@@ -504,7 +610,7 @@ pub fn step_span(trace: &Trace, step: &Step) -> SpanData {
         _ => Status::Ok,
     };
     span(
-        trace.id,
+        trace,
         Parts {
             id: step.id,
             parent: Some(parent),

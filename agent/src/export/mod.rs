@@ -80,10 +80,21 @@ impl ExportConfig {
     }
 }
 
-/// The exporter could not be built.
+/// The exporter could not be started.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot configure the OTLP exporter: {0}")]
-pub struct ExportError(#[from] opentelemetry_otlp::ExporterBuildError);
+pub enum ExportError {
+    /// The OTLP exporter rejected its configuration.
+    #[error("cannot configure the OTLP exporter: {0}")]
+    Build(#[from] opentelemetry_otlp::ExporterBuildError),
+    /// The export thread or its runtime could not start.
+    #[error("cannot start the OTLP export thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Nice value of the export thread. Under CPU contention ingest (nice 0) runs first and the
+/// bounded queue holds spans until export catches up: a burst is stored locally at full speed
+/// and forwarded when the CPU is free, instead of both going at half speed.
+const EXPORT_NICE: i32 = 10;
 
 /// The producer side, owned by the store: maps finished parts of traces and queues them.
 pub struct Exporter {
@@ -115,9 +126,14 @@ impl Exporter {
                 let step = span.and_then(|s| trace.step(s));
                 let ops = step.map_or(&trace.ops, |s| &s.ops);
                 if let Some(op) = ops.last() {
-                    let span = mapping::op_span(trace, step, ops.len() - 1, op);
+                    let span = queue::QueuedSpan::Op {
+                        trace: trace.id,
+                        parent: mapping::op_parent(trace, step),
+                        index: ops.len() - 1,
+                        op: op.clone(),
+                    };
                     self.queue
-                        .push(mapping::step_origin(trace, step), vec![span]);
+                        .push_queued(mapping::step_origin(trace, step), [span]);
                 }
             }
             Applied::Llm(span) => {
@@ -133,9 +149,10 @@ impl Exporter {
             }
             Applied::StepEnded(span) => {
                 if let Some(step) = trace.step(span) {
-                    self.queue.push(
+                    let source = mapping::StepSpanSource::new(trace, step);
+                    self.queue.push_queued(
                         mapping::step_origin(trace, Some(step)),
-                        vec![mapping::step_span(trace, step)],
+                        [queue::QueuedSpan::Step(Box::new(source))],
                     );
                 }
             }
@@ -175,7 +192,7 @@ impl Exporter {
             .into_iter()
             .map(|(origin, items)| {
                 let n = items.len() as u64;
-                let spans = items.into_iter().map(|q| q.span).collect();
+                let spans = items.into_iter().map(|q| q.span.into_built()).collect();
                 let resource = (&mapping::resource(&origin)).into();
                 let resource_spans =
                     opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope(
@@ -188,6 +205,10 @@ impl Exporter {
 }
 
 /// Builds the exporter and starts its worker; `None` when no endpoint is configured.
+///
+/// The worker runs on a thread of its own (a current-thread runtime at [`EXPORT_NICE`]), so
+/// mapping spans to protobuf, encoding and sending never take CPU from ingest's runtime. The
+/// returned task ends when that thread does.
 pub fn start(
     config: &ExportConfig,
     metrics: Arc<ExportMetrics>,
@@ -196,6 +217,77 @@ pub fn start(
     if !config.enabled() {
         return Ok(None);
     }
+    let queue = Arc::new(ExportQueue::new(
+        config.queue_spans,
+        config.queue_bytes,
+        Arc::clone(&metrics),
+    ));
+    let worker_config = worker::WorkerConfig {
+        batch_size: config.batch_size.max(1),
+        min_backoff: Duration::from_millis(50).min(config.max_backoff),
+        max_backoff: config.max_backoff,
+        shutdown_flush: Duration::from_secs(2),
+        linger: Duration::from_millis(5),
+    };
+    let (built_tx, built_rx) = std::sync::mpsc::sync_channel(1);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread_config = config.clone();
+    let thread_queue = Arc::clone(&queue);
+    std::thread::Builder::new()
+        .name("flowscope-export".into())
+        .spawn(move || {
+            // Linux keeps a nice value per thread: this lowers the export thread only.
+            if let Err(err) =
+                rustix::process::setpriority_process(Some(rustix::thread::gettid()), EXPORT_NICE)
+            {
+                tracing::debug!(%err, "export thread keeps the default priority");
+            }
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    let _ = built_tx.send(Err(ExportError::from(err)));
+                    return;
+                }
+            };
+            // Built inside this runtime: the gRPC channel's connection task lives here too.
+            let exporter = match runtime.block_on(async { build_exporter(&thread_config) }) {
+                Ok(exporter) => exporter,
+                Err(err) => {
+                    let _ = built_tx.send(Err(err));
+                    return;
+                }
+            };
+            let _ = built_tx.send(Ok(()));
+            runtime.block_on(worker::run(
+                exporter,
+                thread_queue,
+                metrics,
+                worker_config,
+                shutdown,
+            ));
+            drop(done_tx);
+        })?;
+    built_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the export thread ended while starting"))??;
+    let task = tokio::spawn(async move {
+        let _ = done_rx.await;
+    });
+    Ok(Some((
+        Exporter {
+            queue,
+            sample_ratio: config.sample_ratio.clamp(0.0, 1.0),
+            export_unsampled: config.export_unsampled,
+        },
+        task,
+    )))
+}
+
+/// The `opentelemetry-otlp` exporter for `config`'s transport and endpoint.
+fn build_exporter(config: &ExportConfig) -> Result<opentelemetry_otlp::SpanExporter, ExportError> {
     let retry = opentelemetry_otlp::RetryPolicy::disabled(); // the worker retries, keeping spans queued
     let exporter = match config.protocol {
         OtlpProtocol::Grpc => {
@@ -223,30 +315,88 @@ pub fn start(
             builder.build()?
         }
     };
-    let queue = Arc::new(ExportQueue::new(
-        config.queue_spans,
-        config.queue_bytes,
-        Arc::clone(&metrics),
-    ));
-    let worker_config = worker::WorkerConfig {
-        batch_size: config.batch_size.max(1),
-        min_backoff: Duration::from_millis(50).min(config.max_backoff),
-        max_backoff: config.max_backoff,
-        shutdown_flush: Duration::from_secs(2),
-    };
-    let task = tokio::spawn(worker::run(
-        exporter,
-        Arc::clone(&queue),
-        metrics,
-        worker_config,
-        shutdown,
-    ));
-    Ok(Some((
-        Exporter {
-            queue,
-            sample_ratio: config.sample_ratio.clamp(0.0, 1.0),
-            export_unsampled: config.export_unsampled,
-        },
-        task,
-    )))
+    Ok(exporter)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroUsize;
+
+    use flowscope::wire::{Event, Op, OpAction, OpKind, SpanId, StepEnd, StepStart, TraceId};
+
+    use super::*;
+    use crate::store::Store;
+    use crate::trace::Origin;
+
+    #[test]
+    fn spans_built_by_the_worker_equal_those_built_from_the_stored_trace() {
+        let queue = Arc::new(ExportQueue::new(1000, 1 << 20, Arc::default()));
+        let mut store = Store::new(NonZeroUsize::new(10).unwrap());
+        store.set_exporter(Exporter {
+            queue: Arc::clone(&queue),
+            sample_ratio: 1.0,
+            export_unsampled: false,
+        });
+        let origin = Arc::new(Origin::named("svc"));
+        let trace = TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736);
+        let step = SpanId(0x00f0_67aa_0ba9_02b7);
+        let mut op = Op::new(OpKind::Emit, OpAction::Send, Some("topic".into()), None);
+        op.to = Some("next".into());
+        let events = vec![
+            Event::StepStart(StepStart {
+                t: 10,
+                trace,
+                span: step,
+                name: "validate".into(),
+                ..StepStart::default()
+            }),
+            Event::Op(op.ended_now(trace, Some(step), 5, None)),
+            Event::Op(
+                Op::new(
+                    OpKind::State,
+                    OpAction::Get,
+                    Some("user.email".into()),
+                    None,
+                )
+                .ended_now(trace, Some(step), 3, Some("boom".into())),
+            ),
+            Event::StepEnd(StepEnd {
+                t: 100,
+                trace,
+                span: step,
+                ..StepEnd::default()
+            }),
+        ];
+        store.apply_batch(&origin, events, 1);
+
+        let deferred: Vec<_> = queue
+            .drain()
+            .into_iter()
+            .map(|q| {
+                assert!(
+                    !matches!(q.span, queue::QueuedSpan::Built(_)),
+                    "built off the lock"
+                );
+                q.span.into_built()
+            })
+            .collect();
+        assert_eq!(deferred.len(), 3, "two operations and the step");
+        let stored = store.peek(trace).unwrap();
+        let direct = mapping::trace_spans(stored, &mapping::RootLinks::default());
+        for span in &deferred {
+            let same = direct
+                .iter()
+                .find(|d| d.span_context.span_id() == span.span_context.span_id())
+                .expect("the same span id");
+            assert_eq!(span.name, same.name);
+            assert_eq!(span.parent_span_id, same.parent_span_id);
+            assert_eq!(
+                (span.start_time, span.end_time),
+                (same.start_time, same.end_time)
+            );
+            assert_eq!(span.attributes, same.attributes);
+            assert_eq!(span.status, same.status);
+            assert_eq!(span.span_kind, same.span_kind);
+        }
+    }
 }

@@ -17,10 +17,76 @@ use crate::trace::Origin;
 pub struct Queued {
     /// Whose resource.
     pub origin: Arc<Origin>,
-    /// The span.
-    pub span: SpanData,
+    /// The span, or what it is built from.
+    pub span: QueuedSpan,
     /// Its estimated encoded size.
     pub bytes: usize,
+}
+
+/// A queued span. Operations, the most numerous spans, are queued as their few fields and built
+/// by the export worker, off the store's write lock and off ingest's threads.
+pub enum QueuedSpan {
+    /// Built (boxed: a span is three times the size of what it is built from).
+    Built(Box<SpanData>),
+    /// The `index`-th operation under `parent` in `trace`, to build.
+    Op {
+        /// Trace id.
+        trace: flowscope::wire::TraceId,
+        /// The span it hangs under.
+        parent: flowscope::wire::SpanId,
+        /// Its position among the operations there (its span id derives from it).
+        index: usize,
+        /// The operation.
+        op: crate::trace::Operation,
+    },
+    /// A step's span, to build.
+    Step(Box<super::mapping::StepSpanSource>),
+}
+
+impl QueuedSpan {
+    /// Builds the span in place (once) and returns it.
+    pub fn built(&mut self) -> &SpanData {
+        if let QueuedSpan::Op {
+            trace,
+            parent,
+            index,
+            op,
+        } = self
+        {
+            *self = QueuedSpan::Built(Box::new(super::mapping::op_span_under(
+                *trace, *parent, *index, op,
+            )));
+        } else if let QueuedSpan::Step(source) = self {
+            *self = QueuedSpan::Built(Box::new(source.build()));
+        }
+        match self {
+            QueuedSpan::Built(span) => span,
+            _ => unreachable!("built just above"),
+        }
+    }
+
+    /// The span, built.
+    pub fn into_built(mut self) -> SpanData {
+        self.built();
+        match self {
+            QueuedSpan::Built(span) => *span,
+            _ => unreachable!("built just above"),
+        }
+    }
+
+    /// A rough encoded size.
+    fn estimate(&self) -> usize {
+        match self {
+            QueuedSpan::Built(span) => estimate(span),
+            // Name, four attributes and ids, like `estimate` counts a built one.
+            QueuedSpan::Op { op, .. } => {
+                let text = |s: &Option<Box<str>>| s.as_deref().map_or(0, str::len);
+                64 + 24 + 2 * text(&op.subject) + text(&op.detail) + text(&op.error) + 4 * 30
+            }
+            // Name, ids and the six fixed attributes, like `estimate` counts a built one.
+            QueuedSpan::Step(source) => 64 + 6 * 30 + source.text_bytes(),
+        }
+    }
 }
 
 /// `items` grouped by origin (one export call per resource), origins in first-seen order.
@@ -73,7 +139,7 @@ pub struct ExportQueue {
     max_bytes: usize,
     metrics: Arc<ExportMetrics>,
     state: AtomicU8,
-    /// Wakes the worker when spans arrive.
+    /// Wakes the worker when spans arrive in an empty queue.
     pub notify: Notify,
 }
 
@@ -121,12 +187,22 @@ impl ExportQueue {
 
     /// Appends spans, dropping the oldest beyond the bound.
     pub fn push(&self, origin: &Arc<Origin>, spans: Vec<SpanData>) {
-        if spans.is_empty() {
+        self.push_queued(
+            origin,
+            spans.into_iter().map(|s| QueuedSpan::Built(Box::new(s))),
+        );
+    }
+
+    /// Appends spans (built or to build), dropping the oldest beyond the bound.
+    pub fn push_queued(&self, origin: &Arc<Origin>, spans: impl IntoIterator<Item = QueuedSpan>) {
+        let mut spans = spans.into_iter().peekable();
+        if spans.peek().is_none() {
             return;
         }
         let mut inner = self.inner.lock();
+        let was_empty = inner.items.is_empty();
         for span in spans {
-            let bytes = estimate(&span);
+            let bytes = span.estimate();
             inner.bytes += bytes;
             inner.items.push_back(Queued {
                 origin: Arc::clone(origin),
@@ -136,7 +212,11 @@ impl ExportQueue {
         }
         self.enforce_bound(&mut inner);
         drop(inner);
-        self.notify.notify_one();
+        // The worker drains until the queue is empty before it waits: only the first span after
+        // that needs to wake it (a wake-up per span would cost ingest a futex call each).
+        if was_empty {
+            self.notify.notify_one();
+        }
     }
 
     /// Takes up to `max` spans from the front.

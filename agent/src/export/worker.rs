@@ -24,6 +24,8 @@ pub struct WorkerConfig {
     pub max_backoff: Duration,
     /// How long a final flush may take at shutdown.
     pub shutdown_flush: Duration,
+    /// How long spans gather after the queue stops being empty before the worker takes them.
+    pub linger: Duration,
 }
 
 /// Runs until shutdown, then makes one bounded attempt to flush what is left.
@@ -40,9 +42,15 @@ pub async fn run(
         let batch = queue.take(config.batch_size);
         if batch.is_empty() {
             tokio::select! {
-                _ = queue.notify.notified() => continue,
+                _ = queue.notify.notified() => {}
                 _ = shutdown.changed() => break,
             }
+            // Let a burst gather into full batches instead of waking for every span.
+            tokio::select! {
+                _ = tokio::time::sleep(config.linger) => {}
+                _ = shutdown.changed() => break,
+            }
+            continue;
         }
         match export(&mut exporter, &mut resources, batch, &metrics).await {
             Ok(()) => {
@@ -90,7 +98,9 @@ async fn export(
             .entry(Arc::clone(&origin))
             .or_insert_with(|| mapping::resource(&origin));
         exporter.set_resource(resource);
-        let spans = items.iter().map(|q| q.span.clone()).collect();
+        let mut items = items;
+        // Built once: a retried batch keeps its built spans.
+        let spans = items.iter_mut().map(|q| q.span.built().clone()).collect();
         let n = items.len() as u64;
         match exporter.export(spans).await {
             Ok(()) => {

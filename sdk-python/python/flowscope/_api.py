@@ -330,7 +330,12 @@ class Step(_Scope):
     __slots__ = ("name",)
 
     def __init__(self, name: str) -> None:
-        super().__init__()
+        # The scope's fields set here rather than through super().__init__(): a step is the
+        # hot path.
+        self._span = None
+        self._token = None
+        self._previous = None
+        self._error = None
         self.name = name
 
     @property
@@ -560,6 +565,18 @@ class _Recorded:
 _RECORDED = _Recorded()
 
 
+def _record_now(kind: str, action: str, subject: str | None, detail: str | None) -> _Recorded:
+    """The on-call form's fast path: sends an untimed operation at once, with no ``Op`` object
+    (what ``Op(kind, action, subject, detail).record()`` sends)."""
+    span = _current.get()
+    if span is not None:
+        try:
+            _rt.client.op(span, kind, action, subject, detail)  # type: ignore[union-attr]
+        except Exception as err:
+            _rt.count_error(err)
+    return _RECORDED
+
+
 def _now_or_timed(op_: Op, fn: Callable[..., Any] | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Records ``op_`` at once, or, given ``fn``, times ``fn(*args, **kwargs)`` as the operation
     (a coroutine function's awaitable is timed until it completes) and returns its result."""
@@ -579,16 +596,22 @@ def _now_or_timed(op_: Op, fn: Callable[..., Any] | None, args: tuple[Any, ...],
 def state_get(key: str, fn: Callable[..., Any] | None = None, /, *args: Any, **kwargs: Any) -> Any:
     """Records a state read of ``key`` now — or, with ``fn``, times ``fn(*args, **kwargs)`` as the
     read and returns its result. ``with flowscope.op("state", "get", key):`` times a block."""
+    if fn is None:
+        return _record_now("state", "get", key, None)
     return _now_or_timed(Op("state", "get", key), fn, args, kwargs)
 
 
 def state_set(key: str, fn: Callable[..., Any] | None = None, /, *args: Any, **kwargs: Any) -> Any:
     """Records a state write of ``key`` now, or times ``fn`` as the write (see :func:`state_get`)."""
+    if fn is None:
+        return _record_now("state", "set", key, None)
     return _now_or_timed(Op("state", "set", key), fn, args, kwargs)
 
 
 def state_delete(key: str, fn: Callable[..., Any] | None = None, /, *args: Any, **kwargs: Any) -> Any:
     """Records a state delete of ``key`` now, or times ``fn`` as the delete."""
+    if fn is None:
+        return _record_now("state", "delete", key, None)
     return _now_or_timed(Op("state", "delete", key), fn, args, kwargs)
 
 
@@ -604,6 +627,8 @@ def emit(
     topic: str, fn: Callable[..., Any] | None = None, /, *args: Any, to: str | None = None, **kwargs: Any
 ) -> Any:
     """Records an emit to ``topic`` now (``to``: the step it triggers), or times ``fn`` as the emit."""
+    if fn is None:
+        return _record_now("emit", "send", topic, to)
     return _now_or_timed(Op("emit", "send", topic, to), fn, args, kwargs)
 
 
@@ -611,6 +636,8 @@ def stream_get(
     stream: str, id: str | None = None, fn: Callable[..., Any] | None = None, /, *args: Any, **kwargs: Any
 ) -> Any:
     """Records a read of item ``id`` of ``stream`` now, or times ``fn`` as the read."""
+    if fn is None:
+        return _record_now("stream", "get", stream, id)
     return _now_or_timed(Op("stream", "get", stream, id), fn, args, kwargs)
 
 
@@ -618,6 +645,8 @@ def stream_set(
     stream: str, id: str | None = None, fn: Callable[..., Any] | None = None, /, *args: Any, **kwargs: Any
 ) -> Any:
     """Records a write of item ``id`` of ``stream`` now, or times ``fn`` as the write."""
+    if fn is None:
+        return _record_now("stream", "set", stream, id)
     return _now_or_timed(Op("stream", "set", stream, id), fn, args, kwargs)
 
 
@@ -625,6 +654,8 @@ def stream_delete(
     stream: str, id: str | None = None, fn: Callable[..., Any] | None = None, /, *args: Any, **kwargs: Any
 ) -> Any:
     """Records a delete of item ``id`` of ``stream`` now, or times ``fn`` as the delete."""
+    if fn is None:
+        return _record_now("stream", "delete", stream, id)
     return _now_or_timed(Op("stream", "delete", stream, id), fn, args, kwargs)
 
 
@@ -632,6 +663,8 @@ def stream_send(
     stream: str, id: str | None = None, fn: Callable[..., Any] | None = None, /, *args: Any, **kwargs: Any
 ) -> Any:
     """Records a send to ``stream`` now, or times ``fn`` as the send."""
+    if fn is None:
+        return _record_now("stream", "send", stream, id)
     return _now_or_timed(Op("stream", "send", stream, id), fn, args, kwargs)
 
 

@@ -18,7 +18,7 @@ fn tree_parent(trace: &Trace, step: &crate::trace::Step) -> Option<usize> {
             .segment_of(step)
             .and_then(|segment| segment.remote_parent)
     })?;
-    trace.step_index.get(&parent).map(|&i| i as usize)
+    trace.step_position(parent)
 }
 
 /// The critical path of `trace`: the steps whose work determined when it ended, in time order.

@@ -181,7 +181,7 @@ pub fn trace_summary(trace: &Trace, trace_index: Option<usize>) -> TraceSummaryJ
         entry_point: entry_point(trace),
         correlation_id: trace.correlation_id.as_deref(),
         correlation_method: trace.correlation_method,
-        correlation_evidence: trace.correlation_evidence.as_ref(),
+        correlation_evidence: trace.correlation_evidence.as_deref(),
         correlation_confidence: trace.correlation_id.as_ref().map(|_| {
             trace
                 .correlation_evidence
@@ -381,7 +381,7 @@ pub fn step_json<'a>(trace: &'a Trace, step: &'a Step, view: View) -> StepJson<'
             }
             counts
         }),
-        error: step.error.as_ref(),
+        error: step.error.as_deref(),
     }
 }
 
@@ -448,7 +448,7 @@ fn segment_json<'a>(trace: &'a Trace, segment: &'a Segment) -> SegmentJson<'a> {
         duration: segment
             .end_ns
             .map(|e| ms(e.saturating_sub(segment.start_ns))),
-        error: segment.error.as_ref(),
+        error: segment.error.as_deref(),
     }
 }
 
@@ -459,7 +459,7 @@ pub fn trace_full(trace: &Trace, trace_index: Option<usize>, view: View) -> Trac
         summary: trace_summary(trace, trace_index),
         correlation_candidates: &trace.correlation_candidates,
         attributes: trace.attributes.as_ref(),
-        error: trace.error.as_ref(),
+        error: trace.error.as_deref(),
         segments: trace
             .segments
             .iter()

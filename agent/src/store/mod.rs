@@ -460,12 +460,12 @@ impl Store {
         if let Some(previous) = previous
             && trace.correlation_candidates.len() < max_candidates
         {
-            trace.correlation_candidates.push(previous);
+            trace.correlation_candidates.push(*previous);
         }
         if let Some(g) = self.index.groups.get_mut(&evidence.correlation_id) {
             g.auto_links += 1;
         }
-        trace.correlation_evidence = Some(evidence);
+        trace.correlation_evidence = Some(Box::new(evidence));
         self.dirty.insert(id);
         true
     }

@@ -96,7 +96,7 @@ impl Default for TraceCaps {
 /// Whether `event` fits in `trace` under `caps`; counts what does not.
 fn admit(trace: &mut Trace, event: &Event, caps: &TraceCaps) -> bool {
     let full = trace.steps.len() >= caps.max_steps;
-    let known = |span: SpanId| trace.step_index.contains_key(&span);
+    let known = |span: SpanId| trace.step_position(span).is_some();
     match event {
         Event::StepStart(e) if full && !known(e.span) => {
             trace.truncated.steps = trace.truncated.steps.saturating_add(1);
@@ -159,6 +159,10 @@ fn place(trace: &Trace, parent: Option<SpanId>, max_depth: u16) -> (Option<SpanI
 fn segment_for(trace: &mut Trace, span: Option<SpanId>, origin: &Arc<Origin>, t: u64) -> usize {
     if let Some(i) = trace.segments.iter().position(|s| s.span == span) {
         return i;
+    }
+    if trace.segments.is_empty() {
+        // Most traces have one segment: room for one, not the four a first push would reserve.
+        trace.segments.reserve_exact(1);
     }
     trace
         .segments
@@ -321,7 +325,7 @@ pub fn apply(
                     EndStatus::Failed => TraceStatus::Failed,
                 };
                 segment.end_ns = Some(end.t);
-                segment.error = end.error;
+                segment.error = end.error.map(Box::new);
             }
             // A call that never got its response (the client raised) ends with the segment.
             for step in trace.steps.iter_mut().filter(|s| {
@@ -331,12 +335,12 @@ pub fn apply(
             }) {
                 step.status = StepStatus::Failed;
                 step.end_ns = Some(end.t);
-                step.error = Some(flowscope::wire::ErrorInfo {
+                step.error = Some(Box::new(flowscope::wire::ErrorInfo {
                     code: Some(NO_RESPONSE.into()),
                     ..flowscope::wire::ErrorInfo::new(
                         "the call got no response before its trace ended",
                     )
-                });
+                }));
             }
             let trace_ended = settle(trace, idx);
             Applied::SegmentEnded {
@@ -380,7 +384,7 @@ pub fn apply(
                 EndStatus::Failed => StepStatus::Failed,
             };
             step.end_ns = Some(end.t);
-            step.error = end.error;
+            step.error = end.error.map(Box::new);
             merge_attributes(&mut step.attributes, end.attrs);
             if step.name.is_empty()
                 && let Some(name) = end.name
@@ -516,10 +520,10 @@ pub fn abandon(trace: &mut Trace, idx: &mut dyn IndexUpdates) {
     {
         step.status = StepStatus::Failed;
         step.end_ns = Some(trace.last_event_ns);
-        step.error = Some(flowscope::wire::ErrorInfo {
+        step.error = Some(Box::new(flowscope::wire::ErrorInfo {
             code: Some(ABANDONED.into()),
             ..flowscope::wire::ErrorInfo::new("no events received before the abandon timeout")
-        });
+        }));
     }
 }
 

@@ -135,7 +135,7 @@ pub struct Step {
     /// End (unix ns).
     pub end_ns: Option<u64>,
     /// Error, when failed.
-    pub error: Option<ErrorInfo>,
+    pub error: Option<Box<ErrorInfo>>,
     /// Operation counts.
     pub counts: OpCounts,
     /// Operations in arrival order.
@@ -199,7 +199,7 @@ pub struct Segment {
     /// Status.
     pub status: TraceStatus,
     /// Error from its `trace_end`.
-    pub error: Option<ErrorInfo>,
+    pub error: Option<Box<ErrorInfo>>,
     /// Whether its `trace_start` arrived.
     pub started: bool,
 }
@@ -311,11 +311,13 @@ pub struct Trace {
     /// Why it failed (`error`, `abandoned`).
     pub failure_reason: Option<&'static str>,
     /// Error from `trace_end`.
-    pub error: Option<ErrorInfo>,
+    pub error: Option<Box<ErrorInfo>>,
     /// Steps in arrival order.
     pub steps: Vec<Step>,
-    /// Span id → position in `steps`.
-    pub step_index: HashMap<SpanId, u32>,
+    /// Span id → position in `steps`, once there are more than [`STEP_INDEX_FROM`] (a short
+    /// list is scanned faster than a map is probed, and costs no memory of its own). Use
+    /// [`step_position`](Self::step_position).
+    step_index: HashMap<SpanId, u32>,
     /// Operations sent outside any step.
     pub ops: Vec<Operation>,
     /// Events sent outside any step.
@@ -327,7 +329,7 @@ pub struct Trace {
     /// The services' parts of this trace, in arrival order (at least one once started).
     pub segments: Vec<Segment>,
     /// How an automatic link put the trace in its group (absent for manual/header/parent links).
-    pub correlation_evidence: Option<Evidence>,
+    pub correlation_evidence: Option<Box<Evidence>>,
     /// Other groups the trace could have joined automatically (capped).
     pub correlation_candidates: Vec<Evidence>,
     /// The W3C sampled flag the trace arrived with (`None`: started by a flowscope SDK, the
@@ -336,6 +338,9 @@ pub struct Trace {
     /// Operations and events kept (for `--max-events-per-trace`).
     pub event_count: u32,
 }
+
+/// Steps a trace holds before it indexes them by span id.
+pub const STEP_INDEX_FROM: usize = 16;
 
 impl Trace {
     /// A trace known only by its id so far.
@@ -413,20 +418,36 @@ impl Trace {
         self.end_ns.map(|end| end.saturating_sub(self.start_ns))
     }
 
+    /// The position of the step with `id` in [`steps`](Self::steps), if known.
+    pub fn step_position(&self, id: SpanId) -> Option<usize> {
+        if self.step_index.is_empty() {
+            // The most recent steps are the likeliest.
+            self.steps.iter().rposition(|s| s.id == id)
+        } else {
+            self.step_index.get(&id).map(|&i| i as usize)
+        }
+    }
+
     /// The step with `id`, if known.
     pub fn step(&self, id: SpanId) -> Option<&Step> {
-        self.step_index.get(&id).map(|&i| &self.steps[i as usize])
+        self.step_position(id).map(|i| &self.steps[i])
     }
 
     /// The step with `id`, created when unknown. Returns (step, created).
     pub fn step_mut(&mut self, id: SpanId) -> (&mut Step, bool) {
-        let mut created = false;
-        let index = *self.step_index.entry(id).or_insert_with(|| {
-            created = true;
-            self.steps.push(Step::new(id));
-            (self.steps.len() - 1) as u32
-        });
-        (&mut self.steps[index as usize], created)
+        if let Some(i) = self.step_position(id) {
+            return (&mut self.steps[i], false);
+        }
+        self.steps.push(Step::new(id));
+        let i = self.steps.len() - 1;
+        if !self.step_index.is_empty() {
+            self.step_index.insert(id, i as u32);
+        } else if self.steps.len() > STEP_INDEX_FROM {
+            self.step_index = (self.steps.iter().enumerate())
+                .map(|(i, s)| (s.id, i as u32))
+                .collect();
+        }
+        (&mut self.steps[i], true)
     }
 
     /// Steps sorted by start time (unknown starts last), ties in arrival order.

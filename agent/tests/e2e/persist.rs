@@ -134,10 +134,15 @@ fn sigkill_loses_at_most_the_last_commit_window() {
         back.len(),
         flowscope_agent::persist::COMMIT_EVERY
     );
-    // Whatever came back is whole: a restored trace has its step.
+    // Whatever came back is what a commit held: a prefix of what was sent (a trace whose frames
+    // straddled the kill may lack its later events), so an ended trace has its step.
     for id in back.into_iter().take(50) {
         let t = agent.get_ok(&format!("/api/traces/{id}"));
-        assert_eq!(t["steps"].as_array().map(Vec::len), Some(1), "{t}");
+        let steps = t["steps"].as_array().map_or(0, Vec::len);
+        assert!(steps <= 1, "{t}");
+        if t["status"] != "running" {
+            assert_eq!(steps, 1, "an ended trace without its step: {t}");
+        }
     }
 }
 

@@ -80,8 +80,12 @@ impl QueuedSpan {
             QueuedSpan::Built(span) => estimate(span),
             // Name, four attributes and ids, like `estimate` counts a built one.
             QueuedSpan::Op { op, .. } => {
-                let text = |s: &Option<Box<str>>| s.as_deref().map_or(0, str::len);
-                64 + 24 + 2 * text(&op.subject) + text(&op.detail) + text(&op.error) + 4 * 30
+                let text = |s: Option<&str>| s.map_or(0, str::len);
+                64 + 24
+                    + 2 * text(op.subject.as_deref())
+                    + text(op.detail.as_deref())
+                    + text(op.error.as_deref())
+                    + 4 * 30
             }
             // Name, ids and the six fixed attributes, like `estimate` counts a built one.
             QueuedSpan::Step(source) => 64 + 6 * 30 + source.text_bytes(),

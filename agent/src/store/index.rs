@@ -1,6 +1,7 @@
 //! Secondary indexes over the stored traces, so filters look up candidates instead of scanning.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use flowscope::wire::{OpKind, TraceId};
 
@@ -56,6 +57,55 @@ pub struct Indexes {
     pub service: KeyIndex,
     /// Correlation id → group.
     pub groups: HashMap<String, GroupEntry>,
+    /// Shared copies of the names operations repeat.
+    pub names: Interner,
+}
+
+/// Names kept once however many operations repeat them. Bounded: when full, names no
+/// operation holds any more are let go, and past that new names are simply not shared. Hashed
+/// with foldhash (randomly seeded): a lookup per operation, at a fraction of SipHash's cost.
+#[derive(Debug, Default)]
+pub struct Interner {
+    names: HashSet<Arc<str>, foldhash::fast::RandomState>,
+    /// Unshared names to hand out, while full, before the next sweep.
+    misses_before_sweep: usize,
+}
+
+impl Interner {
+    /// Distinct names kept at most.
+    pub const MAX_NAMES: usize = 65_536;
+
+    /// The shared copy of `text`.
+    pub fn get(&mut self, text: &str) -> Arc<str> {
+        if let Some(name) = self.names.get(text) {
+            return Arc::clone(name);
+        }
+        if self.names.len() >= Self::MAX_NAMES {
+            if self.misses_before_sweep == 0 {
+                self.names.retain(|name| Arc::strong_count(name) > 1);
+                // A sweep walks every name: one per MAX_NAMES unshared names at most, so even a
+                // stream of unique keys costs O(1) per name.
+                self.misses_before_sweep = Self::MAX_NAMES;
+            }
+            if self.names.len() >= Self::MAX_NAMES {
+                self.misses_before_sweep -= 1;
+                return Arc::from(text);
+            }
+        }
+        let name: Arc<str> = Arc::from(text);
+        self.names.insert(Arc::clone(&name));
+        name
+    }
+
+    /// Names kept.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
 }
 
 /// Adds `id` under `key`.
@@ -186,6 +236,10 @@ impl Indexes {
 }
 
 impl crate::trace::builder::IndexUpdates for Indexes {
+    fn intern(&mut self, text: &str) -> Arc<str> {
+        self.names.get(text)
+    }
+
     fn add_key(&mut self, kind: crate::trace::builder::KeyKind, key: &str, id: TraceId) {
         insert_key(self.key_index(kind), key, id);
     }
@@ -217,5 +271,38 @@ impl crate::trace::builder::IndexUpdates for Indexes {
         if let Some(group) = self.groups.get_mut(cid) {
             group.auto_links = group.auto_links.saturating_sub(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_interner_shares_names_and_stays_bounded() {
+        let mut names = Interner::default();
+        let a = names.get("user.email");
+        let b = names.get(&String::from("user.email"));
+        assert!(Arc::ptr_eq(&a, &b), "one copy per name");
+        // Full of names nobody holds: they are let go, and new ones are shared again.
+        for i in 0..Interner::MAX_NAMES {
+            names.get(&format!("key-{i}"));
+        }
+        let c = names.get("fresh");
+        assert!(names.len() < Interner::MAX_NAMES / 2, "{}", names.len());
+        assert!(Arc::ptr_eq(&c, &names.get("fresh")));
+        assert!(
+            Arc::ptr_eq(&a, &names.get("user.email")),
+            "a held name is kept"
+        );
+        // Full of names still held: new ones are returned but not kept, and a long stream of
+        // unique names does not sweep the full set for each (that would be quadratic).
+        let held: Vec<_> = (0..3 * Interner::MAX_NAMES)
+            .map(|i| names.get(&format!("held-{i}")))
+            .collect();
+        assert_eq!(names.len(), Interner::MAX_NAMES);
+        assert_eq!(&*names.get("one-more"), "one-more");
+        assert!(!Arc::ptr_eq(&names.get("one-more"), &names.get("one-more")));
+        drop(held);
     }
 }

@@ -45,6 +45,11 @@ pub trait IndexUpdates {
     );
     /// An automatically linked member left group `cid`.
     fn automatic_member_left(&mut self, cid: &str);
+    /// The shared copy of `text` (a state key, topic, stream, step or item id that many
+    /// operations repeat).
+    fn intern(&mut self, text: &str) -> Arc<str> {
+        Arc::from(text)
+    }
 }
 
 /// Why a trace failed when it stopped receiving events.
@@ -414,10 +419,10 @@ pub fn apply(
                 ok: op.ok,
                 start_ns: op.t,
                 duration_ns: op.dur,
-                subject: subject.map(Box::from),
+                subject: subject.map(|s| idx.intern(&s)),
                 detail: match kind {
-                    OpKind::Emit => op.to.map(Box::from),
-                    _ => op.id.map(Box::from),
+                    OpKind::Emit => op.to.map(|s| idx.intern(&s)),
+                    _ => op.id.map(|s| idx.intern(&s)),
                 },
                 error: op.error.map(String::into_boxed_str),
             };

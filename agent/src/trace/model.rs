@@ -111,10 +111,11 @@ pub struct Operation {
     pub start_ns: u64,
     /// Duration (ns).
     pub duration_ns: u64,
-    /// State key, emit topic or stream name.
-    pub subject: Option<Box<str>>,
-    /// Emit target step or stream item id.
-    pub detail: Option<Box<str>>,
+    /// State key, emit topic or stream name (interned: one copy of a key however many
+    /// operations name it).
+    pub subject: Option<Arc<str>>,
+    /// Emit target step or stream item id (interned).
+    pub detail: Option<Arc<str>>,
     /// Error message.
     pub error: Option<Box<str>>,
 }

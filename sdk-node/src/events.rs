@@ -21,7 +21,7 @@ use napi_derive::napi;
 use crate::client::emit;
 use crate::context::{Current, current, set_current, span_id, trace_id};
 use crate::error::error_info;
-use crate::text::Text;
+use crate::text::{NameArg, Text};
 
 fn entry_type(code: u32) -> EntryType {
     match code {
@@ -189,7 +189,7 @@ pub fn trace_end(
 /// Sends `step_start` for a step under the current context, makes it current, and returns its
 /// span id (`null` without a context).
 #[napi]
-pub fn step_start(name: Text) -> Option<Latin1String> {
+pub fn step_start(name: NameArg) -> Option<Latin1String> {
     let ctx = current()?;
     let span = new_span_id();
     emit(Event::StepStart(StepStart {
@@ -197,7 +197,7 @@ pub fn step_start(name: Text) -> Option<Latin1String> {
         trace: ctx.trace,
         span,
         parent: ctx.span.or(ctx.root),
-        name: String::from(name).into(),
+        name: name.0,
         ..StepStart::default()
     }));
     set_current(Some(Current {
@@ -335,7 +335,7 @@ fn end_current(failed: bool, error: [Option<String>; 4]) -> bool {
 /// Sends an `op` that took no measured time (the common untimed record): `code` and `subject` as
 /// in [`op`]. Two arguments instead of five keep the call cheap.
 #[napi]
-pub fn op_now(code: u32, subject: Option<Text>) {
+pub fn op_now(code: u32, subject: Option<NameArg>) {
     op(code, subject, None, None, None, None);
 }
 
@@ -345,13 +345,13 @@ pub fn op_now(code: u32, subject: Option<Text>) {
 #[napi]
 pub fn op(
     code: u32,
-    subject: Option<Text>,
+    subject: Option<NameArg>,
     dur_ns: Option<f64>,
-    detail: Option<Text>,
+    detail: Option<NameArg>,
     error: Option<String>,
     error_type: Option<String>,
 ) {
-    let (subject, detail) = (subject.map(String::from), detail.map(String::from));
+    let (subject, detail) = (subject.map(|s| s.0), detail.map(|d| d.0));
     // The error text is the core's rule (`Type: message`), as in every SDK.
     let error = error.map(|message| {
         flowscope::wire::ErrorInfo::from_parts(Some(&message), error_type.as_deref(), None, None)

@@ -37,33 +37,84 @@ impl TypeName for Text {
 
 impl ValidateNapiValue for Text {}
 
+/// Reads a string argument: `small` gets the UTF-8 bytes of a short one from a stack buffer (one
+/// Node-API call), `large` a longer one as a `String` (napi-rs' two-call path).
+///
+/// # Safety
+/// `env` and `value` as Node-API passes them to [`FromNapiValue::from_napi_value`].
+unsafe fn read_str<R>(
+    env: sys::napi_env,
+    value: sys::napi_value,
+    small: impl FnOnce(&[u8]) -> R,
+    large: impl FnOnce(String) -> R,
+) -> napi::Result<R> {
+    let mut buffer = MaybeUninit::<[u8; BUFFER]>::uninit();
+    let mut len = 0usize;
+    // SAFETY: the buffer holds BUFFER bytes; Node-API writes at most BUFFER - 1 bytes plus
+    // a NUL and reports how many it wrote (without the NUL) in `len`.
+    let status = unsafe {
+        sys::napi_get_value_string_utf8(env, value, buffer.as_mut_ptr().cast(), BUFFER, &mut len)
+    };
+    if status != sys::Status::napi_ok {
+        return Err(napi::Error::new(
+            Status::StringExpected,
+            "expected a string",
+        ));
+    }
+    if len < FITS {
+        // SAFETY: Node-API initialised the first `len` bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(buffer.as_ptr().cast::<u8>(), len) };
+        return Ok(small(bytes));
+    }
+    // SAFETY: same env and value, as napi-rs' own conversion expects.
+    unsafe { String::from_napi_value(env, value) }.map(large)
+}
+
 impl FromNapiValue for Text {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
-        let mut buffer = MaybeUninit::<[u8; BUFFER]>::uninit();
-        let mut len = 0usize;
-        // SAFETY: the buffer holds BUFFER bytes; Node-API writes at most BUFFER - 1 bytes plus
-        // a NUL and reports how many it wrote (without the NUL) in `len`.
-        let status = unsafe {
-            sys::napi_get_value_string_utf8(
+        // SAFETY: forwarded as received.
+        unsafe {
+            read_str(
                 env,
                 value,
-                buffer.as_mut_ptr().cast(),
-                BUFFER,
-                &mut len,
+                |bytes| Text(String::from_utf8_lossy(bytes).into_owned()),
+                Text,
             )
-        };
-        if status != sys::Status::napi_ok {
-            return Err(napi::Error::new(
-                Status::StringExpected,
-                "expected a string",
-            ));
         }
-        if len < FITS {
-            // SAFETY: Node-API initialised the first `len` bytes.
-            let bytes = unsafe { std::slice::from_raw_parts(buffer.as_ptr().cast::<u8>(), len) };
-            return Ok(Text(String::from_utf8_lossy(bytes).into_owned()));
+    }
+}
+
+/// A name argument (step name, state key, topic, stream, item id): a name the program repeats is
+/// carried as the core's kept copy ([`flowscope::name_of`]), with no allocation per call.
+pub(crate) struct NameArg(pub(crate) flowscope::wire::Name);
+
+impl TypeName for NameArg {
+    fn type_name() -> &'static str {
+        "String"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::String
+    }
+}
+
+impl ValidateNapiValue for NameArg {}
+
+impl FromNapiValue for NameArg {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        // SAFETY: forwarded as received.
+        unsafe {
+            read_str(
+                env,
+                value,
+                |bytes| {
+                    NameArg(match std::str::from_utf8(bytes) {
+                        Ok(text) => flowscope::name_of(text),
+                        Err(_) => String::from_utf8_lossy(bytes).into_owned().into(),
+                    })
+                },
+                |text| NameArg(text.into()),
+            )
         }
-        // SAFETY: same env and value, as napi-rs' own conversion expects.
-        unsafe { String::from_napi_value(env, value) }.map(Text)
     }
 }

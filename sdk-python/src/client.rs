@@ -240,14 +240,17 @@ impl PyClient {
     }
 
     /// Sends `step_start` under `parent` (the trace or a step) and returns the step's handle.
-    fn step_start(&self, parent: &PySpan, name: String) -> PySpan {
-        let handle_name = Arc::from(name.as_str());
-        let span = self.inner.begin_step(&parent.shared, parent.span, name, 0);
+    fn step_start(&self, parent: &PySpan, name: &str) -> PySpan {
+        // A name the program repeats is the core's kept copy: no allocation per step.
+        let name = flowscope::name_of(name);
+        let span = self
+            .inner
+            .begin_step(&parent.shared, parent.span, name.clone(), 0);
         PySpan {
             trace: parent.trace,
             span: Some(span),
             parent: parent.span,
-            name: Some(handle_name),
+            name: Some(name),
             shared: Arc::clone(&parent.shared),
         }
     }
@@ -262,7 +265,7 @@ impl PyClient {
             trace: parent.trace,
             span: Some(span),
             parent: parent.span,
-            name: Some(Arc::from(method.to_ascii_uppercase().as_str())),
+            name: Some(method.to_ascii_uppercase().into()),
             shared: Arc::clone(&parent.shared),
         }
     }
@@ -302,7 +305,7 @@ impl PyClient {
             span: id,
             status,
             error,
-            name: span.name.as_deref().map(|n| n.to_owned().into()),
+            name: span.name.clone(),
             attrs: None,
         }));
     }
@@ -316,8 +319,8 @@ impl PyClient {
         span: &PySpan,
         kind: &str,
         action: &str,
-        subject: Option<String>,
-        detail: Option<String>,
+        subject: Option<&str>,
+        detail: Option<&str>,
         dur: u64,
         error: Option<String>,
         error_type: Option<String>,
@@ -329,8 +332,8 @@ impl PyClient {
         let op = Op::new(
             op_kind(kind)?,
             op_action(action),
-            subject.map(Into::into),
-            detail.map(Into::into),
+            subject.map(flowscope::name_of),
+            detail.map(flowscope::name_of),
         );
         self.inner
             .emit(Event::Op(op.ended_now(span.trace, span.span, dur, error)));

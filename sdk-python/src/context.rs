@@ -19,7 +19,7 @@ pub struct PySpan {
     pub(crate) trace: TraceId,
     pub(crate) span: Option<SpanId>,
     pub(crate) parent: Option<SpanId>,
-    pub(crate) name: Option<Arc<str>>,
+    pub(crate) name: Option<flowscope::wire::Name>,
     pub(crate) shared: Arc<TraceContext>,
 }
 

@@ -226,7 +226,7 @@ impl Client {
         &self,
         context: &TraceContext,
         parent: Option<SpanId>,
-        name: String,
+        name: impl Into<crate::wire::Name>,
         t: UnixNanos,
     ) -> SpanId {
         let span = new_span_id();

@@ -361,12 +361,7 @@ pub fn op(
         return;
     };
     emit_here(|trace, span| {
-        let op = Op::new(
-            kind,
-            op_action(code),
-            subject.map(Into::into),
-            detail.map(Into::into),
-        );
+        let op = Op::new(kind, op_action(code), subject, detail);
         Event::Op(op.ended_now(trace, span, nanos(dur_ns), error))
     });
 }

@@ -4,6 +4,8 @@
 # FLOWSCOPE_AGENT_BIN overrides the binary (default: <repo>/target/debug/flowscope).
 # Screenshots and measured figures go to <repo>/test-artifacts/ui/.
 # FLOWSCOPE_UI_STRICT=1 also enforces the 200 ms (5,000-span render) and 100 ms (live) targets.
+# FLOWSCOPE_UI_50K=1 (implied by FLOWSCOPE_UI_STRICT=1) also loads a 50,000-span trace, from an
+# agent of its own, and enforces its 1 s target (a release agent: a debug one is close to it).
 # FLOWSCOPE_UI_ASSETS=agent/src/ui/assets serves the UI from disk instead of the binary's copy
 # (test UI edits without rebuilding; see lib/harness.mjs).
 set -euo pipefail

@@ -70,15 +70,17 @@ async function apiError(res) {
 export async function getJson(path, { signal } = {}) {
   let res;
   let token = getToken();
+  let prefetched = null; // {res, body} or {res, error} from prefetch.js
   try {
-    // Started by prefetch.js while the modules loaded; one use only, later loads are fresh
-    // (app.js drops whatever the first route did not use).
+    // Started, and parsed, by prefetch.js while the modules loaded; one use only, later loads are
+    // fresh (app.js drops whatever the first route did not use).
     const early = window.__flowscopePrefetch;
     const pre = early && Object.hasOwn(early, path) ? early[path] : null;
     if (pre) {
       delete early[path];
       token = pre.token || null;
-      res = await pre.response;
+      prefetched = await pre.result;
+      res = prefetched.res;
     } else res = await fetch(path, { signal, headers: authHeaders({ accept: 'application/json' }) });
   } catch (e) {
     if (e.name === 'AbortError') throw e;
@@ -88,6 +90,10 @@ export async function getJson(path, { signal } = {}) {
     const err = await apiError(res);
     refused(err, token);
     throw err;
+  }
+  if (prefetched) {
+    if (prefetched.error) throw prefetched.error;
+    return prefetched.body;
   }
   const text = await res.text();
   const t0 = performance.now();

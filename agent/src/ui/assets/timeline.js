@@ -25,24 +25,26 @@ const PAD_L = 10; // px between the label column and time 0
 const PAD_R = 18; // px after the end of the trace
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
-/** Precomputed layout of one trace (pure data, no DOM). */
+/**
+ * Precomputed layout of one trace (pure data, no DOM). It runs on every page load before the
+ * first paint, mostly as cold (not yet optimized) code, so the loops over the steps are plain
+ * indexed loops and do no more than the rows need.
+ */
 export function layoutTrace(trace, now = Date.now()) {
   const steps = trace.steps || [];
   const n = steps.length;
   const running = trace.status === 'running';
-  const critical = new Set(Array.isArray(trace.criticalPath) ? trace.criticalPath : []);
   const nowRel = Math.max(0, now - trace.startTime);
   let index = new Map();
   let rows = new Array(n);
   let maxEnd = 0;
+  let emits = false; // any emit with a target (an arrow or an external target)
   for (let i = 0; i < n; i++) {
     const s = steps[i];
     index.set(s.id, i);
+    const ops = stepOps(s);
     let start = s.startTime;
-    if (start === undefined || start === null) {
-      const ops = stepOps(s);
-      start = ops.length ? ops[0].startTime : 0;
-    }
+    if (start === undefined || start === null) start = ops.length ? ops[0].startTime : 0;
     let end;
     let open = false;
     if (s.duration !== undefined && s.duration !== null) end = start + s.duration;
@@ -61,16 +63,17 @@ export function layoutTrace(trace, now = Date.now()) {
         if (e.type === 'llm') llm++;
         else if (e.type === 'retry') retries++;
       }
-    rows[i] = { step: s, start, end, open, depth: 0, llm, retries, external: null, parent: s.parentId || null, service: s.service || '', laneStart: false, critical: critical.has(s.id) };
+    if (!emits) for (let k = 0; k < ops.length; k++) if (ops[k].kind === 'emit' && ops[k].to) emits = true;
+    rows[i] = { step: s, start, end, open, depth: 0, llm, retries, external: null, parent: s.parentId || null, service: s.service || '', laneStart: false, critical: false };
   }
   const services = traceServices(trace);
   const multi = services.length > 1;
   // A callee's top-level steps hang under the caller's client step: the parent span of their
   // segment. Those rows then move under that step (depth-first order), so each service's rows
   // stay together as a lane.
-  const segs = segmentsByService(trace);
   let nested = false;
-  if (segs.size)
+  if ((trace.segments || []).some((seg) => seg && seg.parentSpanId)) {
+    const segs = segmentsByService(trace);
     for (let i = 0; i < n; i++) {
       const r = rows[i];
       if (r.parent) continue;
@@ -81,6 +84,7 @@ export function layoutTrace(trace, now = Date.now()) {
         nested = true;
       }
     }
+  }
   if (nested) {
     rows = treeOrder(rows, index);
     index = new Map(rows.map((r, i) => [r.step.id, i]));
@@ -99,26 +103,48 @@ export function layoutTrace(trace, now = Date.now()) {
     rows[i].depth = d;
     if (multi) rows[i].laneStart = i === 0 || rows[i - 1].service !== rows[i].service;
   }
+  // The critical path's steps (span ids; one not in the trace is skipped).
+  const path = Array.isArray(trace.criticalPath) ? trace.criticalPath : [];
+  let critical = 0;
+  for (let k = 0; k < path.length; k++) {
+    const i = index.get(path[k]);
+    if (i !== undefined && !rows[i].critical) {
+      rows[i].critical = true;
+      critical++;
+    }
+  }
   let total = Math.max(trace.duration || 0, maxEnd, running ? nowRel : 0);
   if (!(total > 0)) total = 1;
+  const arrows = emits ? emitArrows(rows) : [];
+  return { id: trace.id, rows, total, arrows, index, running, services, multi, critical };
+}
 
-  // Emit arrows: an emit op with `to` points at the first step of that name starting at or after
-  // the emit (step starts are whole ms, so allow a little slack); targets in other traces are
-  // listed on the row instead.
+/**
+ * Emit arrows: an emit op with `to` points at the first step of that name starting at or after
+ * the emit (step starts are whole ms, so allow a little slack); targets in other traces are
+ * listed on the row instead (`external`).
+ */
+function emitArrows(rows) {
+  const n = rows.length;
+  // Step name → its row, or its rows in order when several steps have that name.
   const byName = new Map();
   for (let i = 0; i < n; i++) {
     const name = rows[i].step.name;
-    let list = byName.get(name);
-    if (!list) byName.set(name, (list = []));
-    list.push(i);
+    const seen = byName.get(name);
+    if (seen === undefined) byName.set(name, i);
+    else if (typeof seen === 'number') byName.set(name, [seen, i]);
+    else seen.push(i);
   }
   const arrows = [];
   for (let i = 0; i < n; i++) {
-    for (const op of stepOps(rows[i].step)) {
+    const ops = stepOps(rows[i].step);
+    for (let k = 0; k < ops.length; k++) {
+      const op = ops[k];
       if (op.kind !== 'emit' || !op.to) continue;
       const cands = byName.get(op.to);
       let target = -1;
-      if (cands) {
+      if (typeof cands === 'number') target = cands !== i ? cands : -1;
+      else if (cands) {
         // Binary search for the first candidate starting at/after op time − 1.5 ms.
         const t = op.startTime - 1.5;
         let lo = 0;
@@ -128,9 +154,9 @@ export function layoutTrace(trace, now = Date.now()) {
           if (rows[cands[mid]].start < t) lo = mid + 1;
           else hi = mid;
         }
-        for (let k = lo; k < cands.length; k++) {
-          if (cands[k] !== i) {
-            target = cands[k];
+        for (let c = lo; c < cands.length; c++) {
+          if (cands[c] !== i) {
+            target = cands[c];
             break;
           }
         }
@@ -140,7 +166,7 @@ export function layoutTrace(trace, now = Date.now()) {
       else (rows[i].external ||= []).push({ topic: op.topic || '', to: op.to });
     }
   }
-  return { id: trace.id, rows, total, arrows, index, running, services, multi, critical: critical.size };
+  return arrows;
 }
 
 /** Every service of a trace, root first: `services`, then any other a step or segment names. */
@@ -386,7 +412,12 @@ export class Timeline {
     } else if (heightChanged) this.renderRows();
   }
 
-  /** Shows a trace (or updates it in place when it is the same one). */
+  /**
+   * Shows a trace (or updates it in place when it is the same one). The scroll box is measured
+   * once, after the writes that change its size and before those that fill it, so drawing a trace
+   * costs one layout of the page, and the resize observer that runs after it finds nothing to
+   * redraw.
+   */
   setTrace(trace, now = Date.now(), selected = undefined) {
     const same = this.layout && this.layout.id === trace.id;
     this.layout = layoutTrace(trace, now);
@@ -395,15 +426,17 @@ export class Timeline {
     this.axisTitle.textContent = this.layout.multi ? 'Service · step' : 'Step';
     this.canvas.style.height = `${this.layout.rows.length * ROW_H}px`;
     if (!same) {
-      this.scroll.scrollTop = 0;
       this.renderedFor = null;
       this.view = null;
       this.root.classList.remove('zoomed');
     }
     if (selected !== undefined) this.selected = selected;
+    this.height = this.scroll.clientHeight;
+    const top = same ? this.scroll.scrollTop : 0;
+    if (!same) this.scroll.scrollTop = 0;
     this.readWidth();
     this.renderAxis();
-    this.renderRows();
+    this.renderRows(top);
   }
 
   /** Turns the critical-path highlight on or off (remembered for the next visit). */
@@ -586,12 +619,15 @@ export class Timeline {
     this.grid.replaceChildren(...lines);
   }
 
-  renderRows() {
+  /**
+   * Draws the rows in view (plus a margin) and their arrows. `top`: the scroll position, when the
+   * caller knows it; the height is the one last measured (setTrace, or the resize observer).
+   */
+  renderRows(top = this.scroll.scrollTop) {
     const L = this.layout;
     if (!L) return;
     const n = L.rows.length;
-    const viewH = this.scroll.clientHeight || 600;
-    const top = this.scroll.scrollTop;
+    const viewH = this.height || 600;
     const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
     const last = Math.min(n - 1, Math.ceil((top + viewH) / ROW_H) + OVERSCAN);
     const frag = document.createDocumentFragment();

@@ -1029,14 +1029,9 @@ export class TracesPage {
     const t = this.trace;
     if (!t) return;
     const now = Date.now();
-    const totals = { state: 0, emit: 0, stream: 0 };
-    for (const s of t.steps || []) {
-      totals.state += s.operations?.state || 0;
-      totals.emit += s.operations?.emit || 0;
-      totals.stream += s.operations?.stream || 0;
-    }
     // LLM calls are counted per step; their tokens and cost come from loadLlmTotals.
-    const calls = llmCalls(t);
+    const totals = stepTotals(t);
+    const calls = totals.llm;
     const known = this.llmTotals;
     const llm = known && known.id === t.id && known.calls >= calls ? known : { calls, tokens: null };
     if (llm !== known && calls) this.loadTotalsSoon();
@@ -1344,12 +1339,28 @@ export class TracesPage {
 
 /** Number of LLM calls in a trace (timeline view: `eventCounts`; full: `events`). */
 function llmCalls(t) {
-  let n = 0;
-  for (const s of t.steps || []) {
-    if (s.eventCounts) n += s.eventCounts.llm || 0;
-    else for (const e of s.events || []) if (e.type === 'llm') n++;
+  return stepTotals(t).llm;
+}
+
+/**
+ * A trace's operation counts by kind (the steps' `operations`) and its LLM calls, in one pass:
+ * the header runs it on every load, before the first paint.
+ */
+function stepTotals(t) {
+  const out = { state: 0, emit: 0, stream: 0, llm: 0 };
+  const steps = t.steps || [];
+  for (let i = 0; i < steps.length; i++) {
+    const s = steps[i];
+    const ops = s.operations;
+    if (ops) {
+      out.state += ops.state || 0;
+      out.emit += ops.emit || 0;
+      out.stream += ops.stream || 0;
+    }
+    if (s.eventCounts) out.llm += s.eventCounts.llm || 0;
+    else if (s.events) for (let k = 0; k < s.events.length; k++) if (s.events[k].type === 'llm') out.llm++;
   }
-  return n;
+  return out;
 }
 
 /** LLM calls, tokens and cost of a full trace. */

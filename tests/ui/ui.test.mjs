@@ -579,6 +579,9 @@ test('a trace started after the page loaded appears without reload (SSE), and up
   await page.waitForSelector('.tl-row[data-name="receive"].s-completed');
   assert.equal(await page.getAttribute('.tl-row[data-name="receive"] .badge[data-kind=state]', 'data-count'), '1');
   assert.match(await page.textContent('.tl-header .pill'), /completed/i);
+  // The page counts the live messages it handled (a number, whichever script made the object).
+  const handled = await page.evaluate(() => window.__flowscope.events);
+  assert.ok(Number.isInteger(handled) && handled > 0, `live messages counted: ${handled}`);
   await screenshot(page, '11-live-completed');
   await client.close();
   assert.deepEqual(page.errors, []);

@@ -15,7 +15,10 @@ import { TracesPage } from './traces.js';
 import { GroupsPage } from './groups.js';
 import { FlowsPage, InsightsPage, ComparePage } from './flows.js';
 
-const perf = (window.__flowscope = window.__flowscope || { events: 0, lastEventAt: 0 });
+// Created by whichever script runs first (prefetch.js, traces.js, api.js); the counters start here.
+const perf = (window.__flowscope = window.__flowscope || {});
+perf.events ||= 0;
+perf.lastEventAt ||= 0;
 
 /** Parses `location.hash` into {view, id, params}. A flow's insights are view `insights`, id = the flow. */
 export function parseRoute(hash = location.hash) {

@@ -7,6 +7,9 @@
 //! Only the emitting thread is timed. Between timed chunks (smaller than both queues) the
 //! queues are drained untimed, so neither side measures its drop path.
 //!
+//! After criterion's groups, each pair is timed again in alternating rounds and the ratio is
+//! printed (`… x cheaper`): the figure to quote.
+//!
 //! `cargo bench -p flowscope --bench emit`
 
 use std::time::Duration;
@@ -17,7 +20,7 @@ use opentelemetry::trace::{Span, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 
 mod common;
-use common::{Discard, start_sink, timed_in_chunks};
+use common::{Discard, print_ratio, start_sink, timed_in_chunks};
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
@@ -105,6 +108,46 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // The ratios, each pair timed in alternating rounds.
+    {
+        let _attached = root_cx.clone().attach();
+        let step = flowscope::step("bench-step").start();
+        let _step_cx = step_cx.clone().attach();
+        print_ratio(
+            "event (one op in a step | one nested span)",
+            200_000,
+            (|| flowscope::state_get("user.email").record(), flush),
+            (|| tracer.start("state.get user.email").end(), otel_flush),
+        );
+        drop(step);
+    }
+    {
+        let _attached = root_cx.clone().attach();
+        print_ratio(
+            "step + 3 ops (5 events | 4 nested spans)",
+            50_000,
+            (
+                || {
+                    let _step = flowscope::step("validate-user").start();
+                    flowscope::state_get("user.email").record();
+                    flowscope::state_set("validation.result").record();
+                    flowscope::emit("user.validated").to("save-user").record();
+                },
+                flush,
+            ),
+            (
+                || {
+                    tracer.in_span("validate-user", |_cx| {
+                        tracer.start("state.get user.email").end();
+                        tracer.start("state.set validation.result").end();
+                        tracer.start("emit user.validated").end();
+                    })
+                },
+                otel_flush,
+            ),
+        );
+    }
     trace.end();
     flush();
     let stats = client.stats();

@@ -19,7 +19,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startAgent, launchBrowser, newPage, getJson, waitFor, screenshot, demoTraces } from './lib/harness.mjs';
+import { startAgent, launchBrowser, newPage, getJson, waitFor, clickStep, screenshot, demoTraces } from './lib/harness.mjs';
 import { WireClient, traceId, spanId, nowNs, msToNs } from './lib/wire.mjs';
 
 const FLOW = 'checkout';
@@ -379,12 +379,12 @@ test('the timeline highlights exactly the critical-path steps, with a toggle, an
   assert.equal(await page.evaluate(() => document.activeElement?.classList.contains('crit-toggle')), true, 'focus stays on the toggle');
 
   // Step details.
-  await page.click(`.tl-row[data-id="${r.sp.charge}"]`);
-  await waitFor(async () => (await page.textContent('.details .dt-name').catch(() => null)) === 'charge', { what: 'charge details' });
+  await clickStep(page, r.sp.charge);
+  assert.equal(await text(page, '.details .dt-name'), 'charge');
   assert.equal(await text(page, '.details .crit-chip'), 'On the critical path');
   await screenshot(page, 'insights-05-critical-step');
-  await page.click(`.tl-row[data-id="${r.sp.notify}"]`);
-  await waitFor(async () => (await page.textContent('.details .dt-name').catch(() => null)) === 'notify', { what: 'notify details' });
+  await clickStep(page, r.sp.notify);
+  assert.equal(await text(page, '.details .dt-name'), 'notify');
   assert.equal(await page.$('.details .crit-chip'), null, 'notify is not on the critical path');
   await cleanPage(page);
 });

@@ -8,7 +8,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startAgent, launchBrowser, newPage, getJson, waitFor, waitForStepDetails, screenshot, demoTraces } from './lib/harness.mjs';
+import { startAgent, launchBrowser, newPage, getJson, waitFor, waitForStepDetails, clickStep, screenshot, demoTraces } from './lib/harness.mjs';
 import { WireClient, traceId, spanId, nowNs, msToNs } from './lib/wire.mjs';
 
 const ORDER = 'order-service';
@@ -421,8 +421,7 @@ test('step details show the service of every step, and the HTTP call of a client
   await screenshot(page, 'services-04-client-details');
 
   // A callee's entry step: its service and the client step it runs under.
-  await page.click(`.tl-row[data-id="${m.sp.handleMessage}"]`);
-  await waitForStepDetails(page, m.sp.handleMessage);
+  await clickStep(page, m.sp.handleMessage);
   assert.equal(await page.textContent('.details .dt-name'), 'handle-message');
   f = await facts();
   assert.equal(f.Service, CHAT);
@@ -430,8 +429,7 @@ test('step details show the service of every step, and the HTTP call of a client
   assert.equal(await page.$('.details .dt-http'), null, 'no HTTP section for an internal step');
 
   // The failed call: status 503 and its error type.
-  await page.click(`.tl-row[data-id="${m.sp.getStock}"]`);
-  await waitForStepDetails(page, m.sp.getStock);
+  await clickStep(page, m.sp.getStock);
   assert.equal(await page.textContent('.details .http-facts .http-status'), '503');
   assert.ok(await page.$('.details .http-facts .http-status.fail'));
   assert.equal(await page.textContent('.details .http-facts .http-error'), '503');

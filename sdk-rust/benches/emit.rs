@@ -57,55 +57,41 @@ fn bench(c: &mut Criterion) {
     let otel_step = tracer.start_with_context("bench-step", &root_cx);
     let step_cx = root_cx.with_span(otel_step);
 
+    // Each case once, used by criterion and by the ratio pass below.
+    let fs_event = || flowscope::state_get("user.email").record();
+    let otel_event = || tracer.start("state.get user.email").end();
+    let fs_step = || {
+        let _step = flowscope::step("validate-user").start();
+        flowscope::state_get("user.email").record();
+        flowscope::state_set("validation.result").record();
+        flowscope::emit("user.validated").to("save-user").record();
+    };
+    let otel_step = || {
+        tracer.in_span("validate-user", |_cx| {
+            tracer.start("state.get user.email").end();
+            tracer.start("state.set validation.result").end();
+            tracer.start("emit user.validated").end();
+        })
+    };
+
     let mut group = c.benchmark_group("event");
     group.bench_function("flowscope", |b| {
-        b.iter_custom(|iters| {
-            timed_in_chunks(iters, || flowscope::state_get("user.email").record(), flush)
-        })
+        b.iter_custom(|iters| timed_in_chunks(iters, fs_event, flush))
     });
     group.bench_function("opentelemetry", |b| {
         let _attached = step_cx.clone().attach();
-        b.iter_custom(|iters| {
-            timed_in_chunks(
-                iters,
-                || tracer.start("state.get user.email").end(),
-                otel_flush,
-            )
-        })
+        b.iter_custom(|iters| timed_in_chunks(iters, otel_event, otel_flush))
     });
     group.finish();
     drop(step);
 
     let mut group = c.benchmark_group("step_with_3_ops");
     group.bench_function("flowscope", |b| {
-        b.iter_custom(|iters| {
-            timed_in_chunks(
-                iters,
-                || {
-                    let _step = flowscope::step("validate-user").start();
-                    flowscope::state_get("user.email").record();
-                    flowscope::state_set("validation.result").record();
-                    flowscope::emit("user.validated").to("save-user").record();
-                },
-                flush,
-            )
-        })
+        b.iter_custom(|iters| timed_in_chunks(iters, fs_step, flush))
     });
     group.bench_function("opentelemetry", |b| {
         let _attached = root_cx.clone().attach();
-        b.iter_custom(|iters| {
-            timed_in_chunks(
-                iters,
-                || {
-                    tracer.in_span("validate-user", |_cx| {
-                        tracer.start("state.get user.email").end();
-                        tracer.start("state.set validation.result").end();
-                        tracer.start("emit user.validated").end();
-                    })
-                },
-                otel_flush,
-            )
-        })
+        b.iter_custom(|iters| timed_in_chunks(iters, otel_step, otel_flush))
     });
     group.finish();
 
@@ -117,8 +103,8 @@ fn bench(c: &mut Criterion) {
         print_ratio(
             "event (one op in a step | one nested span)",
             200_000,
-            (|| flowscope::state_get("user.email").record(), flush),
-            (|| tracer.start("state.get user.email").end(), otel_flush),
+            (fs_event, flush),
+            (otel_event, otel_flush),
         );
         drop(step);
     }
@@ -127,25 +113,8 @@ fn bench(c: &mut Criterion) {
         print_ratio(
             "step + 3 ops (5 events | 4 nested spans)",
             50_000,
-            (
-                || {
-                    let _step = flowscope::step("validate-user").start();
-                    flowscope::state_get("user.email").record();
-                    flowscope::state_set("validation.result").record();
-                    flowscope::emit("user.validated").to("save-user").record();
-                },
-                flush,
-            ),
-            (
-                || {
-                    tracer.in_span("validate-user", |_cx| {
-                        tracer.start("state.get user.email").end();
-                        tracer.start("state.set validation.result").end();
-                        tracer.start("emit user.validated").end();
-                    })
-                },
-                otel_flush,
-            ),
+            (fs_step, flush),
+            (otel_step, otel_flush),
         );
     }
     trace.end();

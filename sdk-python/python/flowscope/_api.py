@@ -577,12 +577,19 @@ def _record_now(kind: str, action: str, subject: str | None, detail: str | None)
     return _RECORDED
 
 
-def _now_or_timed(op_: Op, fn: Callable[..., Any] | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Records ``op_`` at once, or, given ``fn``, times ``fn(*args, **kwargs)`` as the operation
-    (a coroutine function's awaitable is timed until it completes) and returns its result."""
-    if fn is None:
-        op_.record()
-        return _RECORDED
+def _timed(
+    kind: str,
+    action: str,
+    subject: str | None,
+    detail: str | None,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Times ``fn(*args, **kwargs)`` as the operation (a coroutine function's awaitable is timed
+    until it completes) and returns its result. (Without ``fn`` the shorthands call
+    :func:`_record_now`, which needs no ``Op`` object.)"""
+    op_ = Op(kind, action, subject, detail)
     if inspect.iscoroutinefunction(fn):
 
         async def timed() -> Any:
@@ -598,29 +605,31 @@ def state_get(key: str, fn: Callable[..., Any] | None = None, /, *args: Any, **k
     read and returns its result. ``with flowscope.op("state", "get", key):`` times a block."""
     if fn is None:
         return _record_now("state", "get", key, None)
-    return _now_or_timed(Op("state", "get", key), fn, args, kwargs)
+    return _timed("state", "get", key, None, fn, args, kwargs)
 
 
 def state_set(key: str, fn: Callable[..., Any] | None = None, /, *args: Any, **kwargs: Any) -> Any:
     """Records a state write of ``key`` now, or times ``fn`` as the write (see :func:`state_get`)."""
     if fn is None:
         return _record_now("state", "set", key, None)
-    return _now_or_timed(Op("state", "set", key), fn, args, kwargs)
+    return _timed("state", "set", key, None, fn, args, kwargs)
 
 
 def state_delete(key: str, fn: Callable[..., Any] | None = None, /, *args: Any, **kwargs: Any) -> Any:
     """Records a state delete of ``key`` now, or times ``fn`` as the delete."""
     if fn is None:
         return _record_now("state", "delete", key, None)
-    return _now_or_timed(Op("state", "delete", key), fn, args, kwargs)
+    return _timed("state", "delete", key, None, fn, args, kwargs)
 
 
 def state_clear(fn: Callable[..., Any] | str | None = None, /, *args: Any, **kwargs: Any) -> Any:
     """Records a state clear now, or times ``fn`` as the clear. (A string is the older form's
     scope key.)"""
     if isinstance(fn, str):
-        return _now_or_timed(Op("state", "clear", fn), None, args, kwargs)
-    return _now_or_timed(Op("state", "clear", None), fn, args, kwargs)
+        return _record_now("state", "clear", fn, None)
+    if fn is None:
+        return _record_now("state", "clear", None, None)
+    return _timed("state", "clear", None, None, fn, args, kwargs)
 
 
 def emit(
@@ -629,7 +638,7 @@ def emit(
     """Records an emit to ``topic`` now (``to``: the step it triggers), or times ``fn`` as the emit."""
     if fn is None:
         return _record_now("emit", "send", topic, to)
-    return _now_or_timed(Op("emit", "send", topic, to), fn, args, kwargs)
+    return _timed("emit", "send", topic, to, fn, args, kwargs)
 
 
 def stream_get(
@@ -638,7 +647,7 @@ def stream_get(
     """Records a read of item ``id`` of ``stream`` now, or times ``fn`` as the read."""
     if fn is None:
         return _record_now("stream", "get", stream, id)
-    return _now_or_timed(Op("stream", "get", stream, id), fn, args, kwargs)
+    return _timed("stream", "get", stream, id, fn, args, kwargs)
 
 
 def stream_set(
@@ -647,7 +656,7 @@ def stream_set(
     """Records a write of item ``id`` of ``stream`` now, or times ``fn`` as the write."""
     if fn is None:
         return _record_now("stream", "set", stream, id)
-    return _now_or_timed(Op("stream", "set", stream, id), fn, args, kwargs)
+    return _timed("stream", "set", stream, id, fn, args, kwargs)
 
 
 def stream_delete(
@@ -656,7 +665,7 @@ def stream_delete(
     """Records a delete of item ``id`` of ``stream`` now, or times ``fn`` as the delete."""
     if fn is None:
         return _record_now("stream", "delete", stream, id)
-    return _now_or_timed(Op("stream", "delete", stream, id), fn, args, kwargs)
+    return _timed("stream", "delete", stream, id, fn, args, kwargs)
 
 
 def stream_send(
@@ -665,7 +674,7 @@ def stream_send(
     """Records a send to ``stream`` now, or times ``fn`` as the send."""
     if fn is None:
         return _record_now("stream", "send", stream, id)
-    return _now_or_timed(Op("stream", "send", stream, id), fn, args, kwargs)
+    return _timed("stream", "send", stream, id, fn, args, kwargs)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 //! connections), next to a raw Unix-socket sink that only discards the same bytes, plus memory
 //! per stored step and operation (counting allocator).
 //!
-//! `cargo bench -p flowscope-agent --bench ingest`
+//! `cargo bench -p flowscope-agent --bench ingest` (`-- memory` measures memory only)
 
 #![allow(unsafe_code)] // the counting allocator below
 
@@ -148,6 +148,10 @@ fn breakdown() {
 }
 
 fn main() {
+    if std::env::args().skip(1).any(|arg| arg == "memory") {
+        memory();
+        return;
+    }
     let runtime = workload::runtime();
     println!(
         "ingest over the Unix socket (msgpack, 1024-event frames, {EVENTS_PER_TRACE}-event traces, 10k-trace LRU):"
@@ -183,7 +187,11 @@ fn main() {
     }
 
     breakdown();
+    memory();
+}
 
+/// Memory per stored operation, everything counted.
+fn memory() {
     // The workload: 60k traces × 3 steps × 3 ops, all kept.
     let traces = 60_000u64;
     let full = store_bytes(traces, true);

@@ -355,7 +355,7 @@ pub fn step_json<'a>(trace: &'a Trace, step: &'a Step, view: View) -> StepJson<'
         name: &step.name,
         service: trace.service_of(step),
         kind: step.kind,
-        attributes: step.attributes.as_ref(),
+        attributes: step.attributes.as_deref(),
         status: step.status.as_str(),
         start_time,
         duration,
@@ -458,7 +458,7 @@ pub fn trace_full(trace: &Trace, trace_index: Option<usize>, view: View) -> Trac
     TraceJson {
         summary: trace_summary(trace, trace_index),
         correlation_candidates: &trace.correlation_candidates,
-        attributes: trace.attributes.as_ref(),
+        attributes: trace.attributes.as_deref(),
         error: trace.error.as_deref(),
         segments: trace
             .segments

@@ -61,8 +61,8 @@ pub fn motia_trace(trace: &Trace, trace_index: Option<usize>) -> Value {
     }
     let step_name = trace
         .entry_step
-        .clone()
-        .or_else(|| trace.steps_in_time_order().first().map(|s| s.name.clone()))
+        .as_deref()
+        .or_else(|| trace.steps_in_time_order().first().map(|s| s.name.as_str()))
         .unwrap_or_default();
     out.insert(
         "entryPoint".into(),

@@ -589,7 +589,7 @@ fn step_span_of(
     step: &Step,
 ) -> SpanData {
     let mut attributes = vec![
-        KeyValue::new("flowscope.step.name", step.name.clone()),
+        KeyValue::new("flowscope.step.name", step.name.to_string()),
         KeyValue::new("flowscope.flow.name", flow.to_owned()),
         KeyValue::new("openinference.span.kind", "CHAIN"),
         KeyValue::new("flowscope.ops.state", i64::from(step.counts.state)),
@@ -597,7 +597,7 @@ fn step_span_of(
         KeyValue::new("flowscope.ops.stream", i64::from(step.counts.stream)),
     ];
     correlation_id_attributes(correlation_id, &mut attributes);
-    for (key, value) in step.attributes.iter().flatten() {
+    for (key, value) in step.attributes.as_deref().into_iter().flatten() {
         attributes.push(json_attribute(key, value));
     }
     let mut events = step_events(&step.events);
@@ -615,7 +615,7 @@ fn step_span_of(
             id: step.id,
             parent: Some(parent),
             kind: otel_kind(step.kind),
-            name: step.name.clone(),
+            name: step.name.to_string(),
             start,
             end,
             attributes,
@@ -668,7 +668,7 @@ pub fn segment_span(trace: &Trace, index: usize, links: &RootLinks) -> Option<Sp
         ));
     }
     if let Some(step) = &segment.entry_step {
-        attributes.push(KeyValue::new("flowscope.entry.step", step.clone()));
+        attributes.push(KeyValue::new("flowscope.entry.step", step.to_string()));
     }
     correlation_attributes(trace, &mut attributes);
     if let Some(method) = trace.correlation_method {
@@ -680,7 +680,7 @@ pub fn segment_span(trace: &Trace, index: usize, links: &RootLinks) -> Option<Sp
     if primary && let Some(reason) = trace.failure_reason {
         attributes.push(KeyValue::new("flowscope.failure_reason", reason));
     }
-    for (key, value) in segment.attributes.iter().flatten() {
+    for (key, value) in segment.attributes.as_deref().into_iter().flatten() {
         attributes.push(json_attribute(key, value));
     }
     let end = segment

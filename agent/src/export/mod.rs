@@ -124,7 +124,7 @@ impl Exporter {
             Applied::Nothing => {}
             Applied::Op(span) => {
                 let step = span.and_then(|s| trace.step(s));
-                let ops = step.map_or(&trace.ops, |s| &s.ops);
+                let ops: &[_] = step.map_or(&trace.ops, |s| &s.ops);
                 if let Some(op) = ops.last() {
                     let span = queue::QueuedSpan::Op {
                         trace: trace.id,
@@ -138,7 +138,7 @@ impl Exporter {
             }
             Applied::Llm(span) => {
                 let step = span.and_then(|s| trace.step(s));
-                let events = step.map_or(&trace.events, |s| &s.events);
+                let events: &[_] = step.map_or(&trace.events, |s| &s.events);
                 if let Some(span) = events
                     .last()
                     .and_then(|e| mapping::llm_span(trace, step, events.len() - 1, e))

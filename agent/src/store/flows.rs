@@ -68,7 +68,7 @@ pub fn flow_status_of<'a>(
                     .map_or(u64::MAX, |s| s.saturating_sub(trace.start_ns));
                 let entry = steps.entry(step.name.as_str()).or_insert_with(|| {
                     let counts = StepStatusCounts {
-                        name: step.name.clone(),
+                        name: step.name.to_string(),
                         running: 0,
                         completed: 0,
                         failed: 0,

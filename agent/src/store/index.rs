@@ -1,11 +1,10 @@
 //! Secondary indexes over the stored traces, so filters look up candidates instead of scanning.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 
 use flowscope::wire::{OpKind, TraceId};
 
-use crate::trace::{Trace, TraceStatus};
+use crate::trace::{ThinStr, Trace, TraceStatus};
 
 /// Trace ids by one string field (flow, step name, state key, topic).
 pub type KeyIndex = HashMap<Box<str>, HashSet<TraceId>>;
@@ -66,7 +65,7 @@ pub struct Indexes {
 /// with foldhash (randomly seeded): a lookup per operation, at a fraction of SipHash's cost.
 #[derive(Debug, Default)]
 pub struct Interner {
-    names: HashSet<Arc<str>, foldhash::fast::RandomState>,
+    names: HashSet<ThinStr, foldhash::fast::RandomState>,
     /// Unshared names to hand out, while full, before the next sweep.
     misses_before_sweep: usize,
 }
@@ -76,24 +75,24 @@ impl Interner {
     pub const MAX_NAMES: usize = 65_536;
 
     /// The shared copy of `text`.
-    pub fn get(&mut self, text: &str) -> Arc<str> {
+    pub fn get(&mut self, text: &str) -> ThinStr {
         if let Some(name) = self.names.get(text) {
-            return Arc::clone(name);
+            return name.clone();
         }
         if self.names.len() >= Self::MAX_NAMES {
             if self.misses_before_sweep == 0 {
-                self.names.retain(|name| Arc::strong_count(name) > 1);
+                self.names.retain(ThinStr::is_shared);
                 // A sweep walks every name: one per MAX_NAMES unshared names at most, so even a
                 // stream of unique keys costs O(1) per name.
                 self.misses_before_sweep = Self::MAX_NAMES;
             }
             if self.names.len() >= Self::MAX_NAMES {
                 self.misses_before_sweep -= 1;
-                return Arc::from(text);
+                return ThinStr::new(text);
             }
         }
-        let name: Arc<str> = Arc::from(text);
-        self.names.insert(Arc::clone(&name));
+        let name = ThinStr::new(text);
+        self.names.insert(name.clone());
         name
     }
 
@@ -236,7 +235,7 @@ impl Indexes {
 }
 
 impl crate::trace::builder::IndexUpdates for Indexes {
-    fn intern(&mut self, text: &str) -> Arc<str> {
+    fn intern(&mut self, text: &str) -> crate::trace::ThinStr {
         self.names.get(text)
     }
 
@@ -283,16 +282,16 @@ mod tests {
         let mut names = Interner::default();
         let a = names.get("user.email");
         let b = names.get(&String::from("user.email"));
-        assert!(Arc::ptr_eq(&a, &b), "one copy per name");
+        assert!(ThinStr::ptr_eq(&a, &b), "one copy per name");
         // Full of names nobody holds: they are let go, and new ones are shared again.
         for i in 0..Interner::MAX_NAMES {
             names.get(&format!("key-{i}"));
         }
         let c = names.get("fresh");
         assert!(names.len() < Interner::MAX_NAMES / 2, "{}", names.len());
-        assert!(Arc::ptr_eq(&c, &names.get("fresh")));
+        assert!(ThinStr::ptr_eq(&c, &names.get("fresh")));
         assert!(
-            Arc::ptr_eq(&a, &names.get("user.email")),
+            ThinStr::ptr_eq(&a, &names.get("user.email")),
             "a held name is kept"
         );
         // Full of names still held: new ones are returned but not kept, and a long stream of
@@ -302,7 +301,10 @@ mod tests {
             .collect();
         assert_eq!(names.len(), Interner::MAX_NAMES);
         assert_eq!(&*names.get("one-more"), "one-more");
-        assert!(!Arc::ptr_eq(&names.get("one-more"), &names.get("one-more")));
+        assert!(!ThinStr::ptr_eq(
+            &names.get("one-more"),
+            &names.get("one-more")
+        ));
         drop(held);
     }
 }

@@ -232,8 +232,8 @@ impl Store {
             return;
         };
         let ops = match span.and_then(|s| trace.step(s)) {
-            Some(step) => &step.ops,
-            None => &trace.ops,
+            Some(step) => step.ops.as_slice(),
+            None => trace.ops.as_slice(),
         };
         let Some(op) = ops.last() else { return };
         let Some(subject) = op.subject.as_deref() else {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use flowscope::wire::{CorrelationMethod, EndStatus, Event, OpKind, SpanId, TraceId};
 
+use super::ThinStr;
 use super::model::{Operation, Origin, Segment, Step, StepStatus, Trace, TraceStatus};
 
 /// Which secondary index a key belongs to.
@@ -47,8 +48,8 @@ pub trait IndexUpdates {
     fn automatic_member_left(&mut self, cid: &str);
     /// The shared copy of `text` (a state key, topic, stream, step or item id that many
     /// operations repeat).
-    fn intern(&mut self, text: &str) -> Arc<str> {
-        Arc::from(text)
+    fn intern(&mut self, text: &str) -> ThinStr {
+        ThinStr::new(text)
     }
 }
 
@@ -284,10 +285,11 @@ pub fn apply(
                 let segment = &mut trace.segments[seg];
                 segment.remote_parent = start.remote_parent;
                 segment.origin = Arc::clone(origin);
-                segment.flow = start.flow;
+                // Interned: every run of a flow repeats its name and entry step.
+                segment.flow = idx.intern(&start.flow);
                 segment.entry = start.entry;
-                segment.entry_step = start.step;
-                segment.attributes = start.attrs;
+                segment.entry_step = start.step.map(|step| idx.intern(&step));
+                segment.attributes = start.attrs.map(Box::new);
                 segment.start_ns = start.t;
                 segment.started = true;
             }
@@ -348,6 +350,12 @@ pub fn apply(
                 }));
             }
             let trace_ended = settle(trace, idx);
+            if trace_ended {
+                // Most traces get no more steps once ended: return the list's spare slots (a
+                // 176-byte slot each; three steps sit in room for four). One reallocation per
+                // trace; shrinking every list here cost 12-15 % of ingest, this one does not.
+                trace.steps.shrink_to_fit();
+            }
             Applied::SegmentEnded {
                 segment: seg as u16,
                 trace_ended,
@@ -424,7 +432,7 @@ pub fn apply(
                     OpKind::Emit => op.to.map(|s| idx.intern(&s)),
                     _ => op.id.map(|s| idx.intern(&s)),
                 },
-                error: op.error.map(String::into_boxed_str),
+                error: op.error.map(ThinStr::from),
             };
             match op.span {
                 Some(span) => {
@@ -492,13 +500,14 @@ pub fn correlate(
 }
 
 fn merge_attributes(
-    into: &mut Option<flowscope::wire::Attributes>,
+    into: &mut Option<Box<flowscope::wire::Attributes>>,
     more: Option<flowscope::wire::Attributes>,
 ) {
     if let Some(more) = more {
         match into {
             Some(existing) => existing.extend(more),
-            None => *into = Some(more),
+            // Boxed: most steps have none, and the box keeps their slot one word.
+            None => *into = Some(Box::new(more)),
         }
     }
 }
@@ -543,12 +552,12 @@ fn rename_step(
     id: flowscope::wire::TraceId,
     name: flowscope::wire::Name,
 ) {
-    if step.name != name {
+    if step.name.as_str() != name {
         if !step.name.is_empty() {
             idx.remove_key(KeyKind::Step, &step.name, id);
         }
         idx.add_key(KeyKind::Step, &name, id);
-        step.name = name.into_owned();
+        step.name = idx.intern(&name);
     }
 }
 

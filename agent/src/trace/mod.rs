@@ -4,9 +4,11 @@
 pub mod builder;
 pub mod limits;
 mod model;
+mod text;
 
 pub use limits::Truncation;
 pub use model::{
     Announced, Evidence, OpCounts, Operation, Origin, Segment, Step, StepStatus, Trace, TraceStatus,
 };
+pub use text::ThinStr;
 pub mod group;

@@ -6,6 +6,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use thin_vec::ThinVec;
+
+use super::ThinStr;
+
 use flowscope::wire::{
     Attributes, CorrelationMethod, EntryType, ErrorInfo, Event, OpAction, OpKind, SpanId, SpanKind,
     TraceId,
@@ -97,8 +101,8 @@ impl OpCounts {
     }
 }
 
-/// One operation, kept compact: the subject (key/topic/stream) and one detail (emit target or
-/// stream item id) as boxed strings.
+/// One operation, kept compact (48 bytes): the subject (key/topic/stream), one detail (emit
+/// target or stream item id) and the error as one-pointer strings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Operation {
     /// Family.
@@ -113,11 +117,11 @@ pub struct Operation {
     pub duration_ns: u64,
     /// State key, emit topic or stream name (interned: one copy of a key however many
     /// operations name it).
-    pub subject: Option<Arc<str>>,
+    pub subject: Option<ThinStr>,
     /// Emit target step or stream item id (interned).
-    pub detail: Option<Arc<str>>,
+    pub detail: Option<ThinStr>,
     /// Error message.
-    pub error: Option<Box<str>>,
+    pub error: Option<ThinStr>,
 }
 
 /// One step (span) of a trace.
@@ -128,7 +132,7 @@ pub struct Step {
     /// Enclosing step.
     pub parent: Option<SpanId>,
     /// Name (empty until known).
-    pub name: String,
+    pub name: ThinStr,
     /// Status.
     pub status: StepStatus,
     /// Start (unix ns), unknown when only the end arrived so far.
@@ -142,7 +146,7 @@ pub struct Step {
     /// Operations in arrival order.
     pub ops: Vec<Operation>,
     /// Logs, LLM calls, artifacts, retries, checkpoints, transitions, custom events.
-    pub events: Vec<Event>,
+    pub events: ThinVec<Event>,
     /// Nesting depth (1 = top level), as placed at ingest.
     pub depth: u16,
     /// The trace segment (service) the step belongs to: index into [`Trace::segments`].
@@ -150,7 +154,7 @@ pub struct Step {
     /// Span kind (`client` for an outgoing call).
     pub kind: SpanKind,
     /// Attributes (HTTP method, URL and status of a client call…).
-    pub attributes: Option<Attributes>,
+    pub attributes: Option<Box<Attributes>>,
 }
 
 impl Step {
@@ -159,14 +163,14 @@ impl Step {
         Self {
             id,
             parent: None,
-            name: String::new(),
+            name: ThinStr::default(),
             status: StepStatus::Running,
             start_ns: None,
             end_ns: None,
             error: None,
             counts: OpCounts::default(),
             ops: Vec::new(),
-            events: Vec::new(),
+            events: ThinVec::new(),
             depth: 1,
             segment: 0,
             kind: SpanKind::Internal,
@@ -186,13 +190,13 @@ pub struct Segment {
     /// Who sent it (`service.name`).
     pub origin: Arc<Origin>,
     /// Flow name (empty until its `trace_start` arrives).
-    pub flow: String,
+    pub flow: ThinStr,
     /// Entry type.
     pub entry: EntryType,
     /// Entry step.
-    pub entry_step: Option<String>,
+    pub entry_step: Option<ThinStr>,
     /// Attributes of its `trace_start`.
-    pub attributes: Option<Attributes>,
+    pub attributes: Option<Box<Attributes>>,
     /// Start (unix ns).
     pub start_ns: u64,
     /// End (unix ns).
@@ -212,7 +216,7 @@ impl Segment {
             span,
             remote_parent: None,
             origin,
-            flow: String::new(),
+            flow: ThinStr::default(),
             entry: EntryType::Api,
             entry_step: None,
             attributes: None,
@@ -279,13 +283,13 @@ pub struct Trace {
     /// Trace id.
     pub id: TraceId,
     /// Flow name, `None` until `trace_start` arrives.
-    pub flow_name: Option<String>,
+    pub flow_name: Option<ThinStr>,
     /// The connection that sent `trace_start` (or the first event).
     pub origin: Arc<Origin>,
     /// Entry type.
     pub entry: EntryType,
     /// Entry step name.
-    pub entry_step: Option<String>,
+    pub entry_step: Option<ThinStr>,
     /// Correlation id.
     pub correlation_id: Option<String>,
     /// How it was correlated.
@@ -293,7 +297,7 @@ pub struct Trace {
     /// Trace whose emit started this one.
     pub parent_trace: Option<TraceId>,
     /// Attributes from `trace_start`.
-    pub attributes: Option<flowscope::wire::Attributes>,
+    pub attributes: Option<Box<Attributes>>,
     /// Start (unix ns): `trace_start` time, else the earliest event seen.
     pub start_ns: u64,
     /// Whether `trace_start` arrived.
@@ -317,12 +321,13 @@ pub struct Trace {
     pub steps: Vec<Step>,
     /// Span id → position in `steps`, once there are more than [`STEP_INDEX_FROM`] (a short
     /// list is scanned faster than a map is probed, and costs no memory of its own). Use
-    /// [`step_position`](Self::step_position).
-    step_index: HashMap<SpanId, u32>,
-    /// Operations sent outside any step.
-    pub ops: Vec<Operation>,
+    /// [`step_position`](Self::step_position). Boxed: most traces never have one.
+    #[allow(clippy::box_collection)] // The point: one word in every trace, not a 48-byte map.
+    step_index: Option<Box<HashMap<SpanId, u32>>>,
+    /// Operations sent outside any step (one word while empty, as most are).
+    pub ops: ThinVec<Operation>,
     /// Events sent outside any step.
-    pub events: Vec<Event>,
+    pub events: ThinVec<Event>,
     /// What the per-trace caps left out.
     pub truncated: super::limits::Truncation,
     /// Events the SDKs reported dropping (their queue was full): the trace is incomplete.
@@ -332,7 +337,7 @@ pub struct Trace {
     /// How an automatic link put the trace in its group (absent for manual/header/parent links).
     pub correlation_evidence: Option<Box<Evidence>>,
     /// Other groups the trace could have joined automatically (capped).
-    pub correlation_candidates: Vec<Evidence>,
+    pub correlation_candidates: ThinVec<Evidence>,
     /// The W3C sampled flag the trace arrived with (`None`: started by a flowscope SDK, the
     /// agent's sample ratio decides).
     pub sampled: Option<bool>,
@@ -366,16 +371,16 @@ impl Trace {
             failure_reason: None,
             error: None,
             steps: Vec::new(),
-            step_index: HashMap::new(),
-            ops: Vec::new(),
-            events: Vec::new(),
+            step_index: None,
+            ops: ThinVec::new(),
+            events: ThinVec::new(),
             truncated: super::limits::Truncation::default(),
             dropped_events: 0,
             event_count: 0,
             segments: Vec::new(),
             sampled: None,
             correlation_evidence: None,
-            correlation_candidates: Vec::new(),
+            correlation_candidates: ThinVec::new(),
         }
     }
 
@@ -421,11 +426,10 @@ impl Trace {
 
     /// The position of the step with `id` in [`steps`](Self::steps), if known.
     pub fn step_position(&self, id: SpanId) -> Option<usize> {
-        if self.step_index.is_empty() {
+        match &self.step_index {
+            Some(index) => index.get(&id).map(|&i| i as usize),
             // The most recent steps are the likeliest.
-            self.steps.iter().rposition(|s| s.id == id)
-        } else {
-            self.step_index.get(&id).map(|&i| i as usize)
+            None => self.steps.iter().rposition(|s| s.id == id),
         }
     }
 
@@ -441,12 +445,14 @@ impl Trace {
         }
         self.steps.push(Step::new(id));
         let i = self.steps.len() - 1;
-        if !self.step_index.is_empty() {
-            self.step_index.insert(id, i as u32);
+        if let Some(index) = &mut self.step_index {
+            index.insert(id, i as u32);
         } else if self.steps.len() > STEP_INDEX_FROM {
-            self.step_index = (self.steps.iter().enumerate())
-                .map(|(i, s)| (s.id, i as u32))
-                .collect();
+            self.step_index = Some(Box::new(
+                (self.steps.iter().enumerate())
+                    .map(|(i, s)| (s.id, i as u32))
+                    .collect(),
+            ));
         }
         (&mut self.steps[i], true)
     }

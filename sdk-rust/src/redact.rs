@@ -1,6 +1,6 @@
 //! Redaction rules, shared by the SDK (applied in the writer, before an event leaves the process)
 //! and the agent (applied at ingest, before anything is stored, streamed or exported): values
-//! under listed key names (log fields, trace attributes, custom payloads) and text matching listed
+//! under listed key names (log fields, trace and step attributes, custom payloads) and text matching listed
 //! patterns (prompts, responses, log messages, error messages and stacks, artifact previews and
 //! URLs, string values) become [`REDACTED`]; `hide_llm_content` replaces every prompt and
 //! response.
@@ -13,6 +13,27 @@ use serde_json::Value;
 
 /// What redacted text reads.
 pub const REDACTED: &str = "[redacted]";
+
+/// Attributes that carry LLM prompts or responses under the GenAI and OpenInference conventions
+/// (exact keys); `hide_llm_content` replaces them wherever attributes are kept.
+pub const LLM_CONTENT_KEYS: &[&str] = &[
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+    "gen_ai.prompt",
+    "gen_ai.completion",
+    "input.value",
+    "output.value",
+];
+
+/// Prefixes of indexed message attributes that carry prompts or responses.
+pub const LLM_CONTENT_PREFIXES: &[&str] = &[
+    "gen_ai.prompt.",
+    "gen_ai.completion.",
+    "llm.input_messages.",
+    "llm.output_messages.",
+    "llm.prompts.",
+];
 
 /// A redaction entry that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +90,8 @@ impl RedactConfig {
         !self.keys.is_empty() || !self.patterns.is_empty() || self.hide_llm_content
     }
 
-    fn text(&self, text: &mut String) {
+    /// Replaces every pattern match in `text`.
+    pub fn redact_text(&self, text: &mut String) {
         for pattern in &self.patterns {
             if let std::borrow::Cow::Owned(replaced) = pattern.replace_all(text, REDACTED) {
                 *text = replaced;
@@ -79,19 +101,29 @@ impl RedactConfig {
 
     fn opt_text(&self, text: &mut Option<String>) {
         if let Some(text) = text {
-            self.text(text);
+            self.redact_text(text);
         }
     }
 
     fn error(&self, error: &mut Option<ErrorInfo>) {
         if let Some(error) = error {
-            self.text(&mut error.message);
+            self.redact_text(&mut error.message);
             self.opt_text(&mut error.stack);
         }
     }
 
-    fn key_matches(&self, key: &str) -> bool {
+    /// Whether values under `key` are replaced whole.
+    pub fn redacts_key(&self, key: &str) -> bool {
         !self.keys.is_empty() && self.keys.contains(&key.to_ascii_lowercase())
+    }
+
+    /// Whether an attribute under `key` is replaced whole: a listed key, or LLM content when
+    /// `hide_llm_content` is set.
+    pub fn redacts_attribute(&self, key: &str) -> bool {
+        self.redacts_key(key)
+            || (self.hide_llm_content
+                && (LLM_CONTENT_KEYS.contains(&key)
+                    || LLM_CONTENT_PREFIXES.iter().any(|p| key.starts_with(p))))
     }
 
     /// Walks a JSON tree without recursion (payloads may be deeply nested).
@@ -99,11 +131,11 @@ impl RedactConfig {
         let mut stack: Vec<&mut Value> = vec![root];
         while let Some(value) = stack.pop() {
             match value {
-                Value::String(s) => self.text(s),
+                Value::String(s) => self.redact_text(s),
                 Value::Array(items) => stack.extend(items.iter_mut()),
                 Value::Object(map) => {
                     for (key, item) in map.iter_mut() {
-                        if self.key_matches(key) {
+                        if self.redacts_key(key) {
                             *item = Value::String(REDACTED.into());
                         } else {
                             stack.push(item);
@@ -118,7 +150,7 @@ impl RedactConfig {
     fn attributes(&self, attributes: &mut Option<Attributes>) {
         if let Some(map) = attributes {
             for (key, item) in map.iter_mut() {
-                if self.key_matches(key) {
+                if self.redacts_attribute(key) {
                     *item = Value::String(REDACTED.into());
                 } else {
                     self.value(item);
@@ -131,11 +163,15 @@ impl RedactConfig {
     pub fn apply(&self, event: &mut Event) {
         match event {
             Event::TraceStart(e) => self.attributes(&mut e.attrs),
+            Event::StepStart(e) => self.attributes(&mut e.attrs),
             Event::TraceEnd(e) => self.error(&mut e.error),
-            Event::StepEnd(e) => self.error(&mut e.error),
+            Event::StepEnd(e) => {
+                self.error(&mut e.error);
+                self.attributes(&mut e.attrs);
+            }
             Event::Op(e) => self.opt_text(&mut e.error),
             Event::Log(e) => {
-                self.text(&mut e.msg);
+                self.redact_text(&mut e.msg);
                 self.attributes(&mut e.fields);
             }
             Event::Llm(e) => {
@@ -246,6 +282,65 @@ mod tests {
                 stack.extend(items);
             }
         }
+    }
+
+    #[test]
+    fn step_attributes_are_redacted_at_start_and_end() {
+        let rules = config(&["authorization", r"re:tok_[0-9]+"], false);
+        let mut attrs = Attributes::new();
+        attrs.insert("Authorization".into(), Value::String("Bearer abc".into()));
+        attrs.insert("http.url".into(), Value::String("/pay?t=tok_123".into()));
+        let mut start = Event::StepStart(crate::wire::StepStart {
+            attrs: Some(attrs.clone()),
+            ..crate::wire::StepStart::default()
+        });
+        let mut end = Event::StepEnd(crate::wire::StepEnd {
+            t: 1,
+            trace: TraceId(1),
+            span: SpanId(1),
+            status: crate::wire::EndStatus::Completed,
+            error: None,
+            name: None,
+            attrs: Some(attrs),
+        });
+        rules.apply(&mut start);
+        rules.apply(&mut end);
+        for attrs in [
+            match start {
+                Event::StepStart(e) => e.attrs,
+                _ => unreachable!(),
+            },
+            match end {
+                Event::StepEnd(e) => e.attrs,
+                _ => unreachable!(),
+            },
+        ] {
+            let attrs = attrs.unwrap();
+            assert_eq!(attrs["Authorization"], REDACTED);
+            assert_eq!(attrs["http.url"], "/pay?t=[redacted]");
+        }
+    }
+
+    #[test]
+    fn hide_llm_content_covers_genai_attributes() {
+        let rules = config(&[], true);
+        let mut attrs = Attributes::new();
+        attrs.insert("gen_ai.input.messages".into(), Value::String("q".into()));
+        attrs.insert("llm.output_messages.0.message.content".into(), "a".into());
+        attrs.insert("gen_ai.request.model".into(), "gpt-4o".into());
+        let mut event = Event::StepStart(crate::wire::StepStart {
+            attrs: Some(attrs),
+            ..crate::wire::StepStart::default()
+        });
+        rules.apply(&mut event);
+        let Event::StepStart(start) = event else {
+            unreachable!()
+        };
+        let attrs = start.attrs.unwrap();
+        assert_eq!(attrs["gen_ai.input.messages"], REDACTED);
+        assert_eq!(attrs["llm.output_messages.0.message.content"], REDACTED);
+        assert_eq!(attrs["gen_ai.request.model"], "gpt-4o");
+        assert!(!config(&[], false).redacts_attribute("gen_ai.input.messages"));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 mod grpc;
 mod http;
 pub mod mapping;
+mod redact;
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -162,9 +163,9 @@ impl Outcome {
     }
 }
 
-/// Maps and applies `request` to the store, then forwards it as received when an exporter is
-/// configured.
-pub fn ingest(state: &AgentState, request: ExportTraceServiceRequest) -> Outcome {
+/// Maps and applies `request` to the store, then forwards it as received (redacted by the same
+/// rules) when an exporter is configured.
+pub fn ingest(state: &AgentState, mut request: ExportTraceServiceRequest) -> Outcome {
     let mapped = mapping::map_request(&request);
     let metrics = &state.metrics.otlp;
     metrics.spans_accepted.inc_by(mapped.accepted);
@@ -187,6 +188,11 @@ pub fn ingest(state: &AgentState, request: ExportTraceServiceRequest) -> Outcome
     if mapped.accepted > 0
         && let Some(forwarder) = state.forwarder.get()
     {
+        // As received, less what `--redact` hides: the rules cover what leaves, not only what
+        // is kept.
+        if let Some(rules) = redact {
+            redact::redact_request(rules, &mut request);
+        }
         forwarder.offer(request, mapped.accepted);
     }
     Outcome {

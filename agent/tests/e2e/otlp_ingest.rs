@@ -394,3 +394,87 @@ fn ingested_spans_are_forwarded_once_and_unchanged_beside_sdk_spans() {
         agent.wait_for("/healthz", |_, h| h["otlp"]["forwardedSpans"] == 2);
     }
 }
+
+/// `--redact` covers what leaves too: a forwarded request reaches the real receiver with the
+/// listed keys, the matched patterns and (with `--hide-llm-content`) the prompt replaced, and
+/// everything else as sent.
+#[test]
+fn forwarded_spans_are_redacted_by_the_same_rules() {
+    let receiver = Receiver::start();
+    let agent = Agent::start(&[
+        "--otlp-endpoint",
+        &format!("http://{}", receiver.http),
+        "--otlp-protocol",
+        "http/protobuf",
+        "--otlp-grpc-listen",
+        "127.0.0.1:0",
+        "--redact",
+        "authorization",
+        "--redact",
+        "re:sk-[a-z0-9]{8,}",
+        "--hide-llm-content",
+    ]);
+    let mut trace = TRACE;
+    trace[15] = 3;
+    let mut root = span(trace, 0x21, None, span::SpanKind::Server, "POST /chat");
+    root.attributes.extend([
+        kv("authorization", "Bearer hunter2"),
+        kv("http.url", "/chat?key=sk-abcdefgh12"),
+    ]);
+    let mut llm = span(
+        trace,
+        0x22,
+        Some(0x21),
+        span::SpanKind::Client,
+        "chat gpt-4o",
+    );
+    llm.attributes.extend([
+        kv("gen_ai.operation.name", "chat"),
+        kv("gen_ai.request.model", "gpt-4o"),
+        kv("gen_ai.input.messages", "my secret question"),
+    ]);
+    let body = request("chat-api", vec![root, llm]).encode_to_vec();
+    let (status, _, _) = post(&agent, "application/x-protobuf", None, body);
+    assert_eq!(status, 200);
+
+    let spans = receiver.wait_spans(|s| s.len() >= 2);
+    let text = serde_json::to_string(&spans).unwrap();
+    for secret in ["hunter2", "sk-abcdefgh12", "secret question"] {
+        assert!(!text.contains(secret), "{secret} was forwarded: {text}");
+    }
+    let by_id = |id: u8| {
+        spans
+            .iter()
+            .find(|s| s["spanId"] == hex::encode([id; 8]))
+            .unwrap_or_else(|| panic!("span {id:#x} not forwarded: {text}"))
+    };
+    let root = by_id(0x21);
+    assert_eq!(
+        otlp_attr(&root["attributes"], "authorization"),
+        Some(json!("[redacted]"))
+    );
+    assert_eq!(
+        otlp_attr(&root["attributes"], "http.url"),
+        Some(json!("/chat?key=[redacted]"))
+    );
+    assert_eq!(
+        otlp_attr(&root["attributes"], "app.custom"),
+        Some(json!("value-33"))
+    );
+    let llm = by_id(0x22);
+    assert_eq!(
+        otlp_attr(&llm["attributes"], "gen_ai.input.messages"),
+        Some(json!("[redacted]"))
+    );
+    assert_eq!(
+        otlp_attr(&llm["attributes"], "gen_ai.request.model"),
+        Some(json!("gpt-4o"))
+    );
+    assert_eq!(llm["name"], "chat gpt-4o");
+    // What the agent keeps is redacted as well.
+    let shown = agent.get_ok(&format!("/api/traces/{}", hex::encode(trace)));
+    let shown = shown.to_string();
+    for secret in ["hunter2", "sk-abcdefgh12", "secret question"] {
+        assert!(!shown.contains(secret), "{secret} was stored: {shown}");
+    }
+}

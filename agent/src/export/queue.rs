@@ -44,33 +44,26 @@ pub enum QueuedSpan {
 }
 
 impl QueuedSpan {
-    /// Builds the span in place (once) and returns it.
-    pub fn built(&mut self) -> &SpanData {
-        if let QueuedSpan::Op {
-            trace,
-            parent,
-            index,
-            op,
-        } = self
-        {
-            *self = QueuedSpan::Built(Box::new(super::mapping::op_span_under(
-                *trace, *parent, *index, op,
-            )));
-        } else if let QueuedSpan::Step(source) = self {
-            *self = QueuedSpan::Built(Box::new(source.build()));
-        }
+    /// The span, built from its source (each call builds anew, so a batch that is retried keeps
+    /// its sources and a first attempt copies nothing).
+    pub fn build(&self) -> SpanData {
         match self {
-            QueuedSpan::Built(span) => span,
-            _ => unreachable!("built just above"),
+            QueuedSpan::Built(span) => (**span).clone(),
+            QueuedSpan::Op {
+                trace,
+                parent,
+                index,
+                op,
+            } => super::mapping::op_span_under(*trace, *parent, *index, op),
+            QueuedSpan::Step(source) => source.build(),
         }
     }
 
-    /// The span, built.
-    pub fn into_built(mut self) -> SpanData {
-        self.built();
+    /// The span, built, consuming the source.
+    pub fn into_built(self) -> SpanData {
         match self {
             QueuedSpan::Built(span) => *span,
-            _ => unreachable!("built just above"),
+            source => source.build(),
         }
     }
 

@@ -98,9 +98,9 @@ async fn export(
             .entry(Arc::clone(&origin))
             .or_insert_with(|| mapping::resource(&origin));
         exporter.set_resource(resource);
-        let mut items = items;
-        // Built once: a retried batch keeps its built spans.
-        let spans = items.iter_mut().map(|q| q.span.built().clone()).collect();
+        // Built from the sources, which stay queued for a retry (a first attempt copies no
+        // built span).
+        let spans = items.iter().map(|q| q.span.build()).collect();
         let n = items.len() as u64;
         match exporter.export(spans).await {
             Ok(()) => {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of flowscope: Rust lint + unit + end-to-end tests, then the Python SDK, Node SDK,
-# cross-language conformance, browser UI and cross-language end-to-end suites (each against a real
-# agent process), then builds the release artifacts and installs them without a Rust toolchain.
+# cross-language conformance, browser UI, cross-language end-to-end and W3C Trace Context suites
+# (each against a real agent process), then builds the release artifacts and installs them without a Rust toolchain.
 # Exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ cargo build --locked -p flowscope-agent
 step "cargo test (unit + agent end-to-end)"
 cargo test --workspace --locked
 
-for suite in sdk-python/scripts/ci.sh sdk-node/scripts/ci.sh tests/conformance/ci.sh tests/ui/ci.sh tests/e2e/ci.sh; do
+for suite in sdk-python/scripts/ci.sh sdk-node/scripts/ci.sh tests/conformance/ci.sh tests/ui/ci.sh tests/e2e/ci.sh tests/w3c/ci.sh; do
   if [ -f "$suite" ]; then
     step "$suite"
     bash "$suite"

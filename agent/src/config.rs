@@ -149,6 +149,14 @@ pub struct AgentArgs {
     /// Largest OTLP request accepted (compressed and after gunzip), bytes.
     #[arg(long, env = "FLOWSCOPE_OTLP_MAX_REQUEST_BYTES", default_value_t = 16 * 1024 * 1024, global = true)]
     pub otlp_max_request_bytes: usize,
+    /// Open OTLP/gRPC connections accepted at once; more are closed at once (the client retries).
+    #[arg(
+        long,
+        env = "FLOWSCOPE_OTLP_GRPC_MAX_CONNECTIONS",
+        default_value_t = 256,
+        global = true
+    )]
+    pub otlp_grpc_max_connections: usize,
     /// Bearer token required by the API, the live streams, /metrics and the OTLP receivers (the UI
     /// asks for it once).
     #[arg(long, env = "FLOWSCOPE_TOKEN", global = true, hide_env_values = true)]
@@ -228,7 +236,7 @@ pub struct AgentArgs {
     /// Time an HTTP client has to send a request's headers.
     #[arg(long, env = "FLOWSCOPE_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub http_header_timeout: Duration,
-    /// An HTTP connection with no bytes read or written for this long is closed.
+    /// An HTTP (or OTLP/gRPC) connection with no bytes read or written for this long is closed.
     #[arg(long, env = "FLOWSCOPE_HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration, global = true)]
     pub http_idle_timeout: Duration,
     /// Bytes of live messages queued per subscriber; a client further behind is dropped.
@@ -592,6 +600,7 @@ impl TryFrom<&AgentArgs> for AgentConfig {
                 grpc_listen,
                 grpc_required,
                 max_request_bytes: args.otlp_max_request_bytes.max(1024),
+                grpc_max_connections: args.otlp_grpc_max_connections.max(1),
             },
             correlate: crate::store::correlate::CorrelateConfig {
                 state: !args.correlate_state_window.is_zero(),

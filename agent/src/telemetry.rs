@@ -339,6 +339,8 @@ pub struct OtlpIngestMetrics {
     pub spans_rejected: Counter,
     /// Requests refused whole (bad payload, content type, size).
     pub requests_refused: Counter,
+    /// gRPC connections closed on accept (over `--otlp-grpc-max-connections`).
+    pub grpc_connections_refused: Counter,
 }
 
 /// API counters.
@@ -549,6 +551,11 @@ impl Metrics {
             "otlp_requests_refused",
             "OTLP requests refused whole (bad payload, content type, size)",
             otlp.requests_refused.clone(),
+        );
+        r.register(
+            "otlp_grpc_connections_refused",
+            "OTLP/gRPC connections closed on accept (over --otlp-grpc-max-connections)",
+            otlp.grpc_connections_refused.clone(),
         );
         r.register(
             "collector_up",

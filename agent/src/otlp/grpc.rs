@@ -1,8 +1,12 @@
 //! The OTLP/gRPC receiver (`opentelemetry.proto.collector.trace.v1.TraceService/Export`), gzip
-//! accepted, messages bounded by `--otlp-max-request-bytes`, the API token (when set) required as
-//! `authorization: Bearer …` metadata.
+//! accepted, messages bounded by `--otlp-max-request-bytes`, at most
+//! `--otlp-grpc-max-connections` connections open at once (more are closed on accept), the API
+//! token (when set) required as `authorization: Bearer …` metadata.
 
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -10,8 +14,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use crate::AgentState;
 
@@ -61,11 +67,11 @@ pub async fn serve(
         .max_decoding_message_size(limit);
     // tonic owns its listener; a duplicate descriptor lets a restart after a panic serve the
     // same socket again.
-    let Some(incoming) = duplicate(&listener).map(tonic::transport::server::TcpIncoming::from)
-    else {
+    let Some(listener) = duplicate(&listener) else {
         tracing::warn!("cannot duplicate the OTLP gRPC listener");
         return;
     };
+    let incoming = capped(listener, state.config.otlp.grpc_max_connections, state);
     let stop = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
@@ -78,6 +84,130 @@ pub async fn serve(
     {
         tracing::warn!(%err, "OTLP gRPC receiver stopped");
     }
+}
+
+/// A connection holding one of the receiver's slots until it closes. With no bytes either way
+/// for `idle` (`--http-idle-timeout`) its reads fail, so the server closes it: a client that
+/// connects and never speaks cannot keep a slot.
+struct Slotted {
+    stream: TcpStream,
+    _slot: OwnedSemaphorePermit,
+    idle: std::time::Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Slotted {
+    fn new(stream: TcpStream, slot: OwnedSemaphorePermit, idle: std::time::Duration) -> Self {
+        Self {
+            stream,
+            _slot: slot,
+            idle,
+            timer: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+
+    /// Restarts the idle timer when `poll` moved bytes (or ended).
+    fn touched<T>(&mut self, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            let at = tokio::time::Instant::now() + self.idle;
+            self.timer.as_mut().reset(at);
+        }
+        poll
+    }
+}
+
+impl AsyncRead for Slotted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Pending if this.timer.as_mut().poll(cx).is_ready() => Poll::Ready(Err(
+                io::Error::new(io::ErrorKind::TimedOut, "idle OTLP/gRPC connection"),
+            )),
+            poll => this.touched(poll),
+        }
+    }
+}
+
+impl AsyncWrite for Slotted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.touched(poll)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.touched(poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+impl Connected for Slotted {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+/// Accepted connections, at most `max` open at once: one past that is closed on accept (a gRPC
+/// client sees it unavailable and retries) and counted. Accept errors (out of descriptors,
+/// typically) back off instead of spinning.
+fn capped(
+    listener: TcpListener,
+    max: usize,
+    state: Arc<AgentState>,
+) -> impl futures_util::Stream<Item = io::Result<Slotted>> {
+    let slots = Arc::new(Semaphore::new(max.max(1)));
+    futures_util::stream::unfold(
+        (listener, slots, state),
+        |(listener, slots, state)| async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => match Arc::clone(&slots).try_acquire_owned() {
+                        Ok(slot) => {
+                            let _ = stream.set_nodelay(true);
+                            let idle = state.config.limits.http_idle_timeout;
+                            let conn = Slotted::new(stream, slot, idle);
+                            return Some((Ok(conn), (listener, slots, state)));
+                        }
+                        Err(_) => {
+                            state.metrics.otlp.grpc_connections_refused.inc();
+                            drop(stream);
+                        }
+                    },
+                    Err(err) => {
+                        tracing::warn!(%err, "OTLP gRPC accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        },
+    )
 }
 
 /// A second handle on the same listening socket (a dup of its descriptor).

@@ -32,6 +32,8 @@ pub struct OtlpIngestConfig {
     pub grpc_required: bool,
     /// Largest request accepted, compressed and decompressed, bytes.
     pub max_request_bytes: usize,
+    /// gRPC connections open at once.
+    pub grpc_max_connections: usize,
 }
 
 impl Default for OtlpIngestConfig {
@@ -40,6 +42,7 @@ impl Default for OtlpIngestConfig {
             grpc_listen: None,
             grpc_required: false,
             max_request_bytes: 16 * 1024 * 1024,
+            grpc_max_connections: 256,
         }
     }
 }

@@ -478,3 +478,77 @@ fn forwarded_spans_are_redacted_by_the_same_rules() {
         assert!(!shown.contains(secret), "{secret} was stored: {shown}");
     }
 }
+
+/// The gRPC receiver holds at most `--otlp-grpc-max-connections` connections: one past that is
+/// closed on accept and counted, a connection that never speaks is closed after
+/// `--http-idle-timeout`, and then real clients get in again.
+#[test]
+fn grpc_connections_are_capped_and_silent_ones_closed() {
+    use std::io::Read as _;
+    use std::time::{Duration, Instant};
+
+    let agent = Agent::start(&[
+        "--otlp-grpc-listen",
+        "127.0.0.1:0",
+        "--otlp-grpc-max-connections",
+        "2",
+        "--http-idle-timeout",
+        "3s",
+    ]);
+    let addr = grpc_addr(&agent);
+    let connect = || {
+        let conn = std::net::TcpStream::connect(&addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        conn
+    };
+    // Two silent clients take both slots (accepted in connect order).
+    let mut held = [connect(), connect()];
+    // A third is closed at once: end of stream (or a reset), long before the idle timeout.
+    let started = Instant::now();
+    let mut third = connect();
+    let closed = match third.read(&mut [0u8; 64]) {
+        Ok(0) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        Ok(_) => false,
+    };
+    assert!(closed, "a connection past the cap was served");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "closed only by the idle timeout"
+    );
+    let refused = || {
+        let scrape = crate::metrics::scrape(&agent);
+        crate::metrics::number(
+            &scrape,
+            "flowscope_otlp_grpc_connections_refused_total",
+            &[],
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while refused() < 1.0 {
+        assert!(Instant::now() < deadline, "the refusal was not counted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The silent ones are closed once idle (the server may first write its HTTP/2 settings).
+    for conn in &mut held {
+        let mut buf = [0u8; 1024];
+        loop {
+            match conn.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+                Err(e) => panic!("a silent connection stayed open: {e}"),
+            }
+        }
+    }
+    // Slots are free again: a real client exports.
+    let mut trace = TRACE;
+    trace[15] = 4;
+    let sent = request(
+        "after-the-flood",
+        vec![span(trace, 0x31, None, span::SpanKind::Server, "GET /")],
+    );
+    assert_eq!(grpc_export(&addr, sent, None), Ok(()));
+    agent.wait_trace(hex::encode(trace), |t| t["status"] == "completed");
+}

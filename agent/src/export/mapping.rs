@@ -19,7 +19,7 @@ use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
-use crate::trace::{Operation, Origin, Segment, Step, StepStatus, Trace, TraceStatus};
+use crate::trace::{Operation, Origin, Segment, Step, StepStatus, ThinStr, Trace, TraceStatus};
 
 /// Span links of a root span: (trace, its root span) of the trace whose emit started it, and
 /// of the previous trace in its group.
@@ -524,7 +524,7 @@ pub struct StepSpanSource {
     parent: wire::SpanId,
     start: u64,
     end: u64,
-    flow: String,
+    flow: ThinStr,
     correlation_id: Option<String>,
     step: Step,
 }
@@ -538,7 +538,7 @@ impl StepSpanSource {
             parent,
             start,
             end,
-            flow: trace.flow().to_owned(),
+            flow: flow_of(trace),
             correlation_id: trace.correlation_id.clone(),
             step: Step {
                 id: step.id,
@@ -575,7 +575,7 @@ impl StepSpanSource {
             self.trace,
             self.parent,
             (self.start, self.end),
-            (&self.flow, self.correlation_id.as_deref()),
+            (self.flow.as_str(), self.correlation_id.as_deref()),
             &self.step,
         )
     }
@@ -625,115 +625,189 @@ fn step_span_of(
     )
 }
 
+/// The trace's flow name, shared (no copy).
+fn flow_of(trace: &Trace) -> ThinStr {
+    trace
+        .flow_name
+        .clone()
+        .unwrap_or_else(|| ThinStr::from("unknown"))
+}
+
 /// The root span of segment `index` of `trace` (the whole trace's root for its primary segment,
 /// which carries the span links).
 pub fn segment_span(trace: &Trace, index: usize, links: &RootLinks) -> Option<SpanData> {
-    // A trace whose `trace_start` never arrived still gets a root for its steps to hang under.
-    let placeholder;
-    let segment = match trace.segments.get(index) {
-        Some(segment) => segment,
-        None if index == 0 && trace.segments.is_empty() => {
-            placeholder = Segment {
+    SegmentSpanSource::new(trace, index, links).map(|source| source.build())
+}
+
+/// What a segment's root span is built from: taken from the trace under the store's lock (shared
+/// names, the segment's own fields, counts), built by the export worker.
+#[derive(Debug, Clone)]
+pub struct SegmentSpanSource {
+    trace: wire::TraceId,
+    id: wire::SpanId,
+    primary: bool,
+    segment: Segment,
+    /// The trace's flow, for a segment that names none.
+    trace_flow: ThinStr,
+    steps_total: usize,
+    dropped_events: u64,
+    correlation_id: Option<String>,
+    correlation_method: Option<wire::CorrelationMethod>,
+    failure_reason: Option<&'static str>,
+    end: u64,
+    /// The trace's own events (logs and the like outside any step), on the primary root only.
+    events: thin_vec::ThinVec<WireEvent>,
+    links: RootLinks,
+}
+
+impl SegmentSpanSource {
+    /// The parts of segment `index`'s root span; `None` when there is no such segment.
+    pub fn new(trace: &Trace, index: usize, links: &RootLinks) -> Option<Self> {
+        // A trace whose `trace_start` never arrived still gets a root for its steps to hang under.
+        let segment = match trace.segments.get(index) {
+            Some(segment) => segment.clone(),
+            None if index == 0 && trace.segments.is_empty() => Segment {
                 status: trace.status,
                 end_ns: trace.end_ns,
                 ..Segment::new(None, std::sync::Arc::clone(&trace.origin), trace.start_ns)
-            };
-            &placeholder
-        }
-        None => return None,
-    };
-    let id = segment_span_id(trace, segment);
-    let primary = id == primary_span_id(trace);
-    let kind = match segment.entry {
-        EntryType::Api => SpanKind::Server,
-        EntryType::Event => SpanKind::Consumer,
-        EntryType::Cron if segment.remote_parent.is_some() => SpanKind::Server,
-        EntryType::Cron => SpanKind::Internal,
-    };
-    let flow = if segment.flow.is_empty() {
-        trace.flow()
-    } else {
-        &segment.flow
-    };
-    let mut attributes = vec![
-        KeyValue::new("flowscope.flow.name", flow.to_owned()),
-        KeyValue::new("flowscope.entry.type", segment.entry.as_str()),
-        KeyValue::new("openinference.span.kind", "CHAIN"),
-        KeyValue::new("flowscope.steps.total", trace.steps.len() as i64),
-    ];
-    if trace.dropped_events > 0 {
-        attributes.push(KeyValue::new(
-            "flowscope.dropped_events",
-            i64::try_from(trace.dropped_events).unwrap_or(i64::MAX),
-        ));
-    }
-    if let Some(step) = &segment.entry_step {
-        attributes.push(KeyValue::new("flowscope.entry.step", step.to_string()));
-    }
-    correlation_attributes(trace, &mut attributes);
-    if let Some(method) = trace.correlation_method {
-        attributes.push(KeyValue::new(
-            "flowscope.correlation.method",
-            format!("{method:?}").to_lowercase(),
-        ));
-    }
-    if primary && let Some(reason) = trace.failure_reason {
-        attributes.push(KeyValue::new("flowscope.failure_reason", reason));
-    }
-    for (key, value) in segment.attributes.as_deref().into_iter().flatten() {
-        attributes.push(json_attribute(key, value));
-    }
-    let end = segment
-        .end_ns
-        .or(trace.end_ns)
-        .unwrap_or(trace.last_event_ns);
-    let mut events = if primary {
-        step_events(&trace.events)
-    } else {
-        Vec::new()
-    };
-    let status = match (segment.status, &segment.error) {
-        (TraceStatus::Failed, Some(error)) => {
-            events.push(exception(error, end));
-            Status::error(error.message.clone())
-        }
-        (TraceStatus::Failed, None) => Status::error(trace.failure_reason.unwrap_or("failed")),
-        (TraceStatus::Completed, _) => Status::Ok,
-        (TraceStatus::Running, _) => Status::Unset,
-    };
-    let mut data = span(
-        trace.id,
-        Parts {
+            },
+            None => return None,
+        };
+        let id = segment_span_id(trace, &segment);
+        let primary = id == primary_span_id(trace);
+        let end = segment
+            .end_ns
+            .or(trace.end_ns)
+            .unwrap_or(trace.last_event_ns);
+        Some(Self {
+            trace: trace.id,
             id,
-            parent: segment.remote_parent,
-            kind,
-            name: format!("flow {flow}"),
-            start: segment.start_ns,
+            primary,
+            segment,
+            trace_flow: flow_of(trace),
+            steps_total: trace.steps.len(),
+            dropped_events: trace.dropped_events,
+            correlation_id: trace.correlation_id.clone(),
+            correlation_method: trace.correlation_method,
+            failure_reason: trace.failure_reason,
             end,
-            attributes,
-            events,
-            status,
-        },
-    );
-    if primary {
-        let mut found = Vec::new();
-        if let Some((parent, span)) = links.parent {
-            found.push(Link::new(
-                context(parent, span),
-                vec![KeyValue::new("flowscope.link", "parent_trace")],
-                0,
-            ));
-        }
-        if let Some((previous, span)) = links.previous.filter(|p| Some(*p) != links.parent) {
-            found.push(Link::new(
-                context(previous, span),
-                vec![KeyValue::new("flowscope.link", "previous_in_group")],
-                0,
-            ));
-        }
-        data.links.links = found;
+            events: if primary {
+                trace.events.clone()
+            } else {
+                thin_vec::ThinVec::new()
+            },
+            links: if primary {
+                *links
+            } else {
+                RootLinks::default()
+            },
+        })
     }
-    Some(data)
+
+    /// Text bytes it holds (for the queue's byte bound).
+    pub fn text_bytes(&self) -> usize {
+        self.segment.flow.len().max(self.trace_flow.len())
+            + self.segment.entry_step.as_deref().map_or(0, str::len)
+            + self.correlation_id.as_deref().map_or(0, str::len) * 3
+            + self.segment.error.as_ref().map_or(0, |e| e.message.len())
+            + self.events.len() * 64
+            + self.segment.attributes.as_ref().map_or(0, |a| a.len() * 48)
+    }
+
+    /// The span.
+    pub fn build(&self) -> SpanData {
+        let segment = &self.segment;
+        let kind = match segment.entry {
+            EntryType::Api => SpanKind::Server,
+            EntryType::Event => SpanKind::Consumer,
+            EntryType::Cron if segment.remote_parent.is_some() => SpanKind::Server,
+            EntryType::Cron => SpanKind::Internal,
+        };
+        let flow: &str = if segment.flow.is_empty() {
+            &self.trace_flow
+        } else {
+            &segment.flow
+        };
+        let mut attributes = vec![
+            KeyValue::new("flowscope.flow.name", flow.to_owned()),
+            KeyValue::new("flowscope.entry.type", segment.entry.as_str()),
+            KeyValue::new("openinference.span.kind", "CHAIN"),
+            KeyValue::new("flowscope.steps.total", self.steps_total as i64),
+        ];
+        if self.dropped_events > 0 {
+            attributes.push(KeyValue::new(
+                "flowscope.dropped_events",
+                i64::try_from(self.dropped_events).unwrap_or(i64::MAX),
+            ));
+        }
+        if let Some(step) = &segment.entry_step {
+            attributes.push(KeyValue::new("flowscope.entry.step", step.to_string()));
+        }
+        correlation_id_attributes(self.correlation_id.as_deref(), &mut attributes);
+        if let Some(method) = self.correlation_method {
+            attributes.push(KeyValue::new(
+                "flowscope.correlation.method",
+                format!("{method:?}").to_lowercase(),
+            ));
+        }
+        if self.primary
+            && let Some(reason) = self.failure_reason
+        {
+            attributes.push(KeyValue::new("flowscope.failure_reason", reason));
+        }
+        for (key, value) in segment.attributes.as_deref().into_iter().flatten() {
+            attributes.push(json_attribute(key, value));
+        }
+        let end = self.end;
+        let mut events = if self.primary {
+            step_events(&self.events)
+        } else {
+            Vec::new()
+        };
+        let status = match (segment.status, &segment.error) {
+            (TraceStatus::Failed, Some(error)) => {
+                events.push(exception(error, end));
+                Status::error(error.message.clone())
+            }
+            (TraceStatus::Failed, None) => Status::error(self.failure_reason.unwrap_or("failed")),
+            (TraceStatus::Completed, _) => Status::Ok,
+            (TraceStatus::Running, _) => Status::Unset,
+        };
+        let mut data = span(
+            self.trace,
+            Parts {
+                id: self.id,
+                parent: segment.remote_parent,
+                kind,
+                name: format!("flow {flow}"),
+                start: segment.start_ns,
+                end,
+                attributes,
+                events,
+                status,
+            },
+        );
+        if self.primary {
+            let links = &self.links;
+            let mut found = Vec::new();
+            if let Some((parent, span)) = links.parent {
+                found.push(Link::new(
+                    context(parent, span),
+                    vec![KeyValue::new("flowscope.link", "parent_trace")],
+                    0,
+                ));
+            }
+            if let Some((previous, span)) = links.previous.filter(|p| Some(*p) != links.parent) {
+                found.push(Link::new(
+                    context(previous, span),
+                    vec![KeyValue::new("flowscope.link", "previous_in_group")],
+                    0,
+                ));
+            }
+            data.links.links = found;
+        }
+        data
+    }
 }
 
 /// Every span of a trace as it is now, with the origin each is exported under (for

@@ -158,10 +158,15 @@ impl Exporter {
             }
             Applied::SegmentEnded { segment, .. } => {
                 let index = usize::from(segment);
-                let Some(root) = mapping::segment_span(trace, index, links) else {
+                // Only copied here; the worker builds the span.
+                let Some(root) = mapping::SegmentSpanSource::new(trace, index, links) else {
                     return;
                 };
-                let end = trace.segments[index].end_ns;
+                let origin = trace
+                    .segments
+                    .get(index)
+                    .map_or(&trace.origin, |s| &s.origin);
+                let end = trace.segments.get(index).and_then(|s| s.end_ns);
                 // Client calls the segment end closed (no response) leave with it.
                 let mut spans: Vec<_> = trace
                     .steps
@@ -172,10 +177,12 @@ impl Exporter {
                             && s.error.as_ref().and_then(|e| e.code.as_deref())
                                 == Some(crate::trace::builder::NO_RESPONSE)
                     })
-                    .map(|s| mapping::step_span(trace, s))
+                    .map(|s| {
+                        queue::QueuedSpan::Step(Box::new(mapping::StepSpanSource::new(trace, s)))
+                    })
                     .collect();
-                spans.push(root);
-                self.queue.push(&trace.segments[index].origin, spans);
+                spans.push(queue::QueuedSpan::Segment(Box::new(root)));
+                self.queue.push_queued(origin, spans);
             }
         }
     }
@@ -366,6 +373,13 @@ mod tests {
                 span: step,
                 ..StepEnd::default()
             }),
+            Event::TraceEnd(flowscope::wire::TraceEnd {
+                t: 120,
+                trace,
+                status: flowscope::wire::EndStatus::Failed,
+                error: Some(flowscope::wire::ErrorInfo::new("card declined")),
+                span: None,
+            }),
         ];
         store.apply_batch(&origin, events, 1);
 
@@ -380,7 +394,11 @@ mod tests {
                 q.span.into_built()
             })
             .collect();
-        assert_eq!(deferred.len(), 3, "two operations and the step");
+        assert_eq!(
+            deferred.len(),
+            4,
+            "two operations, the step and the segment root"
+        );
         let stored = store.peek(trace).unwrap();
         let direct = mapping::trace_spans(stored, &mapping::RootLinks::default());
         for span in &deferred {
@@ -397,6 +415,13 @@ mod tests {
             assert_eq!(span.attributes, same.attributes);
             assert_eq!(span.status, same.status);
             assert_eq!(span.span_kind, same.span_kind);
+            assert_eq!(span.events.events, same.events.events);
+            assert_eq!(span.links.links, same.links.links);
         }
+        assert!(
+            deferred.iter().any(|s| s.name.starts_with("flow ")
+                && s.parent_span_id == opentelemetry::trace::SpanId::INVALID),
+            "the segment root is among them"
+        );
     }
 }

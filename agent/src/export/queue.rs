@@ -41,6 +41,8 @@ pub enum QueuedSpan {
     },
     /// A step's span, to build.
     Step(Box<super::mapping::StepSpanSource>),
+    /// A segment's root span, to build.
+    Segment(Box<super::mapping::SegmentSpanSource>),
 }
 
 impl QueuedSpan {
@@ -56,6 +58,7 @@ impl QueuedSpan {
                 op,
             } => super::mapping::op_span_under(*trace, *parent, *index, op),
             QueuedSpan::Step(source) => source.build(),
+            QueuedSpan::Segment(source) => source.build(),
         }
     }
 
@@ -82,6 +85,8 @@ impl QueuedSpan {
             }
             // Name, ids and the six fixed attributes, like `estimate` counts a built one.
             QueuedSpan::Step(source) => 64 + 6 * 30 + source.text_bytes(),
+            // Name, ids, the fixed attributes and up to two links.
+            QueuedSpan::Segment(source) => 64 + 6 * 30 + 2 * 40 + source.text_bytes(),
         }
     }
 }

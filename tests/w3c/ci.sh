@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The official W3C Trace Context validation harness (github.com/w3c/trace-context, test/, pinned
-# below) against two test services, one on the Python SDK and one on the Node SDK, each sending
-# its events to a real agent. Every harness case must pass at SPEC_LEVEL 2 (the random flag
+# below) against three test services, on the Python SDK (WSGI middleware under wsgiref, ASGI
+# middleware under uvicorn) and on the Node SDK (wrapHandler + wrapFetch), each sending its events
+# to a real agent. Every harness case must pass at SPEC_LEVEL 2 (the random flag
 # included).
 #
 # Needs the agent binary, the Python SDK venv (sdk-python's ci.sh makes it) and the built Node SDK

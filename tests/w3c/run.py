@@ -137,11 +137,13 @@ def run(name: str, command: list[str]) -> bool:
 
 
 def main() -> None:
-    ok = run("Python", [os.environ["FLOWSCOPE_PYTHON"], str(HERE / "service.py")])
+    python = os.environ["FLOWSCOPE_PYTHON"]
+    ok = run("Python (WSGI)", [python, str(HERE / "service.py")])
+    ok = run("Python (ASGI)", [python, str(HERE / "service_asgi.py")]) and ok
     ok = run("Node", ["node", str(HERE / "service.mjs")]) and ok
     if not ok:
         sys.exit(1)
-    print("\nW3C Trace Context: every harness case passed for both SDKs")
+    print("\nW3C Trace Context: every harness case passed for every service")
 
 
 if __name__ == "__main__":

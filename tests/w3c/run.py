@@ -1,5 +1,5 @@
-"""Runs the W3C Trace Context harness against the Python and Node test services, each beside a
-fresh real agent; fails unless every case passes and the agent received the services' traces.
+"""Runs the W3C Trace Context harness against the test services (Python WSGI and ASGI, Node),
+each beside a fresh real agent; fails unless every case passes and the agent received the services' traces.
 Started by ci.sh, which provides the environment."""
 
 from __future__ import annotations

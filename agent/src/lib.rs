@@ -222,16 +222,24 @@ pub async fn run_with(mut config: AgentConfig) -> Result<RunningAgent, StartErro
     let state = Arc::new(AgentState::new(config));
     let (shutdown, watch_rx) = watch::channel(false);
 
-    // Restore before anything is accepted or exported: replayed traces are not exported again.
-    restore(&state);
-    // The exporter exists before the first connection is accepted.
+    // The exporter exists before the journal is replayed (batches the collector may not have
+    // received are offered again) and before the first connection is accepted.
     let mut tasks = vec![];
+    let (mut export_task, mut export_queue) = (None, None);
     if let Some((exporter, task)) = export::start(
         &state.config.export,
         Arc::clone(&state.metrics.export),
         watch_rx.clone(),
     )? {
+        export_queue = Some(Arc::clone(exporter.queue()));
         state.store.write().set_exporter(exporter);
+        export_task = Some(task);
+    }
+    restore(&state);
+    if let (Some(persist), Some(queue)) = (state.persist.get(), export_queue) {
+        persist.track_export(Arc::new(move || queue.acked_through()));
+    }
+    if let Some(task) = export_task {
         tasks.push(task);
         let (forwarder, task) = export::forward::start(
             &state.config.export,
@@ -323,7 +331,12 @@ fn restore(state: &Arc<AgentState>) {
             &state.config.persist,
             state.config.max_traces.get(),
             state.config.export.enabled(),
-            |origin, events, received| store.apply_batch(origin, events, received),
+            |origin, events, received, unexported| {
+                // What the previous run delivered is rebuilt, not exported again.
+                store.set_export_paused(!unexported);
+                store.apply_batch(origin, events, received);
+                store.set_export_paused(false);
+            },
         )
     };
     if let Some(persistence) = persistence {

@@ -78,6 +78,7 @@ pub async fn healthz(State(state): State<Arc<AgentState>>) -> Json<Value> {
                 "writeFailures": s.write_failures,
                 "tracesOnDisk": s.traces_on_disk,
                 "diskBytes": s.disk_bytes,
+                "exportAckedNs": s.export_acked_ns,
             })
         }),
         "taskRestarts": state.metrics.task_restarts.get(),
@@ -92,6 +93,7 @@ pub async fn readyz(State(state): State<Arc<AgentState>>) -> Json<Value> {
         Some(exporter) => json!({
             "state": exporter.queue().state().as_str(),
             "queuedSpans": exporter.queue().len(),
+            "ackedThroughNs": exporter.queue().acked_through(),
             "protocol": format!("{:?}", state.config.export.protocol),
         }),
     };

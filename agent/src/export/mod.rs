@@ -115,8 +115,15 @@ impl Exporter {
     }
 
     /// Queues the spans that `applied` completed in `trace`, each under the resource of the
-    /// service that produced it. `links` are the root span's links (for a segment end).
-    pub fn offer(&self, trace: &Trace, applied: Applied, links: &mapping::RootLinks) {
+    /// service that produced it. `links` are the root span's links (for a segment end);
+    /// `received_ns` is when the batch that completed them arrived.
+    pub fn offer(
+        &self,
+        trace: &Trace,
+        applied: Applied,
+        links: &mapping::RootLinks,
+        received_ns: u64,
+    ) {
         if !self.sampled(trace) {
             return;
         }
@@ -133,7 +140,7 @@ impl Exporter {
                         op: op.clone(),
                     };
                     self.queue
-                        .push_queued(mapping::step_origin(trace, step), [span]);
+                        .push_queued(mapping::step_origin(trace, step), received_ns, [span]);
                 }
             }
             Applied::Llm(span) => {
@@ -144,7 +151,7 @@ impl Exporter {
                     .and_then(|e| mapping::llm_span(trace, step, events.len() - 1, e))
                 {
                     self.queue
-                        .push(mapping::step_origin(trace, step), vec![span]);
+                        .push(mapping::step_origin(trace, step), received_ns, vec![span]);
                 }
             }
             Applied::StepEnded(span) => {
@@ -152,6 +159,7 @@ impl Exporter {
                     let source = mapping::StepSpanSource::new(trace, step);
                     self.queue.push_queued(
                         mapping::step_origin(trace, Some(step)),
+                        received_ns,
                         [queue::QueuedSpan::Step(Box::new(source))],
                     );
                 }
@@ -182,7 +190,7 @@ impl Exporter {
                     })
                     .collect();
                 spans.push(queue::QueuedSpan::Segment(Box::new(root)));
-                self.queue.push_queued(origin, spans);
+                self.queue.push_queued(origin, received_ns, spans);
             }
         }
     }

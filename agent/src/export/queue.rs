@@ -21,6 +21,8 @@ pub struct Queued {
     pub span: QueuedSpan,
     /// Its estimated encoded size.
     pub bytes: usize,
+    /// When the batch it came from was received (the journal's time for that batch).
+    pub received_ns: u64,
 }
 
 /// A queued span. Operations, the most numerous spans, are queued as their few fields and built
@@ -132,6 +134,10 @@ impl CollectorState {
 struct Inner {
     items: VecDeque<Queued>,
     bytes: usize,
+    /// The newest batch time pushed.
+    newest_ns: u64,
+    /// The oldest batch time among the spans the worker has taken and not yet delivered.
+    in_flight_ns: Option<u64>,
 }
 
 /// The queue shared by the store (producer) and the export worker (consumer).
@@ -187,22 +193,31 @@ impl ExportQueue {
         }
     }
 
-    /// Appends spans, dropping the oldest beyond the bound.
-    pub fn push(&self, origin: &Arc<Origin>, spans: Vec<SpanData>) {
+    /// Appends spans from the batch received at `received_ns`, dropping the oldest beyond the
+    /// bound.
+    pub fn push(&self, origin: &Arc<Origin>, received_ns: u64, spans: Vec<SpanData>) {
         self.push_queued(
             origin,
+            received_ns,
             spans.into_iter().map(|s| QueuedSpan::Built(Box::new(s))),
         );
     }
 
-    /// Appends spans (built or to build), dropping the oldest beyond the bound.
-    pub fn push_queued(&self, origin: &Arc<Origin>, spans: impl IntoIterator<Item = QueuedSpan>) {
+    /// Appends spans (built or to build) from the batch received at `received_ns`, dropping the
+    /// oldest beyond the bound.
+    pub fn push_queued(
+        &self,
+        origin: &Arc<Origin>,
+        received_ns: u64,
+        spans: impl IntoIterator<Item = QueuedSpan>,
+    ) {
         let mut spans = spans.into_iter().peekable();
         if spans.peek().is_none() {
             return;
         }
         let mut inner = self.inner.lock();
         let was_empty = inner.items.is_empty();
+        inner.newest_ns = inner.newest_ns.max(received_ns);
         for span in spans {
             let bytes = span.estimate();
             inner.bytes += bytes;
@@ -210,6 +225,7 @@ impl ExportQueue {
                 origin: Arc::clone(origin),
                 span,
                 bytes,
+                received_ns,
             });
         }
         self.enforce_bound(&mut inner);
@@ -221,24 +237,47 @@ impl ExportQueue {
         }
     }
 
-    /// Takes up to `max` spans from the front.
+    /// Takes up to `max` spans from the front, to deliver; [`delivered`](Self::delivered) or
+    /// [`requeue`](Self::requeue) says how that went.
     pub fn take(&self, max: usize) -> Vec<Queued> {
         let mut inner = self.inner.lock();
         let n = max.min(inner.items.len());
         let taken: Vec<Queued> = inner.items.drain(..n).collect();
         inner.bytes -= taken.iter().map(|q| q.bytes).sum::<usize>();
+        if let Some(oldest) = taken.iter().map(|q| q.received_ns).min() {
+            inner.in_flight_ns = Some(inner.in_flight_ns.map_or(oldest, |t| t.min(oldest)));
+        }
         self.update_gauges(&inner);
         taken
     }
 
-    /// Everything still waiting (at shutdown).
+    /// The spans taken last were delivered.
+    pub fn delivered(&self) {
+        self.inner.lock().in_flight_ns = None;
+    }
+
+    /// Everything still waiting, handed over for saving (at shutdown): it counts as delivered.
     pub fn drain(&self) -> Vec<Queued> {
-        self.take(usize::MAX)
+        let taken = self.take(usize::MAX);
+        self.delivered();
+        taken
+    }
+
+    /// The newest batch time through which every span has been delivered, saved or dropped: a
+    /// restart after a crash exports again what came later (at-least-once).
+    pub fn acked_through(&self) -> u64 {
+        let inner = self.inner.lock();
+        let oldest = inner.items.front().map(|q| q.received_ns);
+        match [oldest, inner.in_flight_ns].into_iter().flatten().min() {
+            Some(t) => t.saturating_sub(1),
+            None => inner.newest_ns,
+        }
     }
 
     /// Puts spans whose export failed back at the front (they are the oldest).
     pub fn requeue(&self, spans: Vec<Queued>) {
         let mut inner = self.inner.lock();
+        inner.in_flight_ns = None;
         for item in spans.into_iter().rev() {
             inner.bytes += item.bytes;
             inner.items.push_front(item);

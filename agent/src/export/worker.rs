@@ -54,6 +54,7 @@ pub async fn run(
         }
         match export(&mut exporter, &mut resources, batch, &metrics).await {
             Ok(()) => {
+                queue.delivered();
                 queue.set_state(CollectorState::Up);
                 backoff = config.min_backoff;
             }
@@ -79,6 +80,7 @@ pub async fn run(
                 queue.requeue(unsent);
                 return;
             }
+            queue.delivered();
         }
     };
     let _ = tokio::time::timeout(config.shutdown_flush, flush).await;

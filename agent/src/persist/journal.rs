@@ -101,6 +101,11 @@ CREATE INDEX IF NOT EXISTS traces_last_batch ON traces(last_batch);
 CREATE INDEX IF NOT EXISTS traces_last_seen ON traces(last_seen_ns);
 CREATE TABLE IF NOT EXISTS export_backlog(
     id INTEGER PRIMARY KEY, spans INTEGER NOT NULL, request BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+-- Batches received after this time may not have reached the collector (see `export_acked_ns`).
+-- A new journal starts at 0; one written before this key existed counts as all delivered.
+INSERT OR IGNORE INTO meta(key, value) SELECT 'export_acked_ns',
+    CASE WHEN EXISTS(SELECT 1 FROM batches) THEN 9223372036854775807 ELSE 0 END;
 ";
 
 fn encoding_code(encoding: Encoding) -> i64 {
@@ -265,6 +270,27 @@ impl Journal {
         self.conn
             .pragma_update(None, "max_page_count", pages)
             .unwrap();
+    }
+
+    /// The time through which every batch's spans were delivered to the collector (or saved,
+    /// or dropped by the export bound): a replay exports again the spans of later batches.
+    pub fn export_acked_ns(&self) -> rusqlite::Result<u64> {
+        let value: i64 = self.conn.query_row(
+            "SELECT value FROM meta WHERE key = 'export_acked_ns'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(value).unwrap_or(0))
+    }
+
+    /// Records [`export_acked_ns`](Self::export_acked_ns).
+    pub fn set_export_acked_ns(&mut self, at: u64) -> rusqlite::Result<()> {
+        let value = i64::try_from(at).unwrap_or(i64::MAX);
+        self.conn.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'export_acked_ns'",
+            [value],
+        )?;
+        Ok(())
     }
 
     /// Saves OTLP requests that could not be delivered before shutdown (protobuf, span count).

@@ -78,7 +78,14 @@ pub struct Status {
     pub traces_on_disk: u64,
     /// Journal bytes in use (updated by retention).
     pub disk_bytes: u64,
+    /// The export watermark the journal holds, once this run wrote one: batches received later
+    /// are exported again after a crash.
+    pub export_acked_ns: Option<u64>,
 }
+
+/// How far export got: the newest batch time whose spans all left (see
+/// `ExportQueue::acked_through`). Unset without an exporter: then every committed batch counts.
+type ExportTracker = Arc<Mutex<Option<Arc<dyn Fn() -> u64 + Send + Sync>>>>;
 
 enum Message {
     Record(Record),
@@ -98,6 +105,8 @@ pub struct Persistence {
     in_use: bool,
     /// OTLP requests saved by the previous run, until the exporter takes them.
     backlog: Mutex<Vec<(Vec<u8>, u64)>>,
+    /// Where the writer reads how far export got (see `track_export`).
+    export_acked: ExportTracker,
 }
 
 impl Persistence {
@@ -151,6 +160,12 @@ impl Persistence {
         if !requests.is_empty() && !self.in_use {
             let _ = self.tx.send(Message::Backlog(requests));
         }
+    }
+
+    /// Lets the journal record how far export got, so a restart after a crash exports again
+    /// what the collector may not have received.
+    pub fn track_export(&self, acked_through: Arc<dyn Fn() -> u64 + Send + Sync>) {
+        *self.export_acked.lock() = Some(acked_through);
     }
 
     /// The OTLP requests the previous run saved (taken once, at start).
@@ -216,13 +231,15 @@ pub fn distinct_traces(events: &[Event]) -> Vec<TraceId> {
 
 /// Opens the journal in `config.dir`, replays up to `replay_traces` traces through `apply`, takes
 /// the export backlog when `take_backlog` (an exporter will forward it), and starts the writer
-/// thread. A directory or file that cannot be used gives a handle that is
-/// degraded from the start (the agent runs from memory).
+/// thread. `apply` gets each batch with its receive time and whether its spans may not have
+/// reached the collector (received after the journal's export watermark: a crash lost them from
+/// the export queue). A directory or file that cannot be used gives a handle that is degraded
+/// from the start (the agent runs from memory).
 pub fn open(
     config: &PersistConfig,
     replay_traces: usize,
     take_backlog: bool,
-    apply: impl FnMut(&Arc<Origin>, Vec<Event>, u64),
+    mut apply: impl FnMut(&Arc<Origin>, Vec<Event>, u64, bool),
 ) -> Option<Persistence> {
     let dir = config.dir.clone()?;
     let status = Arc::new(Mutex::new(Status::default()));
@@ -249,6 +266,7 @@ pub fn open(
     };
     let mut reader = None;
     let mut backlog = Vec::new();
+    let mut export_floor = 0;
     let mut journal = journal;
     if let Some(journal) = journal.as_mut().filter(|_| take_backlog) {
         backlog = journal.take_backlog().unwrap_or_else(|err| {
@@ -258,7 +276,16 @@ pub fn open(
     }
     if let Some(journal) = &journal {
         let started = Instant::now();
-        match journal.replay(replay_traces, apply) {
+        let acked = journal.export_acked_ns().unwrap_or(u64::MAX);
+        export_floor = if acked >= i64::MAX as u64 {
+            flowscope::now_nanos()
+        } else {
+            acked
+        };
+        let replayed = journal.replay(replay_traces, |origin, events, received| {
+            apply(origin, events, received, received > acked)
+        });
+        match replayed {
             Ok(stats) => {
                 tracing::info!(
                     traces = stats.traces,
@@ -280,9 +307,20 @@ pub fn open(
     }
     let writer_status = Arc::clone(&status);
     let writer_config = config.clone();
+    let export_acked: ExportTracker = Arc::default();
+    let writer_acked = Arc::clone(&export_acked);
     let _ = std::thread::Builder::new()
         .name("flowscope-journal".into())
-        .spawn(move || write_loop(journal, writer_config, rx, writer_status));
+        .spawn(move || {
+            write_loop(
+                journal,
+                writer_config,
+                rx,
+                writer_status,
+                writer_acked,
+                export_floor,
+            )
+        });
     Some(Persistence {
         tx,
         status,
@@ -291,7 +329,48 @@ pub fn open(
         _lock: lock,
         in_use,
         backlog: Mutex::new(backlog),
+        export_acked,
     })
+}
+
+/// The export watermark as the writer keeps it in the journal. It only moves forward: from
+/// `floor`, what the journal held at start (a journal from before the watermark existed starts
+/// at the time it was opened, as if everything in it had been delivered).
+#[derive(Default)]
+struct Watermark {
+    floor: u64,
+    /// What the journal holds, once written by this run.
+    written: Option<u64>,
+    /// The newest batch time committed by this run.
+    committed_ns: u64,
+}
+
+impl Watermark {
+    /// Writes how far export got when it moved: the exporter's word, or without an exporter the
+    /// newest committed batch (nothing is owed to a collector that was not configured).
+    fn update(
+        &mut self,
+        journal: &mut Journal,
+        export_acked: &ExportTracker,
+        status: &Mutex<Status>,
+    ) {
+        let tracker = export_acked.lock().clone();
+        let at = match tracker {
+            Some(acked_through) => acked_through(),
+            None => self.committed_ns,
+        };
+        let at = at.max(self.written.unwrap_or(self.floor));
+        if self.written == Some(at) || (self.written.is_none() && at == self.floor) {
+            return;
+        }
+        match journal.set_export_acked_ns(at) {
+            Ok(()) => {
+                self.written = Some(at);
+                status.lock().export_acked_ns = Some(at);
+            }
+            Err(err) => tracing::debug!(%err, "could not record the export watermark"),
+        }
+    }
 }
 
 fn write_loop(
@@ -299,7 +378,13 @@ fn write_loop(
     config: PersistConfig,
     rx: Receiver<Message>,
     status: Arc<Mutex<Status>>,
+    export_acked: ExportTracker,
+    export_floor: u64,
 ) {
+    let mut watermark = Watermark {
+        floor: export_floor,
+        ..Watermark::default()
+    };
     let mut pending: Vec<Record> = Vec::new();
     let mut last_commit = Instant::now();
     let mut last_attempt_failed = false;
@@ -334,6 +419,7 @@ fn write_loop(
         };
         if !pending.is_empty() && due {
             last_commit = Instant::now();
+            let newest = pending.iter().map(|r| r.received_ns).max().unwrap_or(0);
             if journal.is_none() {
                 // The directory was unusable at start: try again, it may have been fixed.
                 if let Some(dir) = &config.dir
@@ -370,6 +456,7 @@ fn write_loop(
                     }
                     pending.clear();
                     last_attempt_failed = false;
+                    watermark.committed_ns = watermark.committed_ns.max(newest);
                 }
                 Err(err) => {
                     s.write_failures += 1;
@@ -386,6 +473,9 @@ fn write_loop(
                 }
             }
             s.pending = pending.len();
+        }
+        if !last_attempt_failed && let Some(journal) = journal.as_mut() {
+            watermark.update(journal, &export_acked, &status);
         }
         if pending.is_empty() || last_attempt_failed {
             for ack in acks.drain(..) {
@@ -444,6 +534,8 @@ fn commit(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
     use super::*;
 
     fn record(n: u64) -> Record {
@@ -475,5 +567,36 @@ mod tests {
         assert_eq!(result, Ok((16, true)), "{:?}", journal.disk_bytes());
         assert!(burst.is_empty());
         assert!(journal.disk_bytes().unwrap() <= 1 << 20 || journal.trace_count().unwrap() > 0);
+    }
+
+    #[test]
+    fn the_export_watermark_starts_at_zero_and_only_moves_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) = Journal::open(dir.path()).unwrap();
+        assert_eq!(
+            journal.export_acked_ns().unwrap(),
+            0,
+            "a new journal owes everything"
+        );
+        let status = Mutex::new(Status::default());
+        let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let tracker: ExportTracker = Arc::default();
+        let source = Arc::clone(&acked);
+        *tracker.lock() = Some(Arc::new(move || source.load(Ordering::Relaxed)));
+        let mut watermark = Watermark {
+            floor: 100,
+            ..Watermark::default()
+        };
+        // Below the floor (a restarted exporter that has seen nothing yet): nothing written.
+        watermark.update(&mut journal, &tracker, &status);
+        assert_eq!(status.lock().export_acked_ns, None);
+        acked.store(250, Ordering::Relaxed);
+        watermark.update(&mut journal, &tracker, &status);
+        assert_eq!(journal.export_acked_ns().unwrap(), 250);
+        // A lower reading never moves it back.
+        acked.store(120, Ordering::Relaxed);
+        watermark.update(&mut journal, &tracker, &status);
+        assert_eq!(journal.export_acked_ns().unwrap(), 250);
+        assert_eq!(status.lock().export_acked_ns, Some(250));
     }
 }

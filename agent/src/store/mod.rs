@@ -77,6 +77,8 @@ pub struct Store {
     last_dirty: Option<TraceId>,
     /// OTLP forwarding, when configured.
     exporter: Option<crate::export::Exporter>,
+    /// Replaying batches that were exported before: apply without offering spans.
+    export_paused: bool,
     /// Automatic correlation (state, event, temporal).
     correlator: correlate::Correlator,
 }
@@ -100,6 +102,7 @@ impl Store {
             dirty: HashSet::new(),
             last_dirty: None,
             exporter: None,
+            export_paused: false,
             correlator: correlate::Correlator::new(correlate::CorrelateConfig::default()),
             memory_bytes: 0,
             max_memory: usize::MAX,
@@ -194,6 +197,7 @@ impl Store {
         self.observe(id, &applied);
         // OTLP-ingested spans were forwarded as received; deriving them again would send them twice.
         if let Some(exporter) = &self.exporter
+            && !self.export_paused
             && applied != Applied::Nothing
             && !origin.otlp
             && let Some(trace) = self.traces.peek(&id)
@@ -202,7 +206,7 @@ impl Store {
                 Applied::SegmentEnded { .. } => self.root_links(trace),
                 _ => crate::export::mapping::RootLinks::default(),
             };
-            exporter.offer(trace, applied, &links);
+            exporter.offer(trace, applied, &links, now_ns);
         }
         if self.last_dirty != Some(id) {
             self.dirty.insert(id);
@@ -531,6 +535,12 @@ impl Store {
     /// Turns OTLP forwarding on.
     pub fn set_exporter(&mut self, exporter: crate::export::Exporter) {
         self.exporter = Some(exporter);
+    }
+
+    /// While paused, applied batches offer no spans to the exporter (replaying what a previous
+    /// run already delivered).
+    pub fn set_export_paused(&mut self, paused: bool) {
+        self.export_paused = paused;
     }
 
     /// The exporter, if forwarding is on.

@@ -353,6 +353,71 @@ fn max_memory_moves_the_least_recent_traces_to_disk_whatever_their_sizes() {
     assert_eq!(back["steps"][0]["operations"]["state"], 20_000);
 }
 
+/// Collector down → agent killed (SIGKILL: no chance to save its export queue) → restarted →
+/// collector up: the spans the collector never got are exported from the journal. A trace the
+/// collector did get before the kill is not sent again.
+#[test]
+fn spans_a_killed_agent_never_delivered_are_exported_after_restart() {
+    let mut receiver = crate::support::Receiver::start();
+    let (grpc, http) = (receiver.grpc.clone(), receiver.http.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://{http}");
+    let args = [
+        "--otlp-endpoint",
+        endpoint.as_str(),
+        "--otlp-max-backoff",
+        "100ms",
+    ];
+    // First, with the collector up: one trace delivered, and the watermark committed past it.
+    let mut agent = start(dir.path(), &args);
+    let client = agent.client();
+    let delivered = send_traces(&client, 1, "g", 1000);
+    flush(&client);
+    receiver.wait_spans(|s| s.len() >= 3);
+    wait_committed(&agent, 1);
+    let acked = agent.wait_for("/readyz", |_, b| {
+        b["exporter"]["queuedSpans"] == 0 && b["exporter"]["ackedThroughNs"].as_u64() > Some(0)
+    })["exporter"]["ackedThroughNs"]
+        .clone();
+    // The journal holds that watermark: the delivered trace is behind it.
+    agent.wait_for("/healthz", |_, h| {
+        h["persistence"]["exportAckedNs"] == acked
+    });
+    // Then the collector goes down and 20 more traces wait in the export queue.
+    receiver.kill();
+    let ids = send_traces(&client, 20, "g", 1000);
+    flush(&client);
+    wait_committed(&agent, 21);
+    agent.wait_for("/readyz", |_, b| {
+        b["exporter"]["state"] == "down" && b["exporter"]["queuedSpans"] == 60
+    });
+    agent.kill();
+
+    let receiver = crate::support::Receiver::start_on(&grpc, &http);
+    let agent = start(dir.path(), &args);
+    // 20 traces × (root + step + op).
+    let spans = receiver.wait_spans(|s| s.len() >= 60);
+    agent.wait_for("/readyz", |_, b| {
+        b["exporter"]["state"] == "up" && b["exporter"]["queuedSpans"] == 0
+    });
+    let spans_now = receiver.spans();
+    assert_eq!(spans.len(), 60, "{spans:#?}");
+    assert_eq!(spans_now.len(), 60, "more arrived: {}", spans_now.len());
+    for id in &ids {
+        let of_trace = spans_now
+            .iter()
+            .filter(|s| s["traceId"] == id.as_str())
+            .count();
+        assert_eq!(of_trace, 3, "trace {id} upstream");
+    }
+    assert!(
+        !spans_now
+            .iter()
+            .any(|s| s["traceId"] == delivered[0].as_str()),
+        "the trace delivered before the kill went again"
+    );
+}
+
 /// Collector down → agent restarted (SIGTERM) → collector up: every span, the SDK's and the
 /// OTLP-ingested ones, reaches the real receiver exactly once.
 #[test]

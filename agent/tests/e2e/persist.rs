@@ -38,6 +38,16 @@ fn send_traces(client: &flowscope::Client, n: usize, cid: &str, every: usize) ->
         .collect()
 }
 
+/// Flags that export to a receiver's OTLP/HTTP address, retrying quickly.
+fn exporting_to(http: &str) -> Vec<String> {
+    vec![
+        "--otlp-endpoint".into(),
+        format!("http://{http}"),
+        "--otlp-max-backoff".into(),
+        "100ms".into(),
+    ]
+}
+
 /// Waits until the agent has `traces` traces and everything it received is committed.
 fn wait_committed(agent: &Agent, traces: u64) {
     agent.wait_for("/healthz", |_, h| {
@@ -361,13 +371,8 @@ fn spans_a_killed_agent_never_delivered_are_exported_after_restart() {
     let mut receiver = crate::support::Receiver::start();
     let (grpc, http) = (receiver.grpc.clone(), receiver.http.clone());
     let dir = tempfile::tempdir().unwrap();
-    let endpoint = format!("http://{http}");
-    let args = [
-        "--otlp-endpoint",
-        endpoint.as_str(),
-        "--otlp-max-backoff",
-        "100ms",
-    ];
+    let args = exporting_to(&http);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     // First, with the collector up: one trace delivered, and the watermark committed past it.
     let mut agent = start(dir.path(), &args);
     let client = agent.client();
@@ -426,13 +431,8 @@ fn spans_waiting_for_a_down_collector_survive_a_restart_and_arrive_once() {
     let (grpc, http) = (receiver.grpc.clone(), receiver.http.clone());
     receiver.kill(); // the collector is down from the start
     let dir = tempfile::tempdir().unwrap();
-    let endpoint = format!("http://{http}");
-    let args = [
-        "--otlp-endpoint",
-        endpoint.as_str(),
-        "--otlp-max-backoff",
-        "100ms",
-    ];
+    let args = exporting_to(&http);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut agent = start(dir.path(), &args);
     let client = agent.client();
     let ids = send_traces(&client, 20, "g", 1000);

@@ -236,9 +236,6 @@ pub async fn run_with(mut config: AgentConfig) -> Result<RunningAgent, StartErro
         export_task = Some(task);
     }
     restore(&state);
-    if let (Some(persist), Some(queue)) = (state.persist.get(), export_queue) {
-        persist.track_export(Arc::new(move || queue.acked_through()));
-    }
     if let Some(task) = export_task {
         tasks.push(task);
         let (forwarder, task) = export::forward::start(
@@ -250,10 +247,20 @@ pub async fn run_with(mut config: AgentConfig) -> Result<RunningAgent, StartErro
         if let Some(persist) = state.persist.get() {
             for (bytes, spans) in persist.take_backlog() {
                 match <opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest as prost::Message>::decode(bytes.as_slice()) {
-                    Ok(request) => forwarder.offer(request, spans),
+                    // Older than anything this run receives: held until sent, it holds the
+                    // export watermark back (at-least-once).
+                    Ok(request) => forwarder.offer(request, spans, 0),
                     Err(err) => tracing::warn!(%err, "a saved export request no longer decodes"),
                 }
             }
+        }
+        // The journal records how far both queues got: after a crash, what they still held is
+        // exported again from the journal.
+        if let (Some(persist), Some(queue)) = (state.persist.get(), export_queue) {
+            let forwarded = Arc::clone(&forwarder);
+            persist.track_export(Arc::new(move || {
+                queue.progress().merge(forwarded.progress())
+            }));
         }
         let _ = state.forwarder.set(forwarder);
         tasks.push(task);
@@ -332,10 +339,13 @@ fn restore(state: &Arc<AgentState>) {
             state.config.max_traces.get(),
             state.config.export.enabled(),
             |origin, events, received, unexported| {
-                // What the previous run delivered is rebuilt, not exported again.
+                // What the previous run delivered is rebuilt, not exported again; what it may
+                // not have is exported, ingested OTLP included (its as-received copy is gone).
                 store.set_export_paused(!unexported);
+                store.set_export_otlp_origins(unexported);
                 store.apply_batch(origin, events, received);
                 store.set_export_paused(false);
+                store.set_export_otlp_origins(false);
             },
         )
     };

@@ -24,6 +24,8 @@ struct Pending {
     request: ExportTraceServiceRequest,
     bytes: usize,
     spans: u64,
+    /// When the agent received it (the journal's time for its batch).
+    received_ns: u64,
 }
 
 /// What waits: the queue, and the bytes of it plus the request in flight.
@@ -31,6 +33,10 @@ struct Pending {
 struct Waiting {
     queue: VecDeque<Pending>,
     bytes: usize,
+    /// The newest receive time offered.
+    newest_ns: u64,
+    /// The receive time of the request in flight.
+    in_flight_ns: Option<u64>,
 }
 
 /// The producer side: OTLP ingest offers each accepted request here.
@@ -51,12 +57,13 @@ impl Forwarder {
         }
     }
 
-    /// Queues `request` (`spans` spans); past the byte bound the oldest requests are dropped and
-    /// counted.
-    pub fn offer(&self, request: ExportTraceServiceRequest, spans: u64) {
+    /// Queues `request` (`spans` spans, received at `received_ns`); past the byte bound the
+    /// oldest requests are dropped and counted.
+    pub fn offer(&self, request: ExportTraceServiceRequest, spans: u64, received_ns: u64) {
         let bytes = request.encoded_len();
         {
             let mut waiting = self.waiting.lock();
+            waiting.newest_ns = waiting.newest_ns.max(received_ns);
             while waiting.bytes + bytes > self.max_bytes
                 && let Some(old) = waiting.queue.pop_front()
             {
@@ -72,6 +79,7 @@ impl Forwarder {
                 request,
                 bytes,
                 spans,
+                received_ns,
             });
             self.metrics.forward_queue_bytes.set(waiting.bytes as i64);
         }
@@ -82,6 +90,8 @@ impl Forwarder {
     pub fn drain(&self) -> Vec<(ExportTraceServiceRequest, u64)> {
         let mut waiting = self.waiting.lock();
         waiting.bytes = 0;
+        // Handed over for saving: they count as delivered.
+        waiting.in_flight_ns = None;
         waiting
             .queue
             .drain(..)
@@ -89,16 +99,32 @@ impl Forwarder {
             .collect()
     }
 
+    /// How far forwarding got (see [`super::queue::Progress`]).
+    pub fn progress(&self) -> super::queue::Progress {
+        let waiting = self.waiting.lock();
+        let oldest = waiting.queue.front().map(|p| p.received_ns);
+        super::queue::Progress {
+            oldest_owed: [oldest, waiting.in_flight_ns].into_iter().flatten().min(),
+            newest: waiting.newest_ns,
+        }
+    }
+
     fn take(&self) -> Option<Pending> {
-        self.waiting.lock().queue.pop_front()
+        let mut waiting = self.waiting.lock();
+        let pending = waiting.queue.pop_front()?;
+        waiting.in_flight_ns = Some(pending.received_ns);
+        Some(pending)
     }
 
     fn put_back(&self, pending: Pending) {
-        self.waiting.lock().queue.push_front(pending);
+        let mut waiting = self.waiting.lock();
+        waiting.in_flight_ns = None;
+        waiting.queue.push_front(pending);
     }
 
     fn sent(&self, pending: &Pending) {
         let mut waiting = self.waiting.lock();
+        waiting.in_flight_ns = None;
         waiting.bytes = waiting.bytes.saturating_sub(pending.bytes);
         self.metrics.forward_queue_bytes.set(waiting.bytes as i64);
         self.metrics.forwarded_spans.inc_by(pending.spans);

@@ -344,6 +344,26 @@ mod tests {
     use crate::trace::Origin;
 
     #[test]
+    fn the_watermark_stops_before_the_oldest_span_either_queue_owes() {
+        use queue::Progress;
+        let idle = |newest| Progress {
+            oldest_owed: None,
+            newest,
+        };
+        let owing = |oldest, newest| Progress {
+            oldest_owed: Some(oldest),
+            newest,
+        };
+        // Neither owes anything: through the newest either was given.
+        assert_eq!(idle(10).merge(idle(30)), 30);
+        // One owes batch 20: just before it, whatever the other was given.
+        assert_eq!(owing(20, 25).merge(idle(30)), 19);
+        assert_eq!(idle(40).merge(owing(20, 40)), 19);
+        assert_eq!(owing(20, 25).merge(owing(15, 40)), 14);
+        assert_eq!(owing(20, 25).acked_through(), 19);
+    }
+
+    #[test]
     fn spans_built_by_the_worker_equal_those_built_from_the_stored_trace() {
         let queue = Arc::new(ExportQueue::new(1000, 1 << 20, Arc::default()));
         let mut store = Store::new(NonZeroUsize::new(10).unwrap());

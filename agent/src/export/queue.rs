@@ -108,6 +108,36 @@ pub fn group_by_origin(items: Vec<Queued>) -> Vec<(Arc<Origin>, Vec<Queued>)> {
     groups
 }
 
+/// How far a queue got, by the receive times of the batches its spans (or requests) came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// The oldest it still owes the collector (queued or in flight), if any.
+    pub oldest_owed: Option<u64>,
+    /// The newest it was given.
+    pub newest: u64,
+}
+
+impl Progress {
+    /// Through when everything left (delivered, saved or dropped by the bound).
+    pub fn acked_through(self) -> u64 {
+        self.merge(Progress::default())
+    }
+
+    /// Through when everything of both left: just before the oldest either owes, else as far
+    /// as either was given (a queue that owes nothing holds nothing back). A restart after a
+    /// crash exports again what came later (at-least-once).
+    pub fn merge(self, other: Progress) -> u64 {
+        match [self.oldest_owed, other.oldest_owed]
+            .into_iter()
+            .flatten()
+            .min()
+        {
+            Some(oldest) => oldest.saturating_sub(1),
+            None => self.newest.max(other.newest),
+        }
+    }
+}
+
 /// Collector state as seen by the exporter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CollectorState {
@@ -263,15 +293,19 @@ impl ExportQueue {
         taken
     }
 
-    /// The newest batch time through which every span has been delivered, saved or dropped: a
-    /// restart after a crash exports again what came later (at-least-once).
-    pub fn acked_through(&self) -> u64 {
+    /// How far export got (see [`Progress`]).
+    pub fn progress(&self) -> Progress {
         let inner = self.inner.lock();
         let oldest = inner.items.front().map(|q| q.received_ns);
-        match [oldest, inner.in_flight_ns].into_iter().flatten().min() {
-            Some(t) => t.saturating_sub(1),
-            None => inner.newest_ns,
+        Progress {
+            oldest_owed: [oldest, inner.in_flight_ns].into_iter().flatten().min(),
+            newest: inner.newest_ns,
         }
+    }
+
+    /// The newest batch time through which every span has been delivered, saved or dropped.
+    pub fn acked_through(&self) -> u64 {
+        self.progress().acked_through()
     }
 
     /// Puts spans whose export failed back at the front (they are the oldest).

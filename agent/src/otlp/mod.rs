@@ -196,7 +196,7 @@ pub fn ingest(state: &AgentState, mut request: ExportTraceServiceRequest) -> Out
         if let Some(rules) = redact {
             redact::redact_request(rules, &mut request);
         }
-        forwarder.offer(request, mapped.accepted);
+        forwarder.offer(request, mapped.accepted, now);
     }
     Outcome {
         accepted: mapped.accepted,

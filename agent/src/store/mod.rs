@@ -79,6 +79,8 @@ pub struct Store {
     exporter: Option<crate::export::Exporter>,
     /// Replaying batches that were exported before: apply without offering spans.
     export_paused: bool,
+    /// Replaying ingested OTLP whose forwarding a crash cut short: derive its spans instead.
+    export_otlp_origins: bool,
     /// Automatic correlation (state, event, temporal).
     correlator: correlate::Correlator,
 }
@@ -103,6 +105,7 @@ impl Store {
             last_dirty: None,
             exporter: None,
             export_paused: false,
+            export_otlp_origins: false,
             correlator: correlate::Correlator::new(correlate::CorrelateConfig::default()),
             memory_bytes: 0,
             max_memory: usize::MAX,
@@ -199,7 +202,7 @@ impl Store {
         if let Some(exporter) = &self.exporter
             && !self.export_paused
             && applied != Applied::Nothing
-            && !origin.otlp
+            && (!origin.otlp || self.export_otlp_origins)
             && let Some(trace) = self.traces.peek(&id)
         {
             let links = match applied {
@@ -541,6 +544,12 @@ impl Store {
     /// run already delivered).
     pub fn set_export_paused(&mut self, paused: bool) {
         self.export_paused = paused;
+    }
+
+    /// Whether spans of OTLP-ingested batches are offered too (normally they are forwarded as
+    /// received instead): set while replaying batches whose forwarding a crash may have lost.
+    pub fn set_export_otlp_origins(&mut self, export: bool) {
+        self.export_otlp_origins = export;
     }
 
     /// The exporter, if forwarding is on.

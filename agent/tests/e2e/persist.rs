@@ -38,6 +38,27 @@ fn send_traces(client: &flowscope::Client, n: usize, cid: &str, every: usize) ->
         .collect()
 }
 
+/// Posts one OTLP/JSON trace of two spans (`b7ad6b7169203331` and its child `…332`).
+fn post_otlp_pair(agent: &Agent) {
+    let otlp = serde_json::json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "otel-app"}}]},
+        "scopeSpans": [{"spans": [
+            {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
+             "name": "GET /", "kind": 2, "startTimeUnixNano": "1700000000000000000",
+             "endTimeUnixNano": "1700000000100000000"},
+            {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203332",
+             "parentSpanId": "b7ad6b7169203331", "name": "work", "kind": 1,
+             "startTimeUnixNano": "1700000000010000000", "endTimeUnixNano": "1700000000090000000"}
+        ]}]
+    }]});
+    let posted = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/traces", agent.base))
+        .json(&otlp)
+        .send()
+        .unwrap();
+    assert_eq!(posted.status().as_u16(), 200);
+}
+
 /// Flags that export to a receiver's OTLP/HTTP address, retrying quickly.
 fn exporting_to(http: &str) -> Vec<String> {
     vec![
@@ -388,11 +409,19 @@ fn spans_a_killed_agent_never_delivered_are_exported_after_restart() {
     agent.wait_for("/healthz", |_, h| {
         h["persistence"]["exportAckedNs"] == acked
     });
-    // Then the collector goes down and 20 more traces wait in the export queue.
+    // Then the collector goes down: 20 more traces wait in the export queue, and an OTLP request
+    // waits to be forwarded.
     receiver.kill();
     let ids = send_traces(&client, 20, "g", 1000);
     flush(&client);
-    wait_committed(&agent, 21);
+    post_otlp_pair(&agent);
+    // Committed: every socket frame and the OTLP request.
+    agent.wait_for("/healthz", |_, h| {
+        h["store"]["tracesCreated"] == 22
+            && h["persistence"]["pendingBatches"] == 0
+            && h["persistence"]["batchesWritten"].as_u64()
+                == h["ingest"]["frames"].as_u64().map(|frames| frames + 1)
+    });
     agent.wait_for("/readyz", |_, b| {
         b["exporter"]["state"] == "down" && b["exporter"]["queuedSpans"] == 60
     });
@@ -400,14 +429,21 @@ fn spans_a_killed_agent_never_delivered_are_exported_after_restart() {
 
     let receiver = crate::support::Receiver::start_on(&grpc, &http);
     let agent = start(dir.path(), &args);
-    // 20 traces × (root + step + op).
-    let spans = receiver.wait_spans(|s| s.len() >= 60);
+    // 20 traces × (root + step + op), and the OTLP pair, derived again from the journal (its
+    // as-received copy went with the killed process).
+    let spans = receiver.wait_spans(|s| s.len() >= 62);
     agent.wait_for("/readyz", |_, b| {
         b["exporter"]["state"] == "up" && b["exporter"]["queuedSpans"] == 0
     });
     let spans_now = receiver.spans();
-    assert_eq!(spans.len(), 60, "{spans:#?}");
-    assert_eq!(spans_now.len(), 60, "more arrived: {}", spans_now.len());
+    assert_eq!(spans.len(), 62, "{spans:#?}");
+    assert_eq!(spans_now.len(), 62, "more arrived: {}", spans_now.len());
+    for id in ["b7ad6b7169203331", "b7ad6b7169203332"] {
+        assert!(
+            spans_now.iter().any(|s| s["spanId"] == id),
+            "the OTLP-ingested span {id}"
+        );
+    }
     for id in &ids {
         let of_trace = spans_now
             .iter()
@@ -438,23 +474,7 @@ fn spans_waiting_for_a_down_collector_survive_a_restart_and_arrive_once() {
     let ids = send_traces(&client, 20, "g", 1000);
     flush(&client);
     // 20 traces × (root + step + op) = 60 spans queued; plus 2 spans ingested as OTLP/JSON.
-    let otlp = serde_json::json!({"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "otel-app"}}]},
-        "scopeSpans": [{"spans": [
-            {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
-             "name": "GET /", "kind": 2, "startTimeUnixNano": "1700000000000000000",
-             "endTimeUnixNano": "1700000000100000000"},
-            {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203332",
-             "parentSpanId": "b7ad6b7169203331", "name": "work", "kind": 1,
-             "startTimeUnixNano": "1700000000010000000", "endTimeUnixNano": "1700000000090000000"}
-        ]}]
-    }]});
-    let posted = reqwest::blocking::Client::new()
-        .post(format!("{}/v1/traces", agent.base))
-        .json(&otlp)
-        .send()
-        .unwrap();
-    assert_eq!(posted.status().as_u16(), 200);
+    post_otlp_pair(&agent);
     agent.wait_for("/readyz", |_, b| {
         b["exporter"]["state"] == "down" && b["exporter"]["queuedSpans"] == 60
     });

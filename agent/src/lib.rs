@@ -245,14 +245,26 @@ pub async fn run_with(mut config: AgentConfig) -> Result<RunningAgent, StartErro
         )?;
         // Spans a previous run could not deliver go first, as they were saved.
         if let Some(persist) = state.persist.get() {
+            let mut saved = Vec::new();
             for (bytes, spans) in persist.take_backlog() {
                 match <opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest as prost::Message>::decode(bytes.as_slice()) {
-                    // Older than anything this run receives: held until sent, it holds the
-                    // export watermark back (at-least-once).
-                    Ok(request) => forwarder.offer(request, spans, 0),
+                    Ok(request) => saved.push((request, spans)),
                     Err(err) => tracing::warn!(%err, "a saved export request no longer decodes"),
                 }
             }
+            // The journal keeps them until they have all left: a run killed before that
+            // leaves them to the next.
+            let forget = Arc::downgrade(&state);
+            forwarder.offer_backlog(
+                saved,
+                Box::new(move || {
+                    if let Some(state) = forget.upgrade()
+                        && let Some(persist) = state.persist.get()
+                    {
+                        persist.backlog_sent();
+                    }
+                }),
+            );
         }
         // The journal records how far both queues got: after a crash, what they still held is
         // exported again from the journal.

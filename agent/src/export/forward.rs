@@ -26,6 +26,8 @@ struct Pending {
     spans: u64,
     /// When the agent received it (the journal's time for its batch).
     received_ns: u64,
+    /// Saved by a previous run.
+    from_backlog: bool,
 }
 
 /// What waits: the queue, and the bytes of it plus the request in flight.
@@ -37,6 +39,22 @@ struct Waiting {
     newest_ns: u64,
     /// The receive time of the request in flight.
     in_flight_ns: Option<u64>,
+    /// Requests of the previous run's backlog not yet sent or dropped.
+    backlog_left: usize,
+    /// Called once they are all gone (the journal then forgets them).
+    backlog_done: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Waiting {
+    /// One backlog request left; when it was the last, what to run now.
+    fn backlog_gone(&mut self) -> Option<Box<dyn FnOnce() + Send>> {
+        self.backlog_left = self.backlog_left.saturating_sub(1);
+        if self.backlog_left == 0 {
+            self.backlog_done.take()
+        } else {
+            None
+        }
+    }
 }
 
 /// The producer side: OTLP ingest offers each accepted request here.
@@ -60,7 +78,39 @@ impl Forwarder {
     /// Queues `request` (`spans` spans, received at `received_ns`); past the byte bound the
     /// oldest requests are dropped and counted.
     pub fn offer(&self, request: ExportTraceServiceRequest, spans: u64, received_ns: u64) {
+        self.enqueue(request, spans, received_ns, false);
+    }
+
+    /// Queues the requests a previous run saved, ahead of this run's; `done` runs once they have
+    /// all been sent (or dropped by the bound), so they can be forgotten.
+    pub fn offer_backlog(
+        &self,
+        requests: Vec<(ExportTraceServiceRequest, u64)>,
+        done: Box<dyn FnOnce() + Send>,
+    ) {
+        if requests.is_empty() {
+            return;
+        }
+        {
+            let mut waiting = self.waiting.lock();
+            waiting.backlog_left += requests.len();
+            waiting.backlog_done = Some(done);
+        }
+        // Older than anything this run receives: while held it holds the watermark back.
+        for (request, spans) in requests {
+            self.enqueue(request, spans, 0, true);
+        }
+    }
+
+    fn enqueue(
+        &self,
+        request: ExportTraceServiceRequest,
+        spans: u64,
+        received_ns: u64,
+        from_backlog: bool,
+    ) {
         let bytes = request.encoded_len();
+        let mut done = None;
         {
             let mut waiting = self.waiting.lock();
             waiting.newest_ns = waiting.newest_ns.max(received_ns);
@@ -69,9 +119,19 @@ impl Forwarder {
             {
                 waiting.bytes -= old.bytes;
                 self.metrics.forward_dropped_spans.inc_by(old.spans);
+                if old.from_backlog {
+                    done = done.or_else(|| waiting.backlog_gone());
+                }
             }
             if bytes > self.max_bytes {
                 self.metrics.forward_dropped_spans.inc_by(spans);
+                if from_backlog {
+                    done = done.or_else(|| waiting.backlog_gone());
+                }
+                drop(waiting);
+                if let Some(done) = done {
+                    done();
+                }
                 return;
             }
             waiting.bytes += bytes;
@@ -80,8 +140,12 @@ impl Forwarder {
                 bytes,
                 spans,
                 received_ns,
+                from_backlog,
             });
             self.metrics.forward_queue_bytes.set(waiting.bytes as i64);
+        }
+        if let Some(done) = done {
+            done();
         }
         self.notify.notify_one();
     }
@@ -125,9 +189,18 @@ impl Forwarder {
     fn sent(&self, pending: &Pending) {
         let mut waiting = self.waiting.lock();
         waiting.in_flight_ns = None;
+        let done = if pending.from_backlog {
+            waiting.backlog_gone()
+        } else {
+            None
+        };
         waiting.bytes = waiting.bytes.saturating_sub(pending.bytes);
         self.metrics.forward_queue_bytes.set(waiting.bytes as i64);
         self.metrics.forwarded_spans.inc_by(pending.spans);
+        drop(waiting);
+        if let Some(done) = done {
+            done();
+        }
     }
 }
 

@@ -293,9 +293,11 @@ impl Journal {
         Ok(())
     }
 
-    /// Saves OTLP requests that could not be delivered before shutdown (protobuf, span count).
+    /// Saves OTLP requests that could not be delivered before shutdown (protobuf, span count),
+    /// in place of what was saved before (what of it was not sent is among `requests`).
     pub fn save_backlog(&mut self, requests: &[(Vec<u8>, u64)]) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM export_backlog", [])?;
         {
             let mut insert =
                 tx.prepare_cached("INSERT INTO export_backlog(spans, request) VALUES (?1, ?2)")?;
@@ -306,19 +308,23 @@ impl Journal {
         tx.commit()
     }
 
-    /// Takes the saved OTLP requests (they are deleted: the caller queues them again).
-    pub fn take_backlog(&mut self) -> rusqlite::Result<Vec<(Vec<u8>, u64)>> {
-        let tx = self.conn.transaction()?;
-        let rows = {
-            let mut stmt = tx.prepare("SELECT request, spans FROM export_backlog ORDER BY id")?;
-            stmt.query_map([], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?
-        };
-        tx.execute("DELETE FROM export_backlog", [])?;
-        tx.commit()?;
-        Ok(rows)
+    /// The saved OTLP requests. They stay saved until [`clear_backlog`](Self::clear_backlog)
+    /// (all sent) or the next [`save_backlog`](Self::save_backlog), so a run killed before
+    /// sending them leaves them for the next.
+    pub fn backlog(&self) -> rusqlite::Result<Vec<(Vec<u8>, u64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT request, spans FROM export_backlog ORDER BY id")?;
+        stmt.query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)? as u64))
+        })?
+        .collect()
+    }
+
+    /// Forgets the saved OTLP requests (they were all sent).
+    pub fn clear_backlog(&mut self) -> rusqlite::Result<()> {
+        self.conn.execute("DELETE FROM export_backlog", [])?;
+        Ok(())
     }
 
     /// Traces on disk.

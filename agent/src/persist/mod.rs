@@ -91,6 +91,7 @@ enum Message {
     Record(Record),
     Flush(Sender<()>),
     Backlog(Vec<(Vec<u8>, u64)>),
+    ClearBacklog,
 }
 
 /// The handle ingest and the API use.
@@ -155,10 +156,18 @@ impl Persistence {
         });
     }
 
-    /// Saves OTLP requests not delivered before shutdown; the next start forwards them.
+    /// Saves OTLP requests not delivered before shutdown, in place of the previous backlog; the
+    /// next start forwards them.
     pub fn save_backlog(&self, requests: Vec<(Vec<u8>, u64)>) {
-        if !requests.is_empty() && !self.in_use {
+        if !self.in_use {
             let _ = self.tx.send(Message::Backlog(requests));
+        }
+    }
+
+    /// The backlog taken at start has all left (sent, or dropped by the forward bound).
+    pub fn backlog_sent(&self) {
+        if !self.in_use {
+            let _ = self.tx.send(Message::ClearBacklog);
         }
     }
 
@@ -269,7 +278,7 @@ pub fn open(
     let mut export_floor = 0;
     let mut journal = journal;
     if let Some(journal) = journal.as_mut().filter(|_| take_backlog) {
-        backlog = journal.take_backlog().unwrap_or_else(|err| {
+        backlog = journal.backlog().unwrap_or_else(|err| {
             tracing::warn!(%err, "could not read the export backlog");
             Vec::new()
         });
@@ -404,6 +413,13 @@ fn write_loop(
                             && let Err(err) = journal.save_backlog(&requests)
                         {
                             tracing::warn!(%err, "could not save the export backlog");
+                        }
+                    }
+                    Message::ClearBacklog => {
+                        if let Some(journal) = journal.as_mut()
+                            && let Err(err) = journal.clear_backlog()
+                        {
+                            tracing::warn!(%err, "could not clear the sent export backlog");
                         }
                     }
                 }

@@ -459,6 +459,42 @@ fn spans_a_killed_agent_never_delivered_are_exported_after_restart() {
     );
 }
 
+/// A backlog saved at SIGTERM outlives a next run that is killed before it could send it: the
+/// journal forgets it only once it has all left.
+#[test]
+fn a_saved_backlog_survives_a_run_killed_before_sending_it() {
+    let mut receiver = crate::support::Receiver::start();
+    let (grpc, http) = (receiver.grpc.clone(), receiver.http.clone());
+    receiver.kill(); // down through the first two runs
+    let dir = tempfile::tempdir().unwrap();
+    let args = exporting_to(&http);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut agent = start(dir.path(), &args);
+    let client = agent.client();
+    let ids = send_traces(&client, 20, "g", 1000);
+    flush(&client);
+    agent.wait_for("/readyz", |_, b| b["exporter"]["queuedSpans"] == 60);
+    agent.terminate(); // saves the 60 spans as the backlog
+
+    // The second run takes the backlog into its forward queue as it starts (before it answers
+    // HTTP) and dies before the collector is back.
+    let mut agent = start(dir.path(), &args);
+    agent.kill();
+
+    let receiver = crate::support::Receiver::start_on(&grpc, &http);
+    let agent = start(dir.path(), &args);
+    let spans = receiver.wait_spans(|s| s.len() >= 60);
+    agent.wait_for("/healthz", |_, h| h["otlp"]["forwardedSpans"] == 60);
+    assert_eq!(spans.len(), 60);
+    assert_eq!(receiver.spans().len(), 60, "a span arrived twice");
+    for id in &ids {
+        assert!(
+            spans.iter().any(|s| s["traceId"] == id.as_str()),
+            "trace {id} missing upstream"
+        );
+    }
+}
+
 /// Collector down → agent restarted (SIGTERM) → collector up: every span, the SDK's and the
 /// OTLP-ingested ones, reaches the real receiver exactly once.
 #[test]

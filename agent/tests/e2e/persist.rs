@@ -59,14 +59,29 @@ fn post_otlp_pair(agent: &Agent) {
     assert_eq!(posted.status().as_u16(), 200);
 }
 
-/// Flags that export to a receiver's OTLP/HTTP address, retrying quickly.
-fn exporting_to(http: &str) -> Vec<String> {
-    vec![
+/// A real receiver (its gRPC and HTTP addresses), a fresh data dir, and the flags that export
+/// to the receiver's OTLP/HTTP address, retrying quickly.
+fn export_setup() -> (
+    crate::support::Receiver,
+    (String, String),
+    tempfile::TempDir,
+    Vec<String>,
+) {
+    let receiver = crate::support::Receiver::start();
+    let addresses = (receiver.grpc.clone(), receiver.http.clone());
+    let args = vec![
         "--otlp-endpoint".into(),
-        format!("http://{http}"),
+        format!("http://{}", addresses.1),
         "--otlp-max-backoff".into(),
         "100ms".into(),
-    ]
+    ];
+    (receiver, addresses, tempfile::tempdir().unwrap(), args)
+}
+
+/// [`start`] with owned flags.
+fn start_with(dir: &Path, extra: &[String]) -> Agent {
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    start(dir, &extra)
 }
 
 /// Waits until the agent has `traces` traces and everything it received is committed.
@@ -389,13 +404,9 @@ fn max_memory_moves_the_least_recent_traces_to_disk_whatever_their_sizes() {
 /// collector did get before the kill is not sent again.
 #[test]
 fn spans_a_killed_agent_never_delivered_are_exported_after_restart() {
-    let mut receiver = crate::support::Receiver::start();
-    let (grpc, http) = (receiver.grpc.clone(), receiver.http.clone());
-    let dir = tempfile::tempdir().unwrap();
-    let args = exporting_to(&http);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (mut receiver, (grpc, http), dir, args) = export_setup();
     // First, with the collector up: one trace delivered, and the watermark committed past it.
-    let mut agent = start(dir.path(), &args);
+    let mut agent = start_with(dir.path(), &args);
     let client = agent.client();
     let delivered = send_traces(&client, 1, "g", 1000);
     flush(&client);
@@ -428,7 +439,7 @@ fn spans_a_killed_agent_never_delivered_are_exported_after_restart() {
     agent.kill();
 
     let receiver = crate::support::Receiver::start_on(&grpc, &http);
-    let agent = start(dir.path(), &args);
+    let agent = start_with(dir.path(), &args);
     // 20 traces × (root + step + op), and the OTLP pair, derived again from the journal (its
     // as-received copy went with the killed process).
     let spans = receiver.wait_spans(|s| s.len() >= 62);
@@ -463,13 +474,9 @@ fn spans_a_killed_agent_never_delivered_are_exported_after_restart() {
 /// journal forgets it only once it has all left.
 #[test]
 fn a_saved_backlog_survives_a_run_killed_before_sending_it() {
-    let mut receiver = crate::support::Receiver::start();
-    let (grpc, http) = (receiver.grpc.clone(), receiver.http.clone());
+    let (mut receiver, (grpc, http), dir, args) = export_setup();
     receiver.kill(); // down through the first two runs
-    let dir = tempfile::tempdir().unwrap();
-    let args = exporting_to(&http);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut agent = start(dir.path(), &args);
+    let mut agent = start_with(dir.path(), &args);
     let client = agent.client();
     let ids = send_traces(&client, 20, "g", 1000);
     flush(&client);
@@ -478,11 +485,11 @@ fn a_saved_backlog_survives_a_run_killed_before_sending_it() {
 
     // The second run takes the backlog into its forward queue as it starts (before it answers
     // HTTP) and dies before the collector is back.
-    let mut agent = start(dir.path(), &args);
+    let mut agent = start_with(dir.path(), &args);
     agent.kill();
 
     let receiver = crate::support::Receiver::start_on(&grpc, &http);
-    let agent = start(dir.path(), &args);
+    let agent = start_with(dir.path(), &args);
     let spans = receiver.wait_spans(|s| s.len() >= 60);
     agent.wait_for("/healthz", |_, h| h["otlp"]["forwardedSpans"] == 60);
     assert_eq!(spans.len(), 60);
@@ -499,13 +506,9 @@ fn a_saved_backlog_survives_a_run_killed_before_sending_it() {
 /// OTLP-ingested ones, reaches the real receiver exactly once.
 #[test]
 fn spans_waiting_for_a_down_collector_survive_a_restart_and_arrive_once() {
-    let mut receiver = crate::support::Receiver::start();
-    let (grpc, http) = (receiver.grpc.clone(), receiver.http.clone());
+    let (mut receiver, (grpc, http), dir, args) = export_setup();
     receiver.kill(); // the collector is down from the start
-    let dir = tempfile::tempdir().unwrap();
-    let args = exporting_to(&http);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut agent = start(dir.path(), &args);
+    let mut agent = start_with(dir.path(), &args);
     let client = agent.client();
     let ids = send_traces(&client, 20, "g", 1000);
     flush(&client);
@@ -516,7 +519,7 @@ fn spans_waiting_for_a_down_collector_survive_a_restart_and_arrive_once() {
     });
     agent.terminate();
 
-    let agent = start(dir.path(), &args);
+    let agent = start_with(dir.path(), &args);
     let receiver = crate::support::Receiver::start_on(&grpc, &http);
     let spans = receiver.wait_spans(|s| s.len() >= 62);
     // Nothing more arrives once the backlog is through: wait for the forwarder to be idle.

@@ -351,13 +351,7 @@ fn restore(state: &Arc<AgentState>) {
             state.config.max_traces.get(),
             state.config.export.enabled(),
             |origin, events, received, unexported| {
-                // What the previous run delivered is rebuilt, not exported again; what it may
-                // not have is exported, ingested OTLP included (its as-received copy is gone).
-                store.set_export_paused(!unexported);
-                store.set_export_otlp_origins(unexported);
-                store.apply_batch(origin, events, received);
-                store.set_export_paused(false);
-                store.set_export_otlp_origins(false);
+                store.replay_batch(origin, events, received, !unexported);
             },
         )
     };

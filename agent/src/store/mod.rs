@@ -77,12 +77,21 @@ pub struct Store {
     last_dirty: Option<TraceId>,
     /// OTLP forwarding, when configured.
     exporter: Option<crate::export::Exporter>,
-    /// Replaying batches that were exported before: apply without offering spans.
-    export_paused: bool,
-    /// Replaying ingested OTLP whose forwarding a crash cut short: derive its spans instead.
-    export_otlp_origins: bool,
+    /// Which applied batches offer spans to the exporter (differs only during a replay).
+    export_mode: ExportMode,
     /// Automatic correlation (state, event, temporal).
     correlator: correlate::Correlator,
+}
+
+/// Which applied batches offer spans to the exporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExportMode {
+    /// Live ingest: SDK batches (ingested OTLP is forwarded as received instead).
+    Live,
+    /// Replaying what the previous run delivered: none.
+    Delivered,
+    /// Replaying what it may not have delivered: all.
+    Owed,
 }
 
 impl Store {
@@ -104,8 +113,7 @@ impl Store {
             dirty: HashSet::new(),
             last_dirty: None,
             exporter: None,
-            export_paused: false,
-            export_otlp_origins: false,
+            export_mode: ExportMode::Live,
             correlator: correlate::Correlator::new(correlate::CorrelateConfig::default()),
             memory_bytes: 0,
             max_memory: usize::MAX,
@@ -200,9 +208,12 @@ impl Store {
         self.observe(id, &applied);
         // OTLP-ingested spans were forwarded as received; deriving them again would send them twice.
         if let Some(exporter) = &self.exporter
-            && !self.export_paused
             && applied != Applied::Nothing
-            && (!origin.otlp || self.export_otlp_origins)
+            && match self.export_mode {
+                ExportMode::Live => !origin.otlp,
+                ExportMode::Delivered => false,
+                ExportMode::Owed => true,
+            }
             && let Some(trace) = self.traces.peek(&id)
         {
             let links = match applied {
@@ -540,16 +551,23 @@ impl Store {
         self.exporter = Some(exporter);
     }
 
-    /// While paused, applied batches offer no spans to the exporter (replaying what a previous
-    /// run already delivered).
-    pub fn set_export_paused(&mut self, paused: bool) {
-        self.export_paused = paused;
-    }
-
-    /// Whether spans of OTLP-ingested batches are offered too (normally they are forwarded as
-    /// received instead): set while replaying batches whose forwarding a crash may have lost.
-    pub fn set_export_otlp_origins(&mut self, export: bool) {
-        self.export_otlp_origins = export;
+    /// Applies a batch replayed from the journal. One the previous run `delivered` is rebuilt
+    /// without offering spans; one it may not have delivered offers them all, ingested OTLP
+    /// included (its as-received copy died with the process).
+    pub fn replay_batch(
+        &mut self,
+        origin: &Arc<Origin>,
+        events: Vec<Event>,
+        received_ns: u64,
+        delivered: bool,
+    ) {
+        self.export_mode = if delivered {
+            ExportMode::Delivered
+        } else {
+            ExportMode::Owed
+        };
+        self.apply_batch(origin, events, received_ns);
+        self.export_mode = ExportMode::Live;
     }
 
     /// The exporter, if forwarding is on.

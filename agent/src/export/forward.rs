@@ -35,10 +35,8 @@ struct Pending {
 struct Waiting {
     queue: VecDeque<Pending>,
     bytes: usize,
-    /// The newest receive time offered.
-    newest_ns: u64,
-    /// The receive time of the request in flight.
-    in_flight_ns: Option<u64>,
+    /// Receive times offered and in flight.
+    owed: super::queue::Owed,
     /// Requests of the previous run's backlog not yet sent or dropped.
     backlog_left: usize,
     /// Called once they are all gone (the journal then forgets them).
@@ -113,7 +111,7 @@ impl Forwarder {
         let mut done = None;
         {
             let mut waiting = self.waiting.lock();
-            waiting.newest_ns = waiting.newest_ns.max(received_ns);
+            waiting.owed.given(received_ns);
             while waiting.bytes + bytes > self.max_bytes
                 && let Some(old) = waiting.queue.pop_front()
             {
@@ -155,7 +153,7 @@ impl Forwarder {
         let mut waiting = self.waiting.lock();
         waiting.bytes = 0;
         // Handed over for saving: they count as delivered.
-        waiting.in_flight_ns = None;
+        waiting.owed.settled();
         waiting
             .queue
             .drain(..)
@@ -166,29 +164,27 @@ impl Forwarder {
     /// How far forwarding got (see [`super::queue::Progress`]).
     pub fn progress(&self) -> super::queue::Progress {
         let waiting = self.waiting.lock();
-        let oldest = waiting.queue.front().map(|p| p.received_ns);
-        super::queue::Progress {
-            oldest_owed: [oldest, waiting.in_flight_ns].into_iter().flatten().min(),
-            newest: waiting.newest_ns,
-        }
+        waiting
+            .owed
+            .progress(waiting.queue.front().map(|p| p.received_ns))
     }
 
     fn take(&self) -> Option<Pending> {
         let mut waiting = self.waiting.lock();
         let pending = waiting.queue.pop_front()?;
-        waiting.in_flight_ns = Some(pending.received_ns);
+        waiting.owed.taken(pending.received_ns);
         Some(pending)
     }
 
     fn put_back(&self, pending: Pending) {
         let mut waiting = self.waiting.lock();
-        waiting.in_flight_ns = None;
+        waiting.owed.settled();
         waiting.queue.push_front(pending);
     }
 
     fn sent(&self, pending: &Pending) {
         let mut waiting = self.waiting.lock();
-        waiting.in_flight_ns = None;
+        waiting.owed.settled();
         let done = if pending.from_backlog {
             waiting.backlog_gone()
         } else {

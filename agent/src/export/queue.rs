@@ -117,6 +117,42 @@ pub struct Progress {
     pub newest: u64,
 }
 
+/// A queue's batch times, kept alike by the export queue and the forwarder: the newest it was
+/// given, and the oldest of what its worker has taken and not yet settled.
+#[derive(Debug, Default)]
+pub(crate) struct Owed {
+    newest_ns: u64,
+    in_flight_ns: Option<u64>,
+}
+
+impl Owed {
+    /// Something received at `received_ns` was queued.
+    pub(crate) fn given(&mut self, received_ns: u64) {
+        self.newest_ns = self.newest_ns.max(received_ns);
+    }
+
+    /// The worker took what was received from `oldest_ns` on.
+    pub(crate) fn taken(&mut self, oldest_ns: u64) {
+        self.in_flight_ns = Some(self.in_flight_ns.map_or(oldest_ns, |t| t.min(oldest_ns)));
+    }
+
+    /// What the worker took was delivered, saved, or put back in the queue.
+    pub(crate) fn settled(&mut self) {
+        self.in_flight_ns = None;
+    }
+
+    /// The progress, given the receive time of the oldest still queued.
+    pub(crate) fn progress(&self, oldest_queued_ns: Option<u64>) -> Progress {
+        Progress {
+            oldest_owed: [oldest_queued_ns, self.in_flight_ns]
+                .into_iter()
+                .flatten()
+                .min(),
+            newest: self.newest_ns,
+        }
+    }
+}
+
 impl Progress {
     /// Through when everything left (delivered, saved or dropped by the bound).
     pub fn acked_through(self) -> u64 {
@@ -164,10 +200,8 @@ impl CollectorState {
 struct Inner {
     items: VecDeque<Queued>,
     bytes: usize,
-    /// The newest batch time pushed.
-    newest_ns: u64,
-    /// The oldest batch time among the spans the worker has taken and not yet delivered.
-    in_flight_ns: Option<u64>,
+    /// Batch times given and in flight.
+    owed: Owed,
 }
 
 /// The queue shared by the store (producer) and the export worker (consumer).
@@ -247,7 +281,7 @@ impl ExportQueue {
         }
         let mut inner = self.inner.lock();
         let was_empty = inner.items.is_empty();
-        inner.newest_ns = inner.newest_ns.max(received_ns);
+        inner.owed.given(received_ns);
         for span in spans {
             let bytes = span.estimate();
             inner.bytes += bytes;
@@ -275,7 +309,7 @@ impl ExportQueue {
         let taken: Vec<Queued> = inner.items.drain(..n).collect();
         inner.bytes -= taken.iter().map(|q| q.bytes).sum::<usize>();
         if let Some(oldest) = taken.iter().map(|q| q.received_ns).min() {
-            inner.in_flight_ns = Some(inner.in_flight_ns.map_or(oldest, |t| t.min(oldest)));
+            inner.owed.taken(oldest);
         }
         self.update_gauges(&inner);
         taken
@@ -283,7 +317,7 @@ impl ExportQueue {
 
     /// The spans taken last were delivered.
     pub fn delivered(&self) {
-        self.inner.lock().in_flight_ns = None;
+        self.inner.lock().owed.settled();
     }
 
     /// Everything still waiting, handed over for saving (at shutdown): it counts as delivered.
@@ -296,11 +330,9 @@ impl ExportQueue {
     /// How far export got (see [`Progress`]).
     pub fn progress(&self) -> Progress {
         let inner = self.inner.lock();
-        let oldest = inner.items.front().map(|q| q.received_ns);
-        Progress {
-            oldest_owed: [oldest, inner.in_flight_ns].into_iter().flatten().min(),
-            newest: inner.newest_ns,
-        }
+        inner
+            .owed
+            .progress(inner.items.front().map(|q| q.received_ns))
     }
 
     /// The newest batch time through which every span has been delivered, saved or dropped.
@@ -311,7 +343,7 @@ impl ExportQueue {
     /// Puts spans whose export failed back at the front (they are the oldest).
     pub fn requeue(&self, spans: Vec<Queued>) {
         let mut inner = self.inner.lock();
-        inner.in_flight_ns = None;
+        inner.owed.settled();
         for item in spans.into_iter().rev() {
             inner.bytes += item.bytes;
             inner.items.push_front(item);

@@ -448,29 +448,20 @@ fn forwarded_spans_are_redacted_by_the_same_rules() {
             .find(|s| s["spanId"] == hex::encode([id; 8]))
             .unwrap_or_else(|| panic!("span {id:#x} not forwarded: {text}"))
     };
-    let root = by_id(0x21);
-    assert_eq!(
-        otlp_attr(&root["attributes"], "authorization"),
-        Some(json!("[redacted]"))
-    );
-    assert_eq!(
-        otlp_attr(&root["attributes"], "http.url"),
-        Some(json!("/chat?key=[redacted]"))
-    );
-    assert_eq!(
-        otlp_attr(&root["attributes"], "app.custom"),
-        Some(json!("value-33"))
-    );
-    let llm = by_id(0x22);
-    assert_eq!(
-        otlp_attr(&llm["attributes"], "gen_ai.input.messages"),
-        Some(json!("[redacted]"))
-    );
-    assert_eq!(
-        otlp_attr(&llm["attributes"], "gen_ai.request.model"),
-        Some(json!("gpt-4o"))
-    );
-    assert_eq!(llm["name"], "chat gpt-4o");
+    for (id, key, want) in [
+        (0x21, "authorization", "[redacted]"),
+        (0x21, "http.url", "/chat?key=[redacted]"),
+        (0x21, "app.custom", "value-33"),
+        (0x22, "gen_ai.input.messages", "[redacted]"),
+        (0x22, "gen_ai.request.model", "gpt-4o"),
+    ] {
+        assert_eq!(
+            otlp_attr(&by_id(id)["attributes"], key),
+            Some(json!(want)),
+            "span {id:#x} {key}"
+        );
+    }
+    assert_eq!(by_id(0x22)["name"], "chat gpt-4o");
     // What the agent keeps is redacted as well.
     let shown = agent.get_ok(&format!("/api/traces/{}", hex::encode(trace)));
     let shown = shown.to_string();

@@ -37,7 +37,20 @@ pub use wire::{
 };
 
 /// Now, in unix nanoseconds.
+///
+/// With the client, one `clock_gettime(CLOCK_REALTIME)` through the vDSO, read straight into
+/// nanoseconds: every event takes one, and `SystemTime`'s `Duration` arithmetic cost a third of
+/// the clock read again.
 pub fn now_nanos() -> u64 {
+    #[cfg(feature = "client")]
+    {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+        u64::try_from(now.tv_sec).map_or(0, |secs| {
+            secs.saturating_mul(1_000_000_000)
+                .saturating_add(now.tv_nsec as u64)
+        })
+    }
+    #[cfg(not(feature = "client"))]
     system_time_nanos(std::time::SystemTime::now())
 }
 

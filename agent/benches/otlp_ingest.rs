@@ -96,13 +96,13 @@ fn socket_trace(n: u64, out: &mut Vec<Event>) {
     let trace = TraceId(u128::from(n) + 1);
     let root = (n << 8) | 1;
     let start = T0 + n * 1_000_000;
-    out.push(Event::TraceStart(TraceStart {
+    out.push(Event::TraceStart(Box::new(TraceStart {
         t: start,
         trace,
         flow: "POST /orders".into(),
         span: Some(SpanId(root)),
         ..TraceStart::default()
-    }));
+    })));
     for c in 0..CHILDREN {
         let span = SpanId(root + 1 + c);
         let mut attrs = wire::Attributes::new();

@@ -33,22 +33,18 @@ fn op(
     action: OpAction,
     subject: &str,
 ) -> Event {
-    let (key, topic, stream) = match kind {
-        OpKind::State => (Some(subject.to_owned().into()), None, None),
-        OpKind::Emit => (None, Some(subject.to_owned().into()), None),
-        OpKind::Stream => (None, None, Some(subject.to_owned().into())),
-    };
     Event::Op(Op {
         t,
         trace,
         span: Some(span),
         kind,
         action,
-        key,
-        topic,
-        to: (kind == OpKind::Emit).then(|| "next-step".into()),
-        stream,
-        id: (kind == OpKind::Stream).then(|| "item-42".into()),
+        subject: Some(subject.to_owned().into()),
+        detail: match kind {
+            OpKind::State => None,
+            OpKind::Emit => Some("next-step".into()),
+            OpKind::Stream => Some("item-42".into()),
+        },
         dur: 1_500_000,
         ok: true,
         error: None,
@@ -60,7 +56,7 @@ pub fn trace_events(n: u64, with_ops: bool) -> Vec<Event> {
     let trace = TraceId(0x1000_0000_0000_0000_0000_0000_0000_0000 | n as u128);
     let f = (n % 4) as usize;
     let t0 = 1_703_943_052_000_000_000 + n * 1_000_000;
-    let mut events = vec![Event::TraceStart(TraceStart {
+    let mut events = vec![Event::TraceStart(Box::new(TraceStart {
         t: t0,
         trace,
         flow: FLOWS[f].to_owned(),
@@ -70,7 +66,7 @@ pub fn trace_events(n: u64, with_ops: bool) -> Vec<Event> {
         parent: None,
         attrs: None,
         ..TraceStart::default()
-    })];
+    }))];
     let ops: [&[(OpKind, OpAction, &str)]; 3] = [
         &[
             (OpKind::State, OpAction::Get, "user.email"),

@@ -571,12 +571,12 @@ mod tests {
             max_events: 1_000_000,
             max_depth: 10_000,
         };
-        let mut events = vec![Event::TraceStart(TraceStart {
+        let mut events = vec![Event::TraceStart(Box::new(TraceStart {
             t: 1,
             trace: id,
             flow: "f".into(),
             ..TraceStart::default()
-        })];
+        }))];
         for &(span, parent, start, stop) in steps {
             events.push(Event::StepStart(StepStart {
                 t: start,

@@ -53,14 +53,14 @@ pub(crate) fn error_info(
     error_type: Option<String>,
     code: Option<String>,
     stack: Option<String>,
-) -> Option<ErrorInfo> {
+) -> Option<Box<ErrorInfo>> {
     if message.is_none() && error_type.is_none() && code.is_none() && stack.is_none() {
         return None;
     }
-    Some(ErrorInfo::from_parts(
+    Some(Box::new(ErrorInfo::from_parts(
         message.as_deref(),
         error_type.as_deref(),
         code.as_deref(),
         stack.as_deref(),
-    ))
+    )))
 }

@@ -396,7 +396,7 @@ pub fn llm(
 ) {
     emit_here(|trace, span| {
         let dur = nanos(dur_ns);
-        Event::Llm(Llm {
+        Event::Llm(Box::new(Llm {
             t: now_nanos().saturating_sub(dur),
             trace,
             span,
@@ -408,7 +408,7 @@ pub fn llm(
             output_tokens: count(output_tokens),
             cost: cost.filter(|c| c.is_finite()),
             dur,
-        })
+        }))
     });
 }
 
@@ -422,7 +422,7 @@ pub fn artifact(
     size: Option<f64>,
 ) {
     emit_here(|trace, span| {
-        Event::Artifact(Artifact {
+        Event::Artifact(Box::new(Artifact {
             t: now_nanos(),
             trace,
             span,
@@ -431,7 +431,7 @@ pub fn artifact(
             preview,
             mime,
             size: count(size),
-        })
+        }))
     });
 }
 

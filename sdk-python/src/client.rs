@@ -304,7 +304,7 @@ impl PyClient {
             trace: span.trace,
             span: id,
             status,
-            error,
+            error: error.map(Box::new),
             name: span.name.clone(),
             attrs: None,
         }));
@@ -379,7 +379,7 @@ impl PyClient {
         cost: Option<f64>,
         dur: u64,
     ) {
-        self.inner.emit(Event::Llm(Llm {
+        self.inner.emit(Event::Llm(Box::new(Llm {
             t: now_nanos().saturating_sub(dur),
             trace: span.trace,
             span: span.span,
@@ -391,7 +391,7 @@ impl PyClient {
             output_tokens,
             cost,
             dur,
-        }));
+        })));
     }
 
     /// Sends an `artifact`.
@@ -405,7 +405,7 @@ impl PyClient {
         mime: Option<String>,
         size: Option<u64>,
     ) {
-        self.inner.emit(Event::Artifact(Artifact {
+        self.inner.emit(Event::Artifact(Box::new(Artifact {
             t: now_nanos(),
             trace: span.trace,
             span: span.span,
@@ -414,7 +414,7 @@ impl PyClient {
             preview,
             mime,
             size,
-        }));
+        })));
     }
 
     /// Sends a `retry`.

@@ -105,7 +105,17 @@ impl RedactConfig {
         }
     }
 
-    fn error(&self, error: &mut Option<ErrorInfo>) {
+    fn boxed_text(&self, text: &mut Option<Box<str>>) {
+        if let Some(boxed) = text {
+            for pattern in &self.patterns {
+                if let std::borrow::Cow::Owned(replaced) = pattern.replace_all(boxed, REDACTED) {
+                    *boxed = replaced.into_boxed_str();
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: &mut Option<Box<ErrorInfo>>) {
         if let Some(error) = error {
             self.redact_text(&mut error.message);
             self.opt_text(&mut error.stack);
@@ -169,7 +179,7 @@ impl RedactConfig {
                 self.error(&mut e.error);
                 self.attributes(&mut e.attrs);
             }
-            Event::Op(e) => self.opt_text(&mut e.error),
+            Event::Op(e) => self.boxed_text(&mut e.error),
             Event::Log(e) => {
                 self.redact_text(&mut e.msg);
                 self.attributes(&mut e.fields);
@@ -240,7 +250,7 @@ mod tests {
     #[test]
     fn hide_llm_content_keeps_tokens_and_model() {
         let rules = config(&[], true);
-        let mut event = Event::Llm(Llm {
+        let mut event = Event::Llm(Box::new(Llm {
             t: 1,
             trace: TraceId(1),
             span: None,
@@ -252,7 +262,7 @@ mod tests {
             output_tokens: Some(4),
             cost: Some(0.1),
             dur: 0,
-        });
+        }));
         rules.apply(&mut event);
         let Event::Llm(llm) = event else {
             unreachable!()

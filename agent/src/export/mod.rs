@@ -376,7 +376,7 @@ mod tests {
         let trace = TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736);
         let step = SpanId(0x00f0_67aa_0ba9_02b7);
         let mut op = Op::new(OpKind::Emit, OpAction::Send, Some("topic".into()), None);
-        op.to = Some("next".into());
+        op.detail = Some("next".into());
         let events = vec![
             Event::StepStart(StepStart {
                 t: 10,
@@ -405,7 +405,7 @@ mod tests {
                 t: 120,
                 trace,
                 status: flowscope::wire::EndStatus::Failed,
-                error: Some(flowscope::wire::ErrorInfo::new("card declined")),
+                error: Some(Box::new(flowscope::wire::ErrorInfo::new("card declined"))),
                 span: None,
             }),
         ];

@@ -448,7 +448,7 @@ fn map_span(
 
     if root {
         let w3c = (span.flags & 0xff) as u8;
-        out.push(Event::TraceStart(TraceStart {
+        out.push(Event::TraceStart(Box::new(TraceStart {
             t: start,
             trace,
             flow: first_text(&attrs, &["flowscope.flow", "workflow.name"])
@@ -463,7 +463,7 @@ fn map_span(
             remote_parent: parent,
             // Exported spans were recorded; a sender that leaves flags out sampled them.
             flags: Some(if span.flags == 0 { 1 } else { w3c }),
-        }));
+        })));
         if let Some(cid) = cid {
             correlated.insert((trace, cid));
         }
@@ -490,7 +490,7 @@ fn map_span(
         }
     }
     if let Some(llm) = llm_of(trace, owner, span, &attrs) {
-        out.push(Event::Llm(llm));
+        out.push(Event::Llm(Box::new(llm)));
     }
     if let Some(op) = emit_of(trace, owner, span, kind, &attrs, failed) {
         out.push(Event::Op(op));
@@ -519,7 +519,7 @@ fn map_span(
             t: end,
             trace,
             status: end_status,
-            error,
+            error: error.map(Box::new),
             span: Some(id),
         }));
     } else {
@@ -528,7 +528,7 @@ fn map_span(
             trace,
             span: id,
             status: end_status,
-            error,
+            error: error.map(Box::new),
             name: None,
             attrs: None,
         }));
@@ -750,7 +750,7 @@ mod tests {
         let ops: Vec<_> = events
             .iter()
             .filter_map(|e| match e {
-                Event::Op(op) => Some((op.kind, op.action, op.topic.clone().or(op.key.clone()))),
+                Event::Op(op) => Some((op.kind, op.action, op.subject.clone())),
                 _ => None,
             })
             .collect();

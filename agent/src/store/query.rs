@@ -276,12 +276,12 @@ mod tests {
             let flow = if i % 2 == 0 { "even" } else { "odd" };
             store.apply(
                 &origin,
-                Event::TraceStart(TraceStart {
+                Event::TraceStart(Box::new(TraceStart {
                     t: 1_000 + i,
                     trace,
                     flow: flow.into(),
                     ..TraceStart::default()
-                }),
+                })),
                 0,
             );
             store.apply(

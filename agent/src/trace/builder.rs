@@ -332,7 +332,7 @@ pub fn apply(
                     EndStatus::Failed => TraceStatus::Failed,
                 };
                 segment.end_ns = Some(end.t);
-                segment.error = end.error.map(Box::new);
+                segment.error = end.error;
             }
             // A call that never got its response (the client raised) ends with the segment.
             for step in trace.steps.iter_mut().filter(|s| {
@@ -397,7 +397,7 @@ pub fn apply(
                 EndStatus::Failed => StepStatus::Failed,
             };
             step.end_ns = Some(end.t);
-            step.error = end.error.map(Box::new);
+            step.error = end.error;
             merge_attributes(&mut step.attributes, end.attrs);
             if step.name.is_empty()
                 && let Some(name) = end.name
@@ -406,13 +406,9 @@ pub fn apply(
             }
             Applied::StepEnded(end.span)
         }
-        Event::Op(mut op) => {
+        Event::Op(op) => {
             // Moved, not copied: decoded strings have no spare capacity, so boxing is free.
-            let subject = match op.kind {
-                OpKind::State => op.key.take(),
-                OpKind::Emit => op.topic.take(),
-                OpKind::Stream => op.stream.take(),
-            };
+            let subject = op.subject;
             if let Some(subject) = subject.as_deref() {
                 match op.kind {
                     OpKind::State => idx.add_key(KeyKind::StateKey, subject, id),
@@ -428,10 +424,7 @@ pub fn apply(
                 start_ns: op.t,
                 duration_ns: op.dur,
                 subject: subject.map(|s| idx.intern(&s)),
-                detail: match kind {
-                    OpKind::Emit => op.to.map(|s| idx.intern(&s)),
-                    _ => op.id.map(|s| idx.intern(&s)),
-                },
+                detail: op.detail.map(|s| idx.intern(&s)),
                 error: op.error.map(ThinStr::from),
             };
             match op.span {
@@ -613,7 +606,7 @@ mod tests {
     }
 
     fn start(t: u64, flow: &str, span: u64, remote: Option<u64>) -> Event {
-        Event::TraceStart(TraceStart {
+        Event::TraceStart(Box::new(TraceStart {
             t,
             trace: TRACE,
             flow: flow.into(),
@@ -621,7 +614,7 @@ mod tests {
             span: Some(SpanId(span)),
             remote_parent: remote.map(SpanId),
             ..TraceStart::default()
-        })
+        }))
     }
 
     fn end(t: u64, span: u64) -> Event {
@@ -766,7 +759,8 @@ mod tests {
             trace: TRACE,
             span: SpanId(span),
             status,
-            error: (status == EndStatus::Failed).then(|| flowscope::wire::ErrorInfo::new("boom")),
+            error: (status == EndStatus::Failed)
+                .then(|| Box::new(flowscope::wire::ErrorInfo::new("boom"))),
             name: name.map(|n| n.to_owned().into()),
             attrs: Some(
                 [("http.response.status_code".to_owned(), 200.into())]

@@ -135,11 +135,7 @@ pub fn sanitize(event: &mut Event) -> Result<u32, Invalid> {
             clamp_time(&mut e.t);
             clamp_duration(e.t, &mut e.dur);
             span_ok(e.span)?;
-            cut_opt_name(&mut e.key)
-                + cut_opt_name(&mut e.topic)
-                + cut_opt_name(&mut e.to)
-                + cut_opt_name(&mut e.stream)
-                + cut_opt_name(&mut e.id)
+            cut_opt_name(&mut e.subject) + cut_opt_name(&mut e.detail)
         }
         Event::Log(e) => {
             clamp_time(&mut e.t);

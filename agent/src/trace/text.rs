@@ -79,6 +79,13 @@ impl From<String> for ThinStr {
     }
 }
 
+impl From<Box<str>> for ThinStr {
+    /// Moves the text in, without a copy.
+    fn from(text: Box<str>) -> Self {
+        Self(Arc::new(text))
+    }
+}
+
 impl From<&str> for ThinStr {
     fn from(text: &str) -> Self {
         Self::new(text)

@@ -366,7 +366,7 @@ impl StepGuard {
             trace: ctx.trace_id,
             span,
             status,
-            error,
+            error: error.map(Box::new),
             name: Some(std::mem::take(&mut self.name)),
             attrs: None,
         }));
@@ -437,29 +437,29 @@ pub struct OpBuilder {
 }
 
 impl OpBuilder {
-    /// State key.
+    /// State key (the op's subject).
     pub fn key(mut self, key: impl Into<Name>) -> Self {
-        self.op.key = Some(key.into());
+        self.op.subject = Some(key.into());
         self
     }
-    /// Emit topic.
+    /// Emit topic (the op's subject).
     pub fn topic(mut self, topic: impl Into<Name>) -> Self {
-        self.op.topic = Some(topic.into());
+        self.op.subject = Some(topic.into());
         self
     }
-    /// The step an emit triggers.
+    /// The step an emit triggers (the op's detail).
     pub fn to(mut self, step: impl Into<Name>) -> Self {
-        self.op.to = Some(step.into());
+        self.op.detail = Some(step.into());
         self
     }
-    /// Stream name.
+    /// Stream name (the op's subject).
     pub fn stream(mut self, stream: impl Into<Name>) -> Self {
-        self.op.stream = Some(stream.into());
+        self.op.subject = Some(stream.into());
         self
     }
-    /// Stream item id.
+    /// Stream item id (the op's detail).
     pub fn item(mut self, id: impl Into<Name>) -> Self {
-        self.op.id = Some(id.into());
+        self.op.detail = Some(id.into());
         self
     }
     /// Start time (default: when recorded or started).
@@ -475,7 +475,7 @@ impl OpBuilder {
     /// Marks the operation failed.
     pub fn failed(mut self, error: impl Into<String>) -> Self {
         self.op.ok = false;
-        self.op.error = Some(error.into());
+        self.op.error = Some(error.into().into_boxed_str());
         self
     }
     /// Sends the operation now with the duration given (default zero).
@@ -527,7 +527,7 @@ impl OpTimer {
         op.dur = self.started.elapsed().as_nanos() as u64;
         if error.is_some() {
             op.ok = false;
-            op.error = error;
+            op.error = error.map(String::into_boxed_str);
         }
         emit_here(|trace, span| {
             op.trace = trace;
@@ -685,7 +685,7 @@ impl LlmBuilder {
             }
             llm.trace = trace;
             llm.span = span;
-            Event::Llm(llm)
+            Event::Llm(Box::new(llm))
         });
     }
 }
@@ -735,7 +735,7 @@ impl ArtifactBuilder {
             artifact.t = now_nanos();
             artifact.trace = trace;
             artifact.span = span;
-            Event::Artifact(artifact)
+            Event::Artifact(Box::new(artifact))
         });
     }
 }
@@ -749,14 +749,17 @@ mod tests {
     #[test]
     fn literal_names_are_carried_without_allocating() {
         let op = emit("user.validated").to("save-user").op;
-        assert!(matches!(op.topic, Some(Cow::Borrowed("user.validated"))));
-        assert!(matches!(op.to, Some(Cow::Borrowed("save-user"))));
-        assert!(matches!(state_get("k").op.key, Some(Cow::Borrowed("k"))));
+        assert!(matches!(op.subject, Some(Cow::Borrowed("user.validated"))));
+        assert!(matches!(op.detail, Some(Cow::Borrowed("save-user"))));
+        assert!(matches!(
+            state_get("k").op.subject,
+            Some(Cow::Borrowed("k"))
+        ));
         assert!(matches!(step("validate").name, Cow::Borrowed("validate")));
         // A runtime string is moved in, not copied.
         let key = String::from("user.42");
         let ptr = key.as_ptr();
-        match state_set(key).op.key {
+        match state_set(key).op.subject {
             Some(Cow::Owned(owned)) => assert_eq!(owned.as_ptr(), ptr),
             other => panic!("expected the owned key, got {other:?}"),
         }

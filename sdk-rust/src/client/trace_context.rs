@@ -189,7 +189,7 @@ impl Client {
                 name: None,
             }));
         }
-        self.emit(Event::TraceStart(TraceStart {
+        self.emit(Event::TraceStart(Box::new(TraceStart {
             t,
             trace: trace_id,
             flow: options.flow,
@@ -201,7 +201,7 @@ impl Client {
             span: Some(context.root_span),
             remote_parent,
             flags: remote.map(|_| flags),
-        }));
+        })));
         context
     }
 
@@ -215,7 +215,7 @@ impl Client {
             } else {
                 EndStatus::Completed
             },
-            error,
+            error: error.map(Box::new),
             span: Some(context.root_span),
         }));
     }
@@ -306,7 +306,7 @@ impl Client {
             } else {
                 EndStatus::Completed
             },
-            error,
+            error: error.map(Box::new),
             name: None,
             attrs: (!attrs.is_empty()).then_some(attrs),
         }));

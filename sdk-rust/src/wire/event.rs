@@ -28,7 +28,7 @@ pub type UnixNanos = u64;
 #[serde(tag = "k", rename_all = "snake_case")]
 pub enum Event {
     /// A run of a flow begins.
-    TraceStart(TraceStart),
+    TraceStart(Box<TraceStart>),
     /// A run of a flow ends.
     TraceEnd(TraceEnd),
     /// A step begins.
@@ -40,9 +40,9 @@ pub enum Event {
     /// A log line.
     Log(Log),
     /// An LLM call.
-    Llm(Llm),
+    Llm(Box<Llm>),
     /// An artifact produced by a step.
-    Artifact(Artifact),
+    Artifact(Box<Artifact>),
     /// A retry of a step or call.
     Retry(Retry),
     /// A checkpoint was written.
@@ -89,14 +89,14 @@ impl<'de> Deserialize<'de> for Text<'de> {
 /// Decodes the variant named `kind` from a deserializer over the rest of its fields.
 fn variant<'de, D: Deserializer<'de>>(kind: &str, fields: D) -> Result<Event, D::Error> {
     Ok(match kind {
-        "trace_start" => Event::TraceStart(TraceStart::deserialize(fields)?),
+        "trace_start" => Event::TraceStart(Box::new(TraceStart::deserialize(fields)?)),
         "trace_end" => Event::TraceEnd(TraceEnd::deserialize(fields)?),
         "step_start" => Event::StepStart(StepStart::deserialize(fields)?),
         "step_end" => Event::StepEnd(StepEnd::deserialize(fields)?),
         "op" => Event::Op(Op::deserialize(fields)?),
         "log" => Event::Log(Log::deserialize(fields)?),
-        "llm" => Event::Llm(Llm::deserialize(fields)?),
-        "artifact" => Event::Artifact(Artifact::deserialize(fields)?),
+        "llm" => Event::Llm(Box::new(Llm::deserialize(fields)?)),
+        "artifact" => Event::Artifact(Box::new(Artifact::deserialize(fields)?)),
         "retry" => Event::Retry(Retry::deserialize(fields)?),
         "checkpoint" => Event::Checkpoint(Checkpoint::deserialize(fields)?),
         "transition" => Event::Transition(Transition::deserialize(fields)?),
@@ -218,7 +218,7 @@ impl Event {
                     .sum()
             })
         }
-        fn error(e: &Option<ErrorInfo>) -> usize {
+        fn error(e: &Option<Box<ErrorInfo>>) -> usize {
             e.as_ref().map_or(0, |e| {
                 e.message.len() + opt(&e.error_type) + opt(&e.code) + opt(&e.stack)
             })
@@ -231,14 +231,7 @@ impl Event {
                 Event::TraceEnd(e) => error(&e.error),
                 Event::StepStart(e) => text(&e.name) + attrs(&e.attrs),
                 Event::StepEnd(e) => error(&e.error) + opt(&e.name) + attrs(&e.attrs),
-                Event::Op(e) => {
-                    opt(&e.key)
-                        + opt(&e.topic)
-                        + opt(&e.to)
-                        + opt(&e.stream)
-                        + opt(&e.id)
-                        + opt(&e.error)
-                }
+                Event::Op(e) => opt(&e.subject) + opt(&e.detail) + opt(&e.error),
                 Event::Log(e) => text(&e.msg) + attrs(&e.fields),
                 Event::Llm(e) => {
                     text(&e.model) + opt(&e.provider) + opt(&e.prompt) + opt(&e.response)
@@ -441,7 +434,7 @@ pub struct TraceEnd {
     pub status: EndStatus,
     /// Error, when failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorInfo>,
+    pub error: Option<Box<ErrorInfo>>,
     /// The segment that ends (its `trace_start` `sp`).
     #[serde(rename = "sp", default, skip_serializing_if = "Option::is_none")]
     pub span: Option<SpanId>,
@@ -509,7 +502,7 @@ pub struct StepEnd {
     pub status: EndStatus,
     /// Error, when failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorInfo>,
+    pub error: Option<Box<ErrorInfo>>,
     /// Step name, repeated so an end that overtakes its start still names the step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<Name>,
@@ -591,45 +584,32 @@ impl OpAction {
 }
 
 /// `op`: a state/emit/stream operation inside a step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// On the wire the subject is `key`, `topic` or `stream` and the detail `to` or `id`, by kind
+/// (PROTOCOL.md). In memory they are two fields, so that the event stays small: every op is
+/// copied into the SDK queue and out again, and an `Event` of at most 128 bytes is copied inline.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Op {
     /// Start time (unix ns).
     pub t: UnixNanos,
     /// Trace id.
-    #[serde(rename = "tr")]
     pub trace: TraceId,
     /// Step it ran in.
-    #[serde(rename = "sp", default, skip_serializing_if = "Option::is_none")]
     pub span: Option<SpanId>,
     /// Family.
-    #[serde(rename = "op")]
     pub kind: OpKind,
     /// Action.
     pub action: OpAction,
-    /// State key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<Name>,
-    /// Emit topic.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub topic: Option<Name>,
-    /// Step an emit triggers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<Name>,
-    /// Stream name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream: Option<Name>,
-    /// Stream item id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<Name>,
-    /// Duration (ns).
-    #[serde(default)]
-    pub dur: u64,
     /// Whether it succeeded.
-    #[serde(default = "yes")]
     pub ok: bool,
+    /// The state key, emit topic or stream name (`key` / `topic` / `stream` on the wire).
+    pub subject: Option<Name>,
+    /// The step an emit triggers (`to`) or the stream item id (`id`); none for state.
+    pub detail: Option<Name>,
+    /// Duration (ns).
+    pub dur: u64,
     /// Error message, when it failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<Box<str>>,
 }
 
 impl Op {
@@ -642,25 +622,16 @@ impl Op {
         subject: Option<Name>,
         detail: Option<Name>,
     ) -> Self {
-        let (mut key, mut topic, mut to, mut stream, mut id) = (None, None, None, None, None);
-        match kind {
-            OpKind::State => key = subject,
-            OpKind::Emit => (topic, to) = (subject, detail),
-            OpKind::Stream => (stream, id) = (subject, detail),
-        }
         Self {
             t: 0,
             trace: TraceId::INVALID,
             span: None,
             kind,
             action,
-            key,
-            topic,
-            to,
-            stream,
-            id,
-            dur: 0,
             ok: true,
+            subject,
+            detail: if kind == OpKind::State { None } else { detail },
+            dur: 0,
             error: None,
         }
     }
@@ -678,8 +649,132 @@ impl Op {
         self.span = span;
         self.dur = dur;
         self.ok = error.is_none();
-        self.error = error;
+        self.error = error.map(String::into_boxed_str);
         self
+    }
+
+    /// The state key (`None` for other kinds).
+    pub fn key(&self) -> Option<&str> {
+        self.subject_if(OpKind::State)
+    }
+    /// The emit topic (`None` for other kinds).
+    pub fn topic(&self) -> Option<&str> {
+        self.subject_if(OpKind::Emit)
+    }
+    /// The stream name (`None` for other kinds).
+    pub fn stream(&self) -> Option<&str> {
+        self.subject_if(OpKind::Stream)
+    }
+    /// The step an emit triggers (`None` for other kinds).
+    pub fn to(&self) -> Option<&str> {
+        self.detail_if(OpKind::Emit)
+    }
+    /// The stream item id (`None` for other kinds).
+    pub fn item(&self) -> Option<&str> {
+        self.detail_if(OpKind::Stream)
+    }
+
+    fn subject_if(&self, kind: OpKind) -> Option<&str> {
+        self.subject.as_deref().filter(|_| self.kind == kind)
+    }
+    fn detail_if(&self, kind: OpKind) -> Option<&str> {
+        self.detail.as_deref().filter(|_| self.kind == kind)
+    }
+}
+
+/// An [`Op`] as the wire spells it, borrowed for encoding.
+#[derive(Serialize)]
+struct OpOut<'a> {
+    t: UnixNanos,
+    tr: TraceId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sp: Option<SpanId>,
+    op: OpKind,
+    action: OpAction,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    topic: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    dur: u64,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+impl Serialize for Op {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        OpOut {
+            t: self.t,
+            tr: self.trace,
+            sp: self.span,
+            op: self.kind,
+            action: self.action,
+            key: self.key(),
+            topic: self.topic(),
+            to: self.to(),
+            stream: self.stream(),
+            id: self.item(),
+            dur: self.dur,
+            ok: self.ok,
+            error: self.error.as_deref(),
+        }
+        .serialize(serializer)
+    }
+}
+
+/// An [`Op`] as decoded from the wire: each kind keeps only its own subject and detail fields.
+#[derive(Deserialize)]
+struct OpIn {
+    t: UnixNanos,
+    tr: TraceId,
+    #[serde(default)]
+    sp: Option<SpanId>,
+    op: OpKind,
+    action: OpAction,
+    #[serde(default)]
+    key: Option<Name>,
+    #[serde(default)]
+    topic: Option<Name>,
+    #[serde(default)]
+    to: Option<Name>,
+    #[serde(default)]
+    stream: Option<Name>,
+    #[serde(default)]
+    id: Option<Name>,
+    #[serde(default)]
+    dur: u64,
+    #[serde(default = "yes")]
+    ok: bool,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Op {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = OpIn::deserialize(deserializer)?;
+        let (subject, detail) = match wire.op {
+            OpKind::State => (wire.key, None),
+            OpKind::Emit => (wire.topic, wire.to),
+            OpKind::Stream => (wire.stream, wire.id),
+        };
+        Ok(Self {
+            t: wire.t,
+            trace: wire.tr,
+            span: wire.sp,
+            kind: wire.op,
+            action: wire.action,
+            ok: wire.ok,
+            subject,
+            detail,
+            dur: wire.dur,
+            error: wire.error.map(String::into_boxed_str),
+        })
     }
 }
 

@@ -14,11 +14,13 @@ use crate::wire::{
 };
 use crate::{new_span_id, new_trace_id, now_nanos, system_time_nanos};
 
+#[inline]
 fn or_now(t: UnixNanos) -> UnixNanos {
     if t == 0 { now_nanos() } else { t }
 }
 
 /// Emits an event built from the current context, if there is one.
+#[inline]
 fn emit_here(make: impl FnOnce(TraceId, Option<SpanId>) -> Event) {
     context::with_current(|ctx| {
         if let Some(ctx) = ctx {
@@ -385,6 +387,7 @@ impl Drop for StepGuard {
 // Operations
 
 /// Describes a state/emit/stream operation in the current step.
+#[inline]
 pub fn op(kind: OpKind, action: OpAction) -> OpBuilder {
     OpBuilder {
         op: Op::new(kind, action, None, None),
@@ -479,6 +482,7 @@ impl OpBuilder {
         self
     }
     /// Sends the operation now with the duration given (default zero).
+    #[inline]
     pub fn record(self) {
         let mut op = self.op;
         emit_here(|trace, span| {

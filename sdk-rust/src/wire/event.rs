@@ -195,6 +195,7 @@ impl Event {
 
     /// An estimate of the memory this event holds (its own size plus its strings and
     /// attributes), which bounds the SDK queue in bytes. Cheap: one pass over top-level fields.
+    #[inline]
     pub fn queued_size(&self) -> usize {
         fn text(s: &str) -> usize {
             s.len()
@@ -616,6 +617,7 @@ impl Op {
     /// An operation on `subject` — the state key, emit topic or stream name, by `kind` — with
     /// `detail`: the step an emit triggers, or the stream item id (ignored for state). Untimed
     /// and unattached until [`ended_now`](Self::ended_now) (or the fields) say otherwise.
+    #[inline]
     pub fn new(
         kind: OpKind,
         action: OpAction,

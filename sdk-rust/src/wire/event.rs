@@ -193,7 +193,7 @@ impl Event {
         Self::KINDS[self.kind_index()]
     }
 
-    /// An estimate of the memory this event holds (its own size plus its strings and
+    /// An estimate of the memory this event holds (its own size, its boxed parts, strings and
     /// attributes), which bounds the SDK queue in bytes. Cheap: one pass over top-level fields.
     #[inline]
     pub fn queued_size(&self) -> usize {
@@ -221,13 +221,22 @@ impl Event {
         }
         fn error(e: &Option<Box<ErrorInfo>>) -> usize {
             e.as_ref().map_or(0, |e| {
-                e.message.len() + opt(&e.error_type) + opt(&e.code) + opt(&e.stack)
+                size_of::<ErrorInfo>()
+                    + e.message.len()
+                    + opt(&e.error_type)
+                    + opt(&e.code)
+                    + opt(&e.stack)
             })
         }
-        std::mem::size_of::<Event>()
+        use std::mem::size_of;
+        size_of::<Event>()
             + match self {
                 Event::TraceStart(e) => {
-                    text(&e.flow) + opt(&e.step) + opt(&e.cid) + attrs(&e.attrs)
+                    size_of::<TraceStart>()
+                        + text(&e.flow)
+                        + opt(&e.step)
+                        + opt(&e.cid)
+                        + attrs(&e.attrs)
                 }
                 Event::TraceEnd(e) => error(&e.error),
                 Event::StepStart(e) => text(&e.name) + attrs(&e.attrs),
@@ -235,9 +244,19 @@ impl Event {
                 Event::Op(e) => opt(&e.subject) + opt(&e.detail) + opt(&e.error),
                 Event::Log(e) => text(&e.msg) + attrs(&e.fields),
                 Event::Llm(e) => {
-                    text(&e.model) + opt(&e.provider) + opt(&e.prompt) + opt(&e.response)
+                    size_of::<Llm>()
+                        + text(&e.model)
+                        + opt(&e.provider)
+                        + opt(&e.prompt)
+                        + opt(&e.response)
                 }
-                Event::Artifact(e) => text(&e.name) + opt(&e.url) + opt(&e.preview) + opt(&e.mime),
+                Event::Artifact(e) => {
+                    size_of::<Artifact>()
+                        + text(&e.name)
+                        + opt(&e.url)
+                        + opt(&e.preview)
+                        + opt(&e.mime)
+                }
                 Event::Retry(e) => opt(&e.reason),
                 Event::Checkpoint(e) => text(&e.id),
                 Event::Transition(e) => text(&e.from) + text(&e.to) + opt(&e.action),

@@ -101,6 +101,8 @@ pub struct Exporter {
     queue: Arc<ExportQueue>,
     sample_ratio: f64,
     export_unsampled: bool,
+    /// Spans offered since the last [`queue_offered`](Self::queue_offered), with their resource.
+    offered: Vec<(Arc<crate::trace::Origin>, queue::QueuedSpan)>,
 }
 
 impl Exporter {
@@ -114,16 +116,10 @@ impl Exporter {
         }
     }
 
-    /// Queues the spans that `applied` completed in `trace`, each under the resource of the
-    /// service that produced it. `links` are the root span's links (for a segment end);
-    /// `received_ns` is when the batch that completed them arrived.
-    pub fn offer(
-        &self,
-        trace: &Trace,
-        applied: Applied,
-        links: &mapping::RootLinks,
-        received_ns: u64,
-    ) {
+    /// Takes the spans that `applied` completed in `trace`, each under the resource of the
+    /// service that produced it, for [`queue_offered`](Self::queue_offered). `links` are the
+    /// root span's links (for a segment end).
+    pub fn offer(&mut self, trace: &Trace, applied: Applied, links: &mapping::RootLinks) {
         if !self.sampled(trace) {
             return;
         }
@@ -139,8 +135,7 @@ impl Exporter {
                         index: ops.len() - 1,
                         op: op.clone(),
                     };
-                    self.queue
-                        .push_queued(mapping::step_origin(trace, step), received_ns, [span]);
+                    self.take(mapping::step_origin(trace, step), span);
                 }
             }
             Applied::Llm(span) => {
@@ -150,17 +145,16 @@ impl Exporter {
                     .last()
                     .and_then(|e| mapping::llm_span(trace, step, events.len() - 1, e))
                 {
-                    self.queue
-                        .push(mapping::step_origin(trace, step), received_ns, vec![span]);
+                    let span = queue::QueuedSpan::Built(Box::new(span));
+                    self.take(mapping::step_origin(trace, step), span);
                 }
             }
             Applied::StepEnded(span) => {
                 if let Some(step) = trace.step(span) {
                     let source = mapping::StepSpanSource::new(trace, step);
-                    self.queue.push_queued(
+                    self.take(
                         mapping::step_origin(trace, Some(step)),
-                        received_ns,
-                        [queue::QueuedSpan::Step(Box::new(source))],
+                        queue::QueuedSpan::Step(Box::new(source)),
                     );
                 }
             }
@@ -176,22 +170,28 @@ impl Exporter {
                     .map_or(&trace.origin, |s| &s.origin);
                 let end = trace.segments.get(index).and_then(|s| s.end_ns);
                 // Client calls the segment end closed (no response) leave with it.
-                let mut spans: Vec<_> = trace
-                    .steps
-                    .iter()
-                    .filter(|s| {
-                        s.segment == segment
-                            && s.end_ns == end
-                            && s.error.as_ref().and_then(|e| e.code.as_deref())
-                                == Some(crate::trace::builder::NO_RESPONSE)
-                    })
-                    .map(|s| {
-                        queue::QueuedSpan::Step(Box::new(mapping::StepSpanSource::new(trace, s)))
-                    })
-                    .collect();
-                spans.push(queue::QueuedSpan::Segment(Box::new(root)));
-                self.queue.push_queued(origin, received_ns, spans);
+                for step in trace.steps.iter().filter(|s| {
+                    s.segment == segment
+                        && s.end_ns == end
+                        && s.error.as_ref().and_then(|e| e.code.as_deref())
+                            == Some(crate::trace::builder::NO_RESPONSE)
+                }) {
+                    let source = mapping::StepSpanSource::new(trace, step);
+                    self.take(origin, queue::QueuedSpan::Step(Box::new(source)));
+                }
+                self.take(origin, queue::QueuedSpan::Segment(Box::new(root)));
             }
+        }
+    }
+
+    fn take(&mut self, origin: &Arc<crate::trace::Origin>, span: queue::QueuedSpan) {
+        self.offered.push((Arc::clone(origin), span));
+    }
+
+    /// Queues the spans offered since the last call, from the batch received at `received_ns`.
+    pub fn queue_offered(&mut self, received_ns: u64) {
+        if !self.offered.is_empty() {
+            self.queue.push_offered(received_ns, self.offered.drain(..));
         }
     }
 
@@ -296,6 +296,7 @@ pub fn start(
             queue,
             sample_ratio: config.sample_ratio.clamp(0.0, 1.0),
             export_unsampled: config.export_unsampled,
+            offered: Vec::new(),
         },
         task,
     )))
@@ -371,6 +372,7 @@ mod tests {
             queue: Arc::clone(&queue),
             sample_ratio: 1.0,
             export_unsampled: false,
+            offered: Vec::new(),
         });
         let origin = Arc::new(Origin::named("svc"));
         let trace = TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736);

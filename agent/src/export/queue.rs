@@ -257,23 +257,12 @@ impl ExportQueue {
         }
     }
 
-    /// Appends spans from the batch received at `received_ns`, dropping the oldest beyond the
-    /// bound.
-    pub fn push(&self, origin: &Arc<Origin>, received_ns: u64, spans: Vec<SpanData>) {
-        self.push_queued(
-            origin,
-            received_ns,
-            spans.into_iter().map(|s| QueuedSpan::Built(Box::new(s))),
-        );
-    }
-
-    /// Appends spans (built or to build) from the batch received at `received_ns`, dropping the
-    /// oldest beyond the bound.
-    pub fn push_queued(
+    /// Appends the spans (built or to build, each with its resource) from the batch received at
+    /// `received_ns`, dropping the oldest beyond the bound. One lock for the whole batch.
+    pub fn push_offered(
         &self,
-        origin: &Arc<Origin>,
         received_ns: u64,
-        spans: impl IntoIterator<Item = QueuedSpan>,
+        spans: impl IntoIterator<Item = (Arc<Origin>, QueuedSpan)>,
     ) {
         let mut spans = spans.into_iter().peekable();
         if spans.peek().is_none() {
@@ -282,11 +271,11 @@ impl ExportQueue {
         let mut inner = self.inner.lock();
         let was_empty = inner.items.is_empty();
         inner.owed.given(received_ns);
-        for span in spans {
+        for (origin, span) in spans {
             let bytes = span.estimate();
             inner.bytes += bytes;
             inner.items.push_back(Queued {
-                origin: Arc::clone(origin),
+                origin,
                 span,
                 bytes,
                 received_ns,

@@ -159,12 +159,28 @@ impl Store {
     /// Applies a decoded batch from a connection of `service`. `now_ns` is the agent's clock.
     pub fn apply_batch(&mut self, origin: &Arc<Origin>, events: Vec<Event>, now_ns: u64) {
         for event in events {
-            self.apply(origin, event, now_ns);
+            self.apply_event(origin, event, now_ns);
         }
+        self.queue_export(now_ns);
     }
 
     /// Applies one event.
-    pub fn apply(&mut self, origin: &Arc<Origin>, mut event: Event, now_ns: u64) {
+    pub fn apply(&mut self, origin: &Arc<Origin>, event: Event, now_ns: u64) {
+        self.apply_event(origin, event, now_ns);
+        self.queue_export(now_ns);
+    }
+
+    /// Hands the spans the last events completed to the export queue: once per batch, so ingest
+    /// takes the queue's lock once per batch rather than once per span.
+    fn queue_export(&mut self, received_ns: u64) {
+        if let Some(exporter) = &mut self.exporter {
+            exporter.queue_offered(received_ns);
+        }
+    }
+
+    /// Applies one event; the spans it completes wait in the exporter until
+    /// [`queue_export`](Self::queue_export).
+    fn apply_event(&mut self, origin: &Arc<Origin>, mut event: Event, now_ns: u64) {
         let cut = match limits::sanitize(&mut event) {
             Ok(cut) => cut,
             Err(invalid) => {
@@ -207,7 +223,7 @@ impl Store {
         let applied = builder::apply(trace, &mut self.index, origin, event, now_ns, &self.caps);
         self.observe(id, &applied);
         // OTLP-ingested spans were forwarded as received; deriving them again would send them twice.
-        if let Some(exporter) = &self.exporter
+        if self.exporter.is_some()
             && applied != Applied::Nothing
             && match self.export_mode {
                 ExportMode::Live => !origin.otlp,
@@ -220,7 +236,9 @@ impl Store {
                 Applied::SegmentEnded { .. } => self.root_links(trace),
                 _ => crate::export::mapping::RootLinks::default(),
             };
-            exporter.offer(trace, applied, &links, now_ns);
+            if let Some(exporter) = &mut self.exporter {
+                exporter.offer(trace, applied, &links);
+            }
         }
         if self.last_dirty != Some(id) {
             self.dirty.insert(id);

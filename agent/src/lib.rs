@@ -15,6 +15,7 @@ pub mod insights;
 pub mod live;
 pub mod otlp;
 pub mod persist;
+pub mod receive;
 pub use flowscope::redact;
 pub mod store;
 pub mod telemetry;
@@ -54,6 +55,8 @@ pub struct AgentState {
     pub otlp_grpc: std::sync::OnceLock<String>,
     /// The journal (set at start when `--data-dir` is on).
     pub persist: std::sync::OnceLock<persist::Persistence>,
+    /// Stamps received batches in the order they are applied (see [`receive`]).
+    pub receive_order: receive::ReceiveOrder,
     /// Heavy renders allowed at once (each runs on a blocking thread, outside the store lock).
     renders: Arc<tokio::sync::Semaphore>,
 }
@@ -91,6 +94,7 @@ impl AgentState {
             forwarder: std::sync::OnceLock::new(),
             otlp_grpc: std::sync::OnceLock::new(),
             persist: std::sync::OnceLock::new(),
+            receive_order: receive::ReceiveOrder::default(),
             renders: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_RENDERS)),
             config,
         }

@@ -167,7 +167,14 @@ async fn session(
             // Before the store lock, and before anything is stored or exported.
             events.iter_mut().for_each(|event| rules.apply(event));
         }
-        let now = flowscope::now_nanos();
+        let mut kinds = [0u64; EVENT_KINDS.len()];
+        for event in &events {
+            kinds[kind_index(event)] += 1;
+        }
+        state.metrics.ingest.batch(&kinds, payload.len());
+        // Stamped, journaled and applied under one hold, so receive times follow apply order.
+        let mut stamp = state.receive_order.lock().await;
+        let now = stamp.receive_time();
         if let Some(persist) = state.persist.get() {
             if redact.is_some() {
                 // What is kept on disk is what was redacted, never the payload as sent.
@@ -182,15 +189,11 @@ async fn session(
                 });
             }
         }
-        let mut kinds = [0u64; EVENT_KINDS.len()];
-        for event in &events {
-            kinds[kind_index(event)] += 1;
-        }
-        state.metrics.ingest.batch(&kinds, payload.len());
+        state.store.write().apply_batch(&origin, events, now);
+        drop(stamp);
         if payload.capacity() > KEEP_BUFFER {
             payload = Vec::new();
         }
-        state.store.write().apply_batch(&origin, events, now);
     }
 }
 

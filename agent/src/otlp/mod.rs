@@ -178,26 +178,32 @@ pub fn ingest(state: &AgentState, mut request: ExportTraceServiceRequest) -> Out
         .redact
         .is_active()
         .then_some(&state.config.redact);
-    let now = flowscope::now_nanos();
-    for (origin, mut events) in mapped.batches {
-        if let Some(rules) = redact {
+    let mut batches = mapped.batches;
+    let forwarder = state.forwarder.get().filter(|_| mapped.accepted > 0);
+    if let Some(rules) = redact {
+        for (_, events) in &mut batches {
             events.iter_mut().for_each(|event| rules.apply(event));
         }
+        if forwarder.is_some() {
+            // As received, less what `--redact` hides: the rules cover what leaves, not only
+            // what is kept.
+            redact::redact_request(rules, &mut request);
+        }
+    }
+    // Stamped, journaled, applied and offered for forwarding under one hold, so receive times
+    // follow apply order (see `crate::receive`).
+    let mut stamp = state.receive_order.blocking_lock();
+    let now = stamp.receive_time();
+    for (origin, events) in batches {
         if let Some(persist) = state.persist.get() {
             persist.record_events(&origin, &events, now);
         }
         state.store.write().apply_batch(&origin, events, now);
     }
-    if mapped.accepted > 0
-        && let Some(forwarder) = state.forwarder.get()
-    {
-        // As received, less what `--redact` hides: the rules cover what leaves, not only what
-        // is kept.
-        if let Some(rules) = redact {
-            redact::redact_request(rules, &mut request);
-        }
+    if let Some(forwarder) = forwarder {
         forwarder.offer(request, mapped.accepted, now);
     }
+    drop(stamp);
     Outcome {
         accepted: mapped.accepted,
         rejected: mapped.rejected,

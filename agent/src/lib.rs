@@ -61,6 +61,20 @@ pub struct AgentState {
     renders: Arc<tokio::sync::Semaphore>,
 }
 
+/// A store with `config`'s bounds, caps and correlation rules, reporting into `metrics`.
+fn configured_store(config: &AgentConfig, metrics: Arc<telemetry::StoreMetrics>) -> Store {
+    let limits = &config.limits;
+    let mut store = Store::with_metrics(config.max_traces, metrics);
+    store.set_caps(trace::builder::TraceCaps {
+        max_steps: limits.max_steps_per_trace,
+        max_events: u32::try_from(limits.max_events_per_trace).unwrap_or(u32::MAX),
+        max_depth: limits.max_depth,
+    });
+    store.set_correlation(config.correlate.clone());
+    store.set_max_memory(config.max_memory);
+    store
+}
+
 /// Heavy renders (a whole trace, a group) running at once; more wait their turn.
 const CONCURRENT_RENDERS: usize = 4;
 
@@ -74,14 +88,7 @@ impl AgentState {
                 limits.metrics_max_steps,
             ),
         ));
-        let mut store = Store::with_metrics(config.max_traces, Arc::clone(&metrics.store));
-        store.set_caps(trace::builder::TraceCaps {
-            max_steps: limits.max_steps_per_trace,
-            max_events: u32::try_from(limits.max_events_per_trace).unwrap_or(u32::MAX),
-            max_depth: limits.max_depth,
-        });
-        store.set_correlation(config.correlate.clone());
-        store.set_max_memory(config.max_memory);
+        let store = configured_store(&config, Arc::clone(&metrics.store));
         Self {
             store: RwLock::new(store),
             metrics,
@@ -350,12 +357,27 @@ fn restore(state: &Arc<AgentState>) {
     let started = Instant::now();
     let persistence = {
         let mut store = state.store.write();
+        // Traces beyond the ones restored are replayed for export only, a chunk at a time into a
+        // scratch store that shares the exporter's queue and is then dropped.
+        let exporter = store.exporter().map(export::Exporter::share);
+        let mut scratch: Option<(usize, Store)> = None;
         persist::open(
             &state.config.persist,
             state.config.max_traces.get(),
             state.config.export.enabled(),
             |origin, events, received, unexported| {
                 store.replay_batch(origin, events, received, !unexported);
+            },
+            |chunk, origin, events, received, unexported| {
+                let Some(exporter) = &exporter else { return };
+                if scratch.as_ref().map(|(c, _)| *c) != Some(chunk) {
+                    let mut fresh = configured_store(&state.config, Arc::default());
+                    fresh.set_exporter(exporter.share());
+                    scratch = Some((chunk, fresh));
+                }
+                if let Some((_, store)) = &mut scratch {
+                    store.replay_batch(origin, events, received, !unexported);
+                }
             },
         )
     };

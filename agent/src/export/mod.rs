@@ -184,6 +184,17 @@ impl Exporter {
         }
     }
 
+    /// Another producer for the same queue, with the same sampling (a scratch store that
+    /// replays traces for export only).
+    pub fn share(&self) -> Exporter {
+        Exporter {
+            queue: Arc::clone(&self.queue),
+            sample_ratio: self.sample_ratio,
+            export_unsampled: self.export_unsampled,
+            offered: Vec::new(),
+        }
+    }
+
     fn take(&mut self, origin: &Arc<crate::trace::Origin>, span: queue::QueuedSpan) {
         self.offered.push((Arc::clone(origin), span));
     }

@@ -351,9 +351,9 @@ impl Journal {
         limit: usize,
         mut apply: impl FnMut(&Arc<Origin>, Vec<Event>, u64),
     ) -> rusqlite::Result<ReplayStats> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT trace, first_batch FROM traces ORDER BY last_batch DESC LIMIT ?1")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT trace, first_batch FROM traces ORDER BY last_batch DESC, trace LIMIT ?1",
+        )?;
         let mut wanted = std::collections::HashSet::new();
         let mut first = i64::MAX;
         for row in stmt.query_map([limit as i64], |r| {
@@ -365,6 +365,54 @@ impl Journal {
                 first = first.min(batch);
             }
         }
+        self.scan(
+            first,
+            i64::MAX,
+            |event| event.trace_id().is_some_and(|t| wanted.contains(&t)),
+            &mut apply,
+        )
+        .map(|mut stats| {
+            stats.traces = wanted.len();
+            stats
+        })
+    }
+
+    /// The traces with a batch received after `acked_ns`, other than the `skip_recent` most
+    /// recently active (the ones [`replay`](Self::replay) restores), with their first batch,
+    /// oldest first: what the collector may still be owed beyond the restored traces.
+    pub fn owed_traces(
+        &self,
+        acked_ns: u64,
+        skip_recent: usize,
+    ) -> rusqlite::Result<Vec<(TraceId, i64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT t.trace, t.first_batch FROM traces t JOIN batches b ON b.id = t.last_batch
+             WHERE b.received_ns > ?1
+               AND t.trace NOT IN (SELECT trace FROM traces ORDER BY last_batch DESC, trace LIMIT ?2)
+             ORDER BY t.first_batch",
+        )?;
+        let acked = i64::try_from(acked_ns).unwrap_or(i64::MAX);
+        let skip = i64::try_from(skip_recent).unwrap_or(i64::MAX);
+        let mut owed = Vec::new();
+        for row in stmt.query_map(params![acked, skip], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+        })? {
+            let (trace, first) = row?;
+            if let Ok(bytes) = <[u8; 16]>::try_from(trace.as_slice()) {
+                owed.push((TraceId(u128::from_be_bytes(bytes)), first));
+            }
+        }
+        Ok(owed)
+    }
+
+    /// The events of `traces` (each with its first batch), in journal order.
+    pub fn replay_traces(
+        &self,
+        traces: &[(TraceId, i64)],
+        mut apply: impl FnMut(&Arc<Origin>, Vec<Event>, u64),
+    ) -> rusqlite::Result<ReplayStats> {
+        let wanted: std::collections::HashSet<TraceId> = traces.iter().map(|(t, _)| *t).collect();
+        let first = traces.iter().map(|(_, b)| *b).min().unwrap_or(i64::MAX);
         self.scan(
             first,
             i64::MAX,

@@ -238,6 +238,42 @@ pub fn distinct_traces(events: &[Event]) -> Vec<TraceId> {
     out
 }
 
+/// Replays, for export only, the traces the collector may still be owed that the store did not
+/// restore (beyond its `--max-traces` most recent), `chunk` traces at a time: `apply_owed` gets
+/// each batch with the index of its chunk, so the caller can build each chunk in a scratch store
+/// and let it go.
+fn replay_owed(
+    journal: &Journal,
+    acked: u64,
+    chunk: usize,
+    apply_owed: &mut impl FnMut(usize, &Arc<Origin>, Vec<Event>, u64, bool),
+) {
+    let started = Instant::now();
+    let owed = match journal.owed_traces(acked, chunk) {
+        Ok(owed) => owed,
+        Err(err) => {
+            tracing::warn!(%err, "could not list the traces still owed to the collector");
+            return;
+        }
+    };
+    for (index, traces) in owed.chunks(chunk.max(1)).enumerate() {
+        let replayed = journal.replay_traces(traces, |origin, events, received| {
+            apply_owed(index, origin, events, received, received > acked)
+        });
+        if let Err(err) = replayed {
+            tracing::warn!(%err, "replay for export failed; some spans may not be sent");
+            return;
+        }
+    }
+    if !owed.is_empty() {
+        tracing::info!(
+            traces = owed.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "replayed traces not restored, for the spans the collector may not have"
+        );
+    }
+}
+
 /// Opens the journal in `config.dir`, replays up to `replay_traces` traces through `apply`, takes
 /// the export backlog when `take_backlog` (an exporter will forward it), and starts the writer
 /// thread. `apply` gets each batch with its receive time and whether its spans may not have
@@ -249,6 +285,7 @@ pub fn open(
     replay_traces: usize,
     take_backlog: bool,
     mut apply: impl FnMut(&Arc<Origin>, Vec<Event>, u64, bool),
+    mut apply_owed: impl FnMut(usize, &Arc<Origin>, Vec<Event>, u64, bool),
 ) -> Option<Persistence> {
     let dir = config.dir.clone()?;
     let status = Arc::new(Mutex::new(Status::default()));
@@ -311,6 +348,9 @@ pub fn open(
                 }
             }
             Err(err) => tracing::warn!(%err, "replay failed; starting with what was restored"),
+        }
+        if take_backlog && acked < i64::MAX as u64 {
+            replay_owed(journal, acked, replay_traces, &mut apply_owed);
         }
         reader = Journal::open(&dir).ok().map(|(j, _)| Mutex::new(j));
     }

@@ -400,8 +400,9 @@ fn max_memory_moves_the_least_recent_traces_to_disk_whatever_their_sizes() {
 }
 
 /// Collector down → agent killed (SIGKILL: no chance to save its export queue) → restarted →
-/// collector up: the spans the collector never got are exported from the journal. A trace the
-/// collector did get before the kill is not sent again.
+/// collector up: the spans the collector never got are exported from the journal, also for the
+/// traces the restart does not restore into memory (it keeps 5 of the 22). A trace the collector
+/// did get before the kill is not sent again.
 #[test]
 fn spans_a_killed_agent_never_delivered_are_exported_after_restart() {
     let (mut receiver, (grpc, http), dir, args) = export_setup();
@@ -439,9 +440,11 @@ fn spans_a_killed_agent_never_delivered_are_exported_after_restart() {
     agent.kill();
 
     let receiver = crate::support::Receiver::start_on(&grpc, &http);
-    let agent = start_with(dir.path(), &args);
+    let mut restart = args.clone();
+    restart.extend(["--max-traces".to_owned(), "5".to_owned()]);
+    let agent = start_with(dir.path(), &restart);
     // 20 traces × (root + step + op), and the OTLP pair, derived again from the journal (its
-    // as-received copy went with the killed process).
+    // as-received copy went with the killed process); 17 of those traces are not in memory.
     let spans = receiver.wait_spans(|s| s.len() >= 62);
     agent.wait_for("/readyz", |_, b| {
         b["exporter"]["state"] == "up" && b["exporter"]["queuedSpans"] == 0
@@ -449,6 +452,12 @@ fn spans_a_killed_agent_never_delivered_are_exported_after_restart() {
     let spans_now = receiver.spans();
     assert_eq!(spans.len(), 62, "{spans:#?}");
     assert_eq!(spans_now.len(), 62, "more arrived: {}", spans_now.len());
+    let restored = agent.get_ok("/healthz")["store"]["traces"].as_u64();
+    assert_eq!(
+        restored,
+        Some(5),
+        "the restart restores its --max-traces only"
+    );
     for id in ["b7ad6b7169203331", "b7ad6b7169203332"] {
         assert!(
             spans_now.iter().any(|s| s["spanId"] == id),

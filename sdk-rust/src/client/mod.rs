@@ -32,7 +32,7 @@ pub use api::*;
 pub use config::{Config, DEFAULT_QUEUE_BYTES, Overflow, RedactHook};
 pub use context::{ContextGuard, SpanContext};
 pub use future::Instrumented;
-pub use names::name_of;
+pub use names::{name_by_id, name_id, name_of};
 use shared::Shared;
 pub use socket::default_socket_path;
 pub use trace_context::{FLAG_RANDOM, FLAG_SAMPLED, TraceContext, TraceOptions};

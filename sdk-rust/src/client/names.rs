@@ -6,7 +6,8 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use parking_lot::Mutex;
 
@@ -17,41 +18,60 @@ pub const MAX_NAMES: usize = 4096;
 /// Longest name kept, in bytes.
 pub const MAX_LEN: usize = 128;
 
-static KEPT: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+/// The kept names and their ids (positions in `BY_ID`).
+static KEPT: Mutex<Option<HashMap<&'static str, u32>>> = Mutex::new(None);
+/// The kept names by id, readable without a lock.
+static BY_ID: [OnceLock<&'static str>; MAX_NAMES] = [const { OnceLock::new() }; MAX_NAMES];
 
 thread_local! {
     /// This thread's view of `KEPT`: a hit needs no lock.
     static SEEN: RefCell<HashSet<&'static str>> = RefCell::new(HashSet::new());
 }
 
+/// The kept copy of `text` and its id, keeping it when there is room.
+fn keep(text: &str) -> Option<(&'static str, u32)> {
+    if text.len() > MAX_LEN {
+        return None;
+    }
+    let mut guard = KEPT.lock();
+    let names = guard.get_or_insert_with(HashMap::new);
+    if let Some((kept, id)) = names.get_key_value(text) {
+        return Some((*kept, *id));
+    }
+    let id = names.len();
+    let slot = BY_ID.get(id)?;
+    let kept: &'static str = Box::leak(text.into());
+    let id = id as u32;
+    names.insert(kept, id);
+    let _ = slot.set(kept);
+    Some((kept, id))
+}
+
 /// `text` as a [`Name`]: borrowed from the kept copy when it is (or can become) one of them.
 pub fn name_of(text: &str) -> Name {
-    if text.len() > MAX_LEN {
-        return Cow::Owned(text.to_owned());
-    }
     if let Some(kept) = SEEN.with(|seen| seen.borrow().get(text).copied()) {
         return Cow::Borrowed(kept);
     }
-    let kept = {
-        let mut guard = KEPT.lock();
-        let names = guard.get_or_insert_with(HashSet::new);
-        match names.get(text) {
-            Some(kept) => Some(*kept),
-            None if names.len() < MAX_NAMES => {
-                let kept: &'static str = Box::leak(text.into());
-                names.insert(kept);
-                Some(kept)
-            }
-            None => None,
-        }
-    };
-    match kept {
-        Some(kept) => {
+    match keep(text) {
+        Some((kept, _)) => {
             SEEN.with(|seen| seen.borrow_mut().insert(kept));
             Cow::Borrowed(kept)
         }
         None => Cow::Owned(text.to_owned()),
     }
+}
+
+/// The id of `text`'s kept copy (keeping it when there is room), for bindings that pass a name
+/// they repeat as a number instead of converting the string on every call; `None` when it cannot
+/// be kept (too long, or the table is full).
+pub fn name_id(text: &str) -> Option<u32> {
+    keep(text).map(|(_, id)| id)
+}
+
+/// The kept name with id `id` (see [`name_id`]).
+pub fn name_by_id(id: u32) -> Option<Name> {
+    let kept = BY_ID.get(usize::try_from(id).ok()?)?.get()?;
+    Some(Cow::Borrowed(*kept))
 }
 
 #[cfg(test)]
@@ -74,6 +94,12 @@ mod tests {
             let _ = name_of(&format!("unique-{i}"));
         }
         assert!(KEPT.lock().as_ref().unwrap().len() <= MAX_NAMES);
+        // Ids name the same kept copies; past the table there is none.
+        let id = name_id("user.email").expect("kept");
+        assert!(matches!(name_by_id(id), Some(Cow::Borrowed(s)) if std::ptr::eq(s, a.as_ref())));
+        assert_eq!(name_id("never-seen-before"), None);
+        assert_eq!(name_by_id(MAX_NAMES as u32), None);
+        assert_eq!(name_id(&"x".repeat(MAX_LEN + 1)), None);
         assert!(matches!(name_of("never-seen-before"), Cow::Owned(_)));
         assert_eq!(name_of("never-seen-before"), "never-seen-before");
         assert!(

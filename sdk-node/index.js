@@ -88,6 +88,31 @@ function here() {
   return frame;
 }
 
+/**
+ * Ids of the names this realm repeats, as the core keeps them (src/text.rs `NameArg`): passing a
+ * number costs the native call a few nanoseconds where converting a string costs about 60. Names
+ * the core cannot keep map to themselves. Bounded like the core's table.
+ */
+const nameIds = new Map();
+const NAME_IDS_MAX = 4096;
+
+/** `text` as a native name argument: its id when the core keeps it, else the string. */
+function nameArg(text) {
+  if (text === undefined || text === null) return text;
+  const known = nameIds.get(text);
+  if (known !== undefined) return known;
+  if (nameIds.size >= NAME_IDS_MAX) return text;
+  let id = null;
+  try {
+    id = native.nameId(text);
+  } catch {
+    // a name the addon cannot read goes as the string
+  }
+  const arg = id === null ? text : id;
+  nameIds.set(text, arg);
+  return arg;
+}
+
 function isThenable(value) {
   return (
     value !== null &&
@@ -351,7 +376,7 @@ function trace(flow, options, fn) {
 
 function startStep(name, parent) {
   if (parent !== entered) enter(parent);
-  const span = native.stepStart(str(name));
+  const span = native.stepStart(nameArg(str(name)));
   if (span === null) return null;
   const frame = { t: parent.t, s: span, name: str(name), trace: parent.trace, p: parent };
   entered = frame;
@@ -443,7 +468,7 @@ function recordOp(frame, code, subject, detail, started, failed, err) {
   try {
     if (frame !== entered) enter(frame);
     const [message, type] = failed ? errorParts(err) : [];
-    native.op(code, subject, dur, detail, message, type);
+    native.op(code, nameArg(subject), dur, nameArg(detail), message, type);
   } catch {
     // never throw from instrumentation
   }
@@ -455,8 +480,8 @@ function doOp(code, subject, detail, fn) {
   if (fn === undefined) {
     if (frame !== undefined) {
       try {
-        if (detail === undefined) native.opNow(code, subject);
-        else native.op(code, subject, 0, detail);
+        if (detail === undefined) native.opNow(code, nameArg(subject));
+        else native.op(code, nameArg(subject), 0, nameArg(detail));
       } catch {
         // never throw from instrumentation
       }

@@ -85,8 +85,8 @@ const dtsHeader = [
   '',
   '/** A string argument (read through the addon\'s short-string fast path). */',
   'export type Text = string',
-  '/** A name argument (step name, key, topic): kept once by the core when the program repeats it. */',
-  'export type NameArg = string',
+  '/** A name argument (step name, key, topic): kept once by the core when the program repeats it; or the id `nameId` gave for it. */',
+  'export type NameArg = string | number',
   '',
 ].join('\n');
 const args = [cli, 'build', '--platform', '--js', 'native.js', '--dts', 'native.d.ts', '--dts-header', dtsHeader];

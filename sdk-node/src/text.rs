@@ -86,6 +86,9 @@ impl FromNapiValue for Text {
 
 /// A name argument (step name, state key, topic, stream, item id): a name the program repeats is
 /// carried as the core's kept copy ([`flowscope::name_of`]), with no allocation per call.
+///
+/// It may also be the id `nameId` returned for a kept name (`index.js` caches them per name):
+/// reading a number costs a few nanoseconds where converting a string costs about 60.
 pub(crate) struct NameArg(pub(crate) flowscope::wire::Name);
 
 impl TypeName for NameArg {
@@ -102,6 +105,24 @@ impl ValidateNapiValue for NameArg {}
 
 impl FromNapiValue for NameArg {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let mut kind = sys::ValueType::napi_undefined;
+        // SAFETY: `env` and `value` as Node-API passed them; `kind` is a valid out pointer.
+        let typed = unsafe { sys::napi_typeof(env, value, &mut kind) };
+        if typed == sys::Status::napi_ok && kind == sys::ValueType::napi_number {
+            let mut id = 0u32;
+            // SAFETY: as above; `value` is a number.
+            let read = unsafe { sys::napi_get_value_uint32(env, value, &mut id) };
+            return match (read == sys::Status::napi_ok)
+                .then(|| flowscope::name_by_id(id))
+                .flatten()
+            {
+                Some(name) => Ok(NameArg(name)),
+                None => Err(napi::Error::new(
+                    Status::InvalidArg,
+                    format!("{id} is not a name id"),
+                )),
+            };
+        }
         // SAFETY: forwarded as received.
         unsafe {
             read_str(
@@ -117,4 +138,11 @@ impl FromNapiValue for NameArg {
             )
         }
     }
+}
+
+/// The id of `name`'s kept copy, to pass in its place as a [`NameArg`] (`null` when the core
+/// cannot keep it: too long, or its table of names is full).
+#[napi_derive::napi]
+pub fn name_id(name: String) -> Option<u32> {
+    flowscope::name_id(&name)
 }

@@ -152,6 +152,30 @@ test('a trace with every kind of event', async () => {
   );
 });
 
+test('names go as ids once kept, and as strings past the table or when too long', async () => {
+  // The core keeps 4096 names per process (other tests keep some too): these 4200 fill it, so
+  // the later ones go as strings, and so does a name longer than the core keeps.
+  const keys = Array.from({ length: 4200 }, (_, i) => `names-test.key-${i}`);
+  const long = `long.${'x'.repeat(200)}`;
+  const traceId = flowscope.trace('names', () =>
+    flowscope.step('many-names', () => {
+      for (const key of keys) flowscope.stateGet(key);
+      flowscope.stateSet(long);
+      flowscope.stateGet(keys[0]);
+      flowscope.emit('names-test.topic', { to: 'names-test.next' });
+      return flowscope.getContext().traceId;
+    }),
+  );
+  assert.equal(await flowscope.flush(5000), true);
+  const trace = await agent.trace(traceId);
+  const step = stepNamed(trace, 'many-names');
+  assert.deepEqual(step.operations, { state: 4202, emit: 1, stream: 0 });
+  const subjects = step.ops.map((o) => o.key ?? o.topic);
+  assert.deepEqual(subjects.slice(0, 4200), keys);
+  assert.deepEqual(subjects.slice(4200), [long, keys[0], 'names-test.topic']);
+  assert.equal(step.ops[4202].to, 'names-test.next');
+});
+
 test('the correlation group lists the trace', async () => {
   const traceId = flowscope.trace('grouped', { correlationId: 'group-a' }, () => flowscope.getContext().traceId);
   await flowscope.flush(5000);

@@ -108,6 +108,10 @@ INSERT OR IGNORE INTO meta(key, value) SELECT 'export_acked_ns',
     CASE WHEN EXISTS(SELECT 1 FROM batches) THEN 9223372036854775807 ELSE 0 END;
 ";
 
+/// The order in which replay picks the traces it restores. `owed_traces` skips exactly those, so
+/// ties between traces with the same last batch are broken the same way in both.
+const MOST_RECENT_FIRST: &str = "ORDER BY last_batch DESC, trace";
+
 fn encoding_code(encoding: Encoding) -> i64 {
     match encoding {
         Encoding::Msgpack => 0,
@@ -349,32 +353,32 @@ impl Journal {
     pub fn replay(
         &self,
         limit: usize,
-        mut apply: impl FnMut(&Arc<Origin>, Vec<Event>, u64),
+        apply: impl FnMut(&Arc<Origin>, Vec<Event>, u64),
     ) -> rusqlite::Result<ReplayStats> {
-        let mut stmt = self.conn.prepare(
-            "SELECT trace, first_batch FROM traces ORDER BY last_batch DESC, trace LIMIT ?1",
+        let recent = self.trace_rows(
+            &format!("SELECT trace, first_batch FROM traces {MOST_RECENT_FIRST} LIMIT ?1"),
+            params![i64::try_from(limit).unwrap_or(i64::MAX)],
         )?;
-        let mut wanted = std::collections::HashSet::new();
-        let mut first = i64::MAX;
-        for row in stmt.query_map([limit as i64], |r| {
+        self.replay_traces(&recent, apply)
+    }
+
+    /// The (trace, first batch) rows `sql` selects.
+    fn trace_rows(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> rusqlite::Result<Vec<(TraceId, i64)>> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let mut out = Vec::new();
+        for row in stmt.query_map(params, |r| {
             Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
         })? {
-            let (trace, batch) = row?;
+            let (trace, first) = row?;
             if let Ok(bytes) = <[u8; 16]>::try_from(trace.as_slice()) {
-                wanted.insert(TraceId(u128::from_be_bytes(bytes)));
-                first = first.min(batch);
+                out.push((TraceId(u128::from_be_bytes(bytes)), first));
             }
         }
-        self.scan(
-            first,
-            i64::MAX,
-            |event| event.trace_id().is_some_and(|t| wanted.contains(&t)),
-            &mut apply,
-        )
-        .map(|mut stats| {
-            stats.traces = wanted.len();
-            stats
-        })
+        Ok(out)
     }
 
     /// The traces with a batch received after `acked_ns`, other than the `skip_recent` most
@@ -385,24 +389,17 @@ impl Journal {
         acked_ns: u64,
         skip_recent: usize,
     ) -> rusqlite::Result<Vec<(TraceId, i64)>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT t.trace, t.first_batch FROM traces t JOIN batches b ON b.id = t.last_batch
-             WHERE b.received_ns > ?1
-               AND t.trace NOT IN (SELECT trace FROM traces ORDER BY last_batch DESC, trace LIMIT ?2)
-             ORDER BY t.first_batch",
-        )?;
         let acked = i64::try_from(acked_ns).unwrap_or(i64::MAX);
         let skip = i64::try_from(skip_recent).unwrap_or(i64::MAX);
-        let mut owed = Vec::new();
-        for row in stmt.query_map(params![acked, skip], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
-        })? {
-            let (trace, first) = row?;
-            if let Ok(bytes) = <[u8; 16]>::try_from(trace.as_slice()) {
-                owed.push((TraceId(u128::from_be_bytes(bytes)), first));
-            }
-        }
-        Ok(owed)
+        self.trace_rows(
+            &format!(
+                "SELECT t.trace, t.first_batch FROM traces t JOIN batches b ON b.id = t.last_batch
+                 WHERE b.received_ns > ?1
+                   AND t.trace NOT IN (SELECT trace FROM traces {MOST_RECENT_FIRST} LIMIT ?2)
+                 ORDER BY t.first_batch"
+            ),
+            params![acked, skip],
+        )
     }
 
     /// The events of `traces` (each with its first batch), in journal order.

@@ -59,6 +59,16 @@ pub fn encode_frame<T: Serialize + ?Sized>(
         }
         Encoding::Json => serde_json::to_writer(&mut *out, value).map_err(EncodeError::from),
     };
+    finish_frame(out, start, written, limit)
+}
+
+/// Checks and heads the frame begun at `start`; on error `out` is left as it was before it.
+fn finish_frame(
+    out: &mut Vec<u8>,
+    start: usize,
+    written: Result<(), EncodeError>,
+    limit: usize,
+) -> Result<(), EncodeError> {
     let size = out.len() - start - HEADER_LEN;
     if let Err(err) = written {
         out.truncate(start);
@@ -72,14 +82,36 @@ pub fn encode_frame<T: Serialize + ?Sized>(
     Ok(())
 }
 
-/// Appends one batch frame to `out`.
+/// Appends one batch frame to `out`. In msgpack the hot kinds are written without serde (see
+/// `fast`), byte for byte as serde writes them.
 pub fn encode_batch(
     encoding: Encoding,
     events: &[Event],
     limit: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), EncodeError> {
-    encode_frame(encoding, events, limit, out)
+    if encoding == Encoding::Json {
+        return encode_frame(encoding, events, limit, out);
+    }
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    let written = (|| -> Result<(), EncodeError> {
+        let count = u32::try_from(events.len()).map_err(|_| EncodeError::TooLarge {
+            size: events.len(),
+            limit,
+        })?;
+        rmp::encode::write_array_len(out, count).map_err(rmp_serde::encode::Error::from)?;
+        let mut ids = super::fast::Ids::default();
+        for event in events {
+            let fast = super::fast::write_event(out, &mut ids, event);
+            if !fast.map_err(rmp_serde::encode::Error::from)? {
+                let mut ser = rmp_serde::Serializer::new(&mut *out).with_struct_map();
+                event.serialize(&mut ser)?;
+            }
+        }
+        Ok(())
+    })();
+    finish_frame(out, start, written, limit)
 }
 
 /// Decodes a batch payload (without its length header).
@@ -264,6 +296,146 @@ mod tests {
         }
         let back = decode_batch(Encoding::Json, &out[HEADER_LEN..]).unwrap();
         assert_eq!(back, vec![Event::Op(emit), Event::Op(stream)]);
+    }
+
+    /// Every shape the msgpack fast path writes, and some it leaves to serde.
+    fn shapes() -> Vec<Event> {
+        use crate::wire::{Log, LogLevel, SpanKind, StepStart};
+        let trace = TraceId(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c);
+        let mut events = Vec::new();
+        for kind in OpKind::ALL {
+            for action in [OpAction::Get, OpAction::Send, OpAction::Other] {
+                for (subject, detail) in [(None, None), (Some("s"), None), (Some("s"), Some("d"))] {
+                    let mut op = Op::new(
+                        kind,
+                        action,
+                        subject.map(Into::into),
+                        detail.map(Into::into),
+                    );
+                    op.trace = trace;
+                    events.push(Event::Op(op.clone()));
+                    op.t = u64::MAX;
+                    op.span = Some(SpanId(0x00f0_67aa_0ba9_02b7));
+                    op.dur = 300;
+                    events.push(Event::Op(op.clone()));
+                    op.ok = false;
+                    op.error = Some("boom: é".into());
+                    op.dur = 70_000;
+                    events.push(Event::Op(op));
+                }
+            }
+        }
+        // A state op given a detail anyway: the wire has no field for it.
+        let mut state = Op::new(OpKind::State, OpAction::Set, Some("k".into()), None);
+        state.detail = Some("ignored".into());
+        events.push(Event::Op(state));
+        for (parent, kind) in [
+            (None, SpanKind::Internal),
+            (Some(SpanId(3)), SpanKind::Client),
+        ] {
+            events.push(Event::StepStart(StepStart {
+                t: 1 << 40,
+                trace,
+                span: SpanId(2),
+                parent,
+                name: "validate-user".into(),
+                kind,
+                attrs: None,
+            }));
+        }
+        let mut attrs = crate::wire::Attributes::new();
+        attrs.insert("plan".into(), "pro".into());
+        events.push(Event::StepStart(StepStart {
+            attrs: Some(attrs.clone()),
+            ..StepStart::default()
+        }));
+        for (status, name) in [(EndStatus::Completed, None), (EndStatus::Failed, Some("n"))] {
+            events.push(Event::StepEnd(StepEnd {
+                t: 7,
+                trace,
+                span: SpanId(2),
+                status,
+                error: None,
+                name: name.map(Into::into),
+                attrs: None,
+            }));
+        }
+        events.push(Event::StepEnd(StepEnd {
+            error: Some(Box::new(crate::wire::ErrorInfo::new("x"))),
+            attrs: Some(attrs.clone()),
+            ..StepEnd::default()
+        }));
+        for level in [
+            LogLevel::Trace,
+            LogLevel::Debug,
+            LogLevel::Info,
+            LogLevel::Warn,
+            LogLevel::Error,
+        ] {
+            for span in [None, Some(SpanId(9))] {
+                events.push(Event::Log(Log {
+                    t: 255,
+                    trace,
+                    span,
+                    level,
+                    msg: "a log line".repeat(5),
+                    fields: None,
+                }));
+            }
+        }
+        events.push(Event::Log(Log {
+            t: 256,
+            trace,
+            span: None,
+            level: LogLevel::Info,
+            msg: String::new(),
+            fields: Some(attrs),
+        }));
+        events.extend(sample());
+        events
+    }
+
+    #[test]
+    fn the_msgpack_fast_path_writes_what_serde_writes() {
+        for event in shapes() {
+            let mut fast = Vec::new();
+            encode_batch(
+                Encoding::Msgpack,
+                std::slice::from_ref(&event),
+                1 << 20,
+                &mut fast,
+            )
+            .unwrap();
+            let mut serde = Vec::new();
+            encode_frame(
+                Encoding::Msgpack,
+                std::slice::from_ref(&event),
+                1 << 20,
+                &mut serde,
+            )
+            .unwrap();
+            assert_eq!(fast, serde, "{event:?}");
+            let back = decode_batch(Encoding::Msgpack, &fast[HEADER_LEN..]).unwrap();
+            let expected = match event {
+                // The detail a state op cannot carry is not on the wire.
+                Event::Op(mut op) if op.kind == OpKind::State => {
+                    op.detail = None;
+                    Event::Op(op)
+                }
+                other => other,
+            };
+            assert_eq!(back, vec![expected]);
+        }
+        // A whole batch, fast and serde events mixed, and the limit still holds.
+        let events = shapes();
+        let (mut fast, mut serde) = (Vec::new(), Vec::new());
+        encode_batch(Encoding::Msgpack, &events, 1 << 20, &mut fast).unwrap();
+        encode_frame(Encoding::Msgpack, &events, 1 << 20, &mut serde).unwrap();
+        assert_eq!(fast, serde);
+        let mut small = vec![9];
+        let err = encode_batch(Encoding::Msgpack, &events, 100, &mut small).unwrap_err();
+        assert!(matches!(err, EncodeError::TooLarge { limit: 100, .. }));
+        assert_eq!(small, vec![9]);
     }
 
     #[test]

@@ -35,6 +35,13 @@ macro_rules! hex_id {
                 write_hex(self.0 as u128, buf)
             }
 
+            /// The lowercase hex form as ASCII bytes (for encoders that need no `str`).
+            pub fn hex_bytes(self) -> [u8; $len] {
+                let mut buf = [0u8; $len];
+                fill_hex(self.0 as u128, &mut buf);
+                buf
+            }
+
             /// Parses exactly the expected number of hex digits.
             pub fn from_hex(s: &str) -> Result<Self, IdParseError> {
                 let err = || IdParseError { what: $what, len: $len, got: s.to_owned() };
@@ -100,12 +107,30 @@ hex_id!(
 );
 
 /// Writes `value` as `buf.len()` lowercase hex digits into `buf` without allocating.
-fn write_hex(mut value: u128, buf: &mut [u8]) -> &str {
+/// Writes the low `buf.len()` hex digits of `value` into `buf`, two digits per table lookup.
+fn fill_hex(mut value: u128, buf: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for slot in buf.iter_mut().rev() {
-        *slot = DIGITS[(value & 0xf) as usize];
-        value >>= 4;
+    const PAIRS: [[u8; 2]; 256] = {
+        let mut pairs = [[0u8; 2]; 256];
+        let mut i = 0;
+        while i < 256 {
+            pairs[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
+            i += 1;
+        }
+        pairs
+    };
+    let mut chunks = buf.rchunks_exact_mut(2);
+    for pair in &mut chunks {
+        pair.copy_from_slice(&PAIRS[(value & 0xff) as usize]);
+        value >>= 8;
     }
+    if let [digit] = chunks.into_remainder() {
+        *digit = DIGITS[(value & 0xf) as usize];
+    }
+}
+
+fn write_hex(value: u128, buf: &mut [u8]) -> &str {
+    fill_hex(value, buf);
     // Only ASCII hex digits were written.
     std::str::from_utf8(buf).unwrap_or_default()
 }

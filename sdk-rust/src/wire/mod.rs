@@ -4,6 +4,7 @@
 
 mod codec;
 mod event;
+mod fast;
 mod handshake;
 mod ids;
 

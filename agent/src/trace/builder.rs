@@ -489,6 +489,12 @@ pub fn correlate(
         trace.correlation_method = Some(method);
         // The store sets the evidence of an automatic link right after this.
         trace.correlation_evidence = None;
+    } else if method == CorrelationMethod::Manual
+        && trace.correlation_method == Some(CorrelationMethod::Header)
+    {
+        // The same group said both ways: a propagated header repeats what a service set by
+        // hand, so the trace says `manual` whichever segment reported first.
+        trace.correlation_method = Some(method);
     }
 }
 
@@ -683,6 +689,34 @@ mod tests {
             (Some(SpanId(2)), SpanKind::Client)
         );
         assert_eq!(trace.services(), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn a_group_set_by_hand_stays_manual_when_a_callee_reports_the_header_first() {
+        let (a, b) = (origin("a"), origin("b"));
+        let correlate = |method| {
+            Event::Correlate(flowscope::wire::Correlate {
+                t: 12,
+                trace: TRACE,
+                cid: "order-7".into(),
+                method,
+                name: None,
+            })
+        };
+        for events in [
+            vec![
+                (&b, correlate(CorrelationMethod::Header)),
+                (&a, correlate(CorrelationMethod::Manual)),
+            ],
+            vec![
+                (&a, correlate(CorrelationMethod::Manual)),
+                (&b, correlate(CorrelationMethod::Header)),
+            ],
+        ] {
+            let trace = run(events);
+            assert_eq!(trace.correlation_id.as_deref(), Some("order-7"));
+            assert_eq!(trace.correlation_method, Some(CorrelationMethod::Manual));
+        }
     }
 
     #[test]

@@ -173,7 +173,10 @@ async fn session(
         }
         state.metrics.ingest.batch(&kinds, payload.len());
         // Stamped, journaled and applied under one hold, so receive times follow apply order.
-        let mut stamp = state.receive_order.lock().await;
+        let mut stamp = state
+            .receive_order
+            .lock(state.persist.get().is_some())
+            .await;
         let now = stamp.receive_time();
         if let Some(persist) = state.persist.get() {
             if redact.is_some() {

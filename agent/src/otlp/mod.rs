@@ -192,7 +192,9 @@ pub fn ingest(state: &AgentState, mut request: ExportTraceServiceRequest) -> Out
     }
     // Stamped, journaled, applied and offered for forwarding under one hold, so receive times
     // follow apply order (see `crate::receive`).
-    let mut stamp = state.receive_order.blocking_lock();
+    let mut stamp = state
+        .receive_order
+        .blocking_lock(state.persist.get().is_some());
     let now = stamp.receive_time();
     for (origin, events) in batches {
         if let Some(persist) = state.persist.get() {

@@ -117,7 +117,7 @@ pub fn encode_batch(
 /// Decodes a batch payload (without its length header).
 pub fn decode_batch(encoding: Encoding, payload: &[u8]) -> Result<Vec<Event>, DecodeError> {
     Ok(match encoding {
-        Encoding::Msgpack => rmp_serde::from_slice(payload)?,
+        Encoding::Msgpack => super::fast::decode_batch(payload)?,
         Encoding::Json => serde_json::from_slice(payload)?,
     })
 }
@@ -436,6 +436,186 @@ mod tests {
         let err = encode_batch(Encoding::Msgpack, &events, 100, &mut small).unwrap_err();
         assert!(matches!(err, EncodeError::TooLarge { limit: 100, .. }));
         assert_eq!(small, vec![9]);
+    }
+
+    /// What serde alone decodes: the reference the fast path must match.
+    fn serde_decode(payload: &[u8]) -> Result<Vec<Event>, rmp_serde::decode::Error> {
+        rmp_serde::from_slice(payload)
+    }
+
+    fn same_as_serde(payload: &[u8]) {
+        let fast = decode_batch(Encoding::Msgpack, payload);
+        match (&fast, &serde_decode(payload)) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "payload {payload:02x?}"),
+            (Err(_), Err(_)) => {}
+            (a, b) => panic!("fast {a:?} but serde {b:?} for {payload:02x?}"),
+        }
+    }
+
+    #[test]
+    fn the_msgpack_fast_decoder_reads_what_serde_reads() {
+        let mut frame = Vec::new();
+        encode_batch(Encoding::Msgpack, &shapes(), 1 << 20, &mut frame).unwrap();
+        same_as_serde(&frame[HEADER_LEN..]);
+        // Maps in the order given (serde_json's maps sort their keys, which would put `k` last).
+        let batch = |maps: &[Vec<(&str, serde_json::Value)>]| {
+            let mut out = Vec::new();
+            rmp::encode::write_array_len(&mut out, maps.len() as u32).unwrap();
+            for map in maps {
+                rmp::encode::write_map_len(&mut out, map.len() as u32).unwrap();
+                for (key, value) in map {
+                    rmp::encode::write_str(&mut out, key).unwrap();
+                    let mut ser = rmp_serde::Serializer::new(&mut out);
+                    value.serialize(&mut ser).unwrap();
+                }
+            }
+            out
+        };
+        use serde_json::json;
+        let op = |change: &[(&'static str, Option<serde_json::Value>)]| {
+            let mut map: Vec<(&str, serde_json::Value)> = vec![
+                ("k", json!("op")),
+                ("t", json!(5)),
+                ("tr", json!("0000000000000000000000000000000a")),
+                ("sp", json!("000000000000000b")),
+                ("op", json!("emit")),
+                ("action", json!("send")),
+                ("topic", json!("x")),
+            ];
+            for (key, value) in change {
+                map.retain(|(k, _)| k != key);
+                if let Some(value) = value {
+                    map.push((key, value.clone()));
+                }
+            }
+            map
+        };
+        let tr = || json!("0000000000000000000000000000000a");
+        let sp = || json!("000000000000000b");
+        // What the fast path reads (defaults included), and maps it must leave to serde: `k`
+        // not first, unknown, repeated and nil fields, other types, missing fields, unknown
+        // names.
+        let cases: Vec<Vec<(&str, serde_json::Value)>> = vec![
+            op(&[]),
+            op(&[
+                ("ok", Some(json!(false))),
+                ("error", Some(json!("e"))),
+                ("dur", Some(json!(9))),
+            ]),
+            op(&[("t", Some(json!(u64::MAX)))]),
+            op(&[("to", Some(json!("s")))]),
+            op(&[
+                ("op", Some(json!("state"))),
+                ("key", Some(json!("k"))),
+                ("id", Some(json!("i"))),
+            ]),
+            op(&[("future", Some(json!([1, {"a": 2}])))]),
+            op(&[("sp", Some(serde_json::Value::Null))]),
+            op(&[("t", Some(json!(-1)))]),
+            op(&[("t", Some(json!(1.5)))]),
+            op(&[("t", Some(json!("5")))]),
+            op(&[("ok", Some(json!(1)))]),
+            op(&[("action", Some(json!("teleport")))]),
+            op(&[("op", Some(json!("teleport")))]),
+            op(&[("tr", Some(json!("zz")))]),
+            op(&[("t", None)]),
+            op(&[("action", None)]),
+            vec![
+                ("t", json!(5)),
+                ("k", json!("log")),
+                ("tr", tr()),
+                ("msg", json!("m")),
+            ],
+            vec![
+                ("k", json!("log")),
+                ("t", json!(5)),
+                ("tr", tr()),
+                ("msg", json!("m")),
+            ],
+            vec![
+                ("k", json!("log")),
+                ("t", json!(5)),
+                ("tr", tr()),
+                ("msg", json!("m")),
+                ("level", json!("warning")),
+            ],
+            vec![
+                ("k", json!("log")),
+                ("t", json!(5)),
+                ("tr", tr()),
+                ("msg", json!("m")),
+                ("fields", json!({"a": 1})),
+            ],
+            vec![
+                ("k", json!("step_end")),
+                ("t", json!(5)),
+                ("tr", tr()),
+                ("sp", sp()),
+            ],
+            vec![
+                ("k", json!("step_end")),
+                ("t", json!(5)),
+                ("tr", tr()),
+                ("sp", sp()),
+                ("status", json!("cancelled")),
+            ],
+            vec![
+                ("k", json!("step_start")),
+                ("t", json!(5)),
+                ("tr", tr()),
+                ("sp", sp()),
+                ("name", json!("n")),
+            ],
+            vec![
+                ("k", json!("step_start")),
+                ("t", json!(5)),
+                ("tr", tr()),
+                ("sp", sp()),
+                ("name", json!("n")),
+                ("kind", json!("weird")),
+            ],
+            vec![
+                ("k", json!("step_start")),
+                ("t", json!(5)),
+                ("tr", tr()),
+                ("sp", sp()),
+            ],
+            vec![
+                ("k", json!("log")),
+                ("t", json!(1)),
+                ("t", json!(2)),
+                ("tr", tr()),
+                ("msg", json!("m")),
+            ],
+            vec![("k", json!(7))],
+            vec![],
+        ];
+        let mut fast_ok = 0;
+        for case in &cases {
+            let payload = batch(std::slice::from_ref(case));
+            same_as_serde(&payload);
+            fast_ok += usize::from(decode_batch(Encoding::Msgpack, &payload).is_ok());
+        }
+        assert!(fast_ok >= 10, "too few cases decode: {fast_ok}");
+        same_as_serde(&batch(&cases));
+    }
+
+    #[test]
+    fn every_one_byte_change_decodes_as_serde_decodes_it() {
+        let events: Vec<Event> = shapes().into_iter().step_by(7).collect();
+        let mut frame = Vec::new();
+        encode_batch(Encoding::Msgpack, &events, 1 << 20, &mut frame).unwrap();
+        let payload = &frame[HEADER_LEN..];
+        for at in 0..payload.len() {
+            for value in [
+                0x00, 0x01, 0x7f, 0x80, 0x90, 0xa0, 0xa2, 0xc0, 0xc3, 0xcc, 0xd0, 0xd9, 0xff,
+            ] {
+                let mut changed = payload.to_vec();
+                changed[at] = value;
+                same_as_serde(&changed);
+            }
+            same_as_serde(&payload[..at]);
+        }
     }
 
     #[test]

@@ -1,11 +1,18 @@
-//! msgpack for the kinds an SDK sends most (op, step start and end, log), written straight with
-//! `rmp`: byte for byte what the serde encoding writes (the tests compare them on every shape),
-//! without serde's per-field calls or the UTF-8 check on every id. Other kinds, and these when
-//! they carry attributes or error details, go through serde.
+//! msgpack for the kinds an SDK sends most (op, step start and end, log), straight with `rmp`.
+//!
+//! Encoding writes byte for byte what the serde encoding writes (the tests compare them on every
+//! shape), without serde's per-field calls or the UTF-8 check on every id. Decoding reads those
+//! maps when they hold exactly what this encoder writes (`k` first, known fields once each, the
+//! types the fields have); anything else (other kinds, attributes, error details, unknown or
+//! repeated fields, other types) goes to serde for that event, so the result, errors included,
+//! is serde's (the tests compare both on every shape and on every one-byte mutation of them).
 
+use rmp::decode as rd;
 use rmp::encode::{self as mp, ValueWriteError};
 
-use super::event::{EndStatus, Event, Log, LogLevel, Op, OpKind, SpanKind, StepEnd, StepStart};
+use super::event::{
+    EndStatus, Event, Log, LogLevel, Op, OpAction, OpKind, SpanKind, StepEnd, StepStart,
+};
 use super::ids::{SpanId, TraceId};
 
 type Written = Result<(), ValueWriteError>;
@@ -207,4 +214,217 @@ fn log_map(out: &mut Vec<u8>, ids: &mut Ids, log: &Log) -> Written {
     };
     text(out, "level", level)?;
     text(out, "msg", &log.msg)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+/// Decodes a msgpack batch (an array of events): the hot kinds here, every other event by serde.
+pub(super) fn decode_batch(payload: &[u8]) -> Result<Vec<Event>, rmp_serde::decode::Error> {
+    use serde::Deserialize;
+    let mut input = payload;
+    let Ok(count) = rd::read_array_len(&mut input) else {
+        return rmp_serde::from_slice(payload);
+    };
+    // The count is the sender's word: room grows with what actually decodes.
+    let mut events = Vec::with_capacity((count as usize).min(4096));
+    for _ in 0..count {
+        let start = input;
+        match event(&mut input) {
+            Some(event) => events.push(event),
+            None => {
+                input = start;
+                let mut de = rmp_serde::Deserializer::new(&mut input);
+                events.push(Event::deserialize(&mut de)?);
+            }
+        }
+    }
+    Ok(events)
+}
+
+fn read_text<'a>(input: &mut &'a [u8]) -> Option<&'a str> {
+    let (text, rest) = rd::read_str_from_slice(*input).ok()?;
+    *input = rest;
+    Some(text)
+}
+
+fn number(input: &mut &[u8]) -> Option<u64> {
+    rd::read_int::<u64, _>(input).ok()
+}
+
+fn flag(input: &mut &[u8]) -> Option<bool> {
+    rd::read_bool(input).ok()
+}
+
+fn trace_id(input: &mut &[u8]) -> Option<TraceId> {
+    TraceId::from_hex(read_text(input)?).ok()
+}
+
+fn span_id(input: &mut &[u8]) -> Option<SpanId> {
+    SpanId::from_hex(read_text(input)?).ok()
+}
+
+/// Sets `slot` once; a repeated field is left to serde (which refuses it).
+fn once<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
+    if slot.is_some() {
+        return None;
+    }
+    *slot = Some(value?);
+    Some(())
+}
+
+/// One event in its fast form, or `None` (having read some of it) when serde must decode it.
+fn event(input: &mut &[u8]) -> Option<Event> {
+    let fields = rd::read_map_len(input).ok()?.checked_sub(1)?;
+    if read_text(input)? != "k" {
+        return None;
+    }
+    match read_text(input)? {
+        "op" => op(input, fields).map(Event::Op),
+        "step_start" => step_start(input, fields).map(Event::StepStart),
+        "step_end" => step_end(input, fields).map(Event::StepEnd),
+        "log" => log(input, fields).map(Event::Log),
+        _ => None,
+    }
+}
+
+fn op(input: &mut &[u8], fields: u32) -> Option<Op> {
+    let (mut t, mut trace, mut span, mut kind, mut action) = (None, None, None, None, None);
+    let (mut key, mut topic, mut to, mut stream, mut id) = (None, None, None, None, None);
+    let (mut dur, mut ok, mut error) = (None, None, None);
+    for _ in 0..fields {
+        match read_text(input)? {
+            "t" => once(&mut t, number(input))?,
+            "tr" => once(&mut trace, trace_id(input))?,
+            "sp" => once(&mut span, span_id(input))?,
+            "op" => once(&mut kind, read_text(input).and_then(OpKind::parse))?,
+            "action" => once(&mut action, read_text(input).map(OpAction::parse))?,
+            "key" => once(&mut key, read_text(input))?,
+            "topic" => once(&mut topic, read_text(input))?,
+            "to" => once(&mut to, read_text(input))?,
+            "stream" => once(&mut stream, read_text(input))?,
+            "id" => once(&mut id, read_text(input))?,
+            "dur" => once(&mut dur, number(input))?,
+            "ok" => once(&mut ok, flag(input))?,
+            "error" => once(&mut error, read_text(input))?,
+            _ => return None,
+        }
+    }
+    let kind = kind?;
+    let (subject, detail) = match kind {
+        OpKind::State => (key, None),
+        OpKind::Emit => (topic, to),
+        OpKind::Stream => (stream, id),
+    };
+    Some(Op {
+        t: t?,
+        trace: trace?,
+        span,
+        kind,
+        action: action?,
+        ok: ok.unwrap_or(true),
+        subject: subject.map(|s| s.to_owned().into()),
+        detail: detail.map(|s| s.to_owned().into()),
+        dur: dur.unwrap_or(0),
+        error: error.map(Into::into),
+    })
+}
+
+fn parse_span_kind(name: &str) -> Option<SpanKind> {
+    [
+        SpanKind::Internal,
+        SpanKind::Client,
+        SpanKind::Server,
+        SpanKind::Producer,
+        SpanKind::Consumer,
+    ]
+    .into_iter()
+    .find(|kind| span_kind(*kind) == name)
+}
+
+fn step_start(input: &mut &[u8], fields: u32) -> Option<StepStart> {
+    let (mut t, mut trace, mut span, mut parent, mut name, mut kind) =
+        (None, None, None, None, None, None);
+    for _ in 0..fields {
+        match read_text(input)? {
+            "t" => once(&mut t, number(input))?,
+            "tr" => once(&mut trace, trace_id(input))?,
+            "sp" => once(&mut span, span_id(input))?,
+            "ps" => once(&mut parent, span_id(input))?,
+            "name" => once(&mut name, read_text(input))?,
+            "kind" => once(&mut kind, read_text(input).and_then(parse_span_kind))?,
+            _ => return None,
+        }
+    }
+    Some(StepStart {
+        t: t?,
+        trace: trace?,
+        span: span?,
+        parent,
+        name: name?.to_owned().into(),
+        kind: kind.unwrap_or_default(),
+        attrs: None,
+    })
+}
+
+fn step_end(input: &mut &[u8], fields: u32) -> Option<StepEnd> {
+    let (mut t, mut trace, mut span, mut status, mut name) = (None, None, None, None, None);
+    for _ in 0..fields {
+        match read_text(input)? {
+            "t" => once(&mut t, number(input))?,
+            "tr" => once(&mut trace, trace_id(input))?,
+            "sp" => once(&mut span, span_id(input))?,
+            "status" => once(
+                &mut status,
+                read_text(input).and_then(|s| match s {
+                    "completed" => Some(EndStatus::Completed),
+                    "failed" => Some(EndStatus::Failed),
+                    _ => None,
+                }),
+            )?,
+            "name" => once(&mut name, read_text(input))?,
+            _ => return None,
+        }
+    }
+    Some(StepEnd {
+        t: t?,
+        trace: trace?,
+        span: span?,
+        status: status.unwrap_or_default(),
+        error: None,
+        name: name.map(|n| n.to_owned().into()),
+        attrs: None,
+    })
+}
+
+fn log(input: &mut &[u8], fields: u32) -> Option<Log> {
+    let (mut t, mut trace, mut span, mut level, mut msg) = (None, None, None, None, None);
+    for _ in 0..fields {
+        match read_text(input)? {
+            "t" => once(&mut t, number(input))?,
+            "tr" => once(&mut trace, trace_id(input))?,
+            "sp" => once(&mut span, span_id(input))?,
+            "level" => once(
+                &mut level,
+                read_text(input).and_then(|s| match s {
+                    "trace" => Some(LogLevel::Trace),
+                    "debug" => Some(LogLevel::Debug),
+                    "info" => Some(LogLevel::Info),
+                    "warn" => Some(LogLevel::Warn),
+                    "error" => Some(LogLevel::Error),
+                    _ => None,
+                }),
+            )?,
+            "msg" => once(&mut msg, read_text(input))?,
+            _ => return None,
+        }
+    }
+    Some(Log {
+        t: t?,
+        trace: trace?,
+        span,
+        level: level.unwrap_or_default(),
+        msg: msg?.to_owned(),
+        fields: None,
+    })
 }

@@ -256,12 +256,23 @@ fn flag(input: &mut &[u8]) -> Option<bool> {
     rd::read_bool(input).ok()
 }
 
+/// A string's bytes, unchecked: for ids, whose hex parse refuses anything but ASCII digits.
+fn read_raw<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = rd::read_str_len(input).ok()? as usize;
+    if input.len() < len {
+        return None;
+    }
+    let (raw, rest) = input.split_at(len);
+    *input = rest;
+    Some(raw)
+}
+
 fn trace_id(input: &mut &[u8]) -> Option<TraceId> {
-    TraceId::from_hex(read_text(input)?).ok()
+    TraceId::from_hex_bytes(read_raw(input)?).ok()
 }
 
 fn span_id(input: &mut &[u8]) -> Option<SpanId> {
-    SpanId::from_hex(read_text(input)?).ok()
+    SpanId::from_hex_bytes(read_raw(input)?).ok()
 }
 
 /// Sets `slot` once; a repeated field is left to serde (which refuses it).

@@ -44,11 +44,21 @@ macro_rules! hex_id {
 
             /// Parses exactly the expected number of hex digits.
             pub fn from_hex(s: &str) -> Result<Self, IdParseError> {
-                let err = || IdParseError { what: $what, len: $len, got: s.to_owned() };
-                if s.len() != $len || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Self::from_hex_bytes(s.as_bytes())
+            }
+
+            /// [`from_hex`](Self::from_hex) on bytes (any that are not hex digits are refused, so
+            /// a decoder need not check UTF-8 first).
+            pub fn from_hex_bytes(digits: &[u8]) -> Result<Self, IdParseError> {
+                let err = || IdParseError {
+                    what: $what,
+                    len: $len,
+                    got: String::from_utf8_lossy(digits).into_owned(),
+                };
+                if digits.len() != $len {
                     return Err(err());
                 }
-                <$int>::from_str_radix(s, 16).map(Self).map_err(|_| err())
+                parse_hex(digits).map(|v| Self(v as $int)).ok_or_else(err)
             }
         }
 
@@ -107,6 +117,19 @@ hex_id!(
 );
 
 /// Writes `value` as `buf.len()` lowercase hex digits into `buf` without allocating.
+/// The value of up to 32 hex digits (either case); `None` for anything else.
+fn parse_hex(digits: &[u8]) -> Option<u128> {
+    digits.iter().try_fold(0u128, |value, &digit| {
+        let nibble = match digit {
+            b'0'..=b'9' => digit - b'0',
+            b'a'..=b'f' => digit - b'a' + 10,
+            b'A'..=b'F' => digit - b'A' + 10,
+            _ => return None,
+        };
+        Some(value << 4 | u128::from(nibble))
+    })
+}
+
 /// Writes the low `buf.len()` hex digits of `value` into `buf`, two digits per table lookup.
 fn fill_hex(mut value: u128, buf: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

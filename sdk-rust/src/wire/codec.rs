@@ -492,6 +492,12 @@ mod tests {
         };
         let tr = || json!("0000000000000000000000000000000a");
         let sp = || json!("000000000000000b");
+        // `k`, `t` and `tr` first, then `extra` in order (a `t` there makes it repeated).
+        let event = |kind: &str, extra: &[(&'static str, serde_json::Value)]| {
+            let mut map = vec![("k", json!(kind)), ("t", json!(5)), ("tr", tr())];
+            map.extend(extra.iter().cloned());
+            map
+        };
         // What the fast path reads (defaults included), and maps it must leave to serde: `k`
         // not first, unknown, repeated and nil fields, other types, missing fields, unknown
         // names.
@@ -526,67 +532,18 @@ mod tests {
                 ("tr", tr()),
                 ("msg", json!("m")),
             ],
-            vec![
-                ("k", json!("log")),
-                ("t", json!(5)),
-                ("tr", tr()),
-                ("msg", json!("m")),
-            ],
-            vec![
-                ("k", json!("log")),
-                ("t", json!(5)),
-                ("tr", tr()),
-                ("msg", json!("m")),
-                ("level", json!("warning")),
-            ],
-            vec![
-                ("k", json!("log")),
-                ("t", json!(5)),
-                ("tr", tr()),
-                ("msg", json!("m")),
-                ("fields", json!({"a": 1})),
-            ],
-            vec![
-                ("k", json!("step_end")),
-                ("t", json!(5)),
-                ("tr", tr()),
-                ("sp", sp()),
-            ],
-            vec![
-                ("k", json!("step_end")),
-                ("t", json!(5)),
-                ("tr", tr()),
-                ("sp", sp()),
-                ("status", json!("cancelled")),
-            ],
-            vec![
-                ("k", json!("step_start")),
-                ("t", json!(5)),
-                ("tr", tr()),
-                ("sp", sp()),
-                ("name", json!("n")),
-            ],
-            vec![
-                ("k", json!("step_start")),
-                ("t", json!(5)),
-                ("tr", tr()),
-                ("sp", sp()),
-                ("name", json!("n")),
-                ("kind", json!("weird")),
-            ],
-            vec![
-                ("k", json!("step_start")),
-                ("t", json!(5)),
-                ("tr", tr()),
-                ("sp", sp()),
-            ],
-            vec![
-                ("k", json!("log")),
-                ("t", json!(1)),
-                ("t", json!(2)),
-                ("tr", tr()),
-                ("msg", json!("m")),
-            ],
+            event("log", &[("msg", json!("m"))]),
+            event("log", &[("msg", json!("m")), ("level", json!("warning"))]),
+            event("log", &[("msg", json!("m")), ("fields", json!({"a": 1}))]),
+            event("log", &[("t", json!(2)), ("msg", json!("m"))]),
+            event("step_end", &[("sp", sp())]),
+            event("step_end", &[("sp", sp()), ("status", json!("cancelled"))]),
+            event("step_start", &[("sp", sp()), ("name", json!("n"))]),
+            event(
+                "step_start",
+                &[("sp", sp()), ("name", json!("n")), ("kind", json!("weird"))],
+            ),
+            event("step_start", &[("sp", sp())]),
             vec![("k", json!(7))],
             vec![],
         ];

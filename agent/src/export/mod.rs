@@ -184,15 +184,25 @@ impl Exporter {
         }
     }
 
+    /// A producer for `queue`, exporting by `sample_ratio` (and unsampled traces too when
+    /// `export_unsampled`).
+    fn new(queue: Arc<ExportQueue>, sample_ratio: f64, export_unsampled: bool) -> Self {
+        Exporter {
+            queue,
+            sample_ratio,
+            export_unsampled,
+            offered: Vec::new(),
+        }
+    }
+
     /// Another producer for the same queue, with the same sampling (a scratch store that
     /// replays traces for export only).
     pub fn share(&self) -> Exporter {
-        Exporter {
-            queue: Arc::clone(&self.queue),
-            sample_ratio: self.sample_ratio,
-            export_unsampled: self.export_unsampled,
-            offered: Vec::new(),
-        }
+        Exporter::new(
+            Arc::clone(&self.queue),
+            self.sample_ratio,
+            self.export_unsampled,
+        )
     }
 
     fn take(&mut self, origin: &Arc<crate::trace::Origin>, span: queue::QueuedSpan) {
@@ -303,12 +313,11 @@ pub fn start(
         let _ = done_rx.await;
     });
     Ok(Some((
-        Exporter {
+        Exporter::new(
             queue,
-            sample_ratio: config.sample_ratio.clamp(0.0, 1.0),
-            export_unsampled: config.export_unsampled,
-            offered: Vec::new(),
-        },
+            config.sample_ratio.clamp(0.0, 1.0),
+            config.export_unsampled,
+        ),
         task,
     )))
 }
@@ -379,12 +388,7 @@ mod tests {
     fn spans_built_by_the_worker_equal_those_built_from_the_stored_trace() {
         let queue = Arc::new(ExportQueue::new(1000, 1 << 20, Arc::default()));
         let mut store = Store::new(NonZeroUsize::new(10).unwrap());
-        store.set_exporter(Exporter {
-            queue: Arc::clone(&queue),
-            sample_ratio: 1.0,
-            export_unsampled: false,
-            offered: Vec::new(),
-        });
+        store.set_exporter(Exporter::new(Arc::clone(&queue), 1.0, false));
         let origin = Arc::new(Origin::named("svc"));
         let trace = TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736);
         let step = SpanId(0x00f0_67aa_0ba9_02b7);

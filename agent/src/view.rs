@@ -223,29 +223,16 @@ pub struct OpJson<'a> {
 }
 
 fn op_json<'a>(op: &'a Operation, trace_start: u64) -> OpJson<'a> {
-    let subject = op.subject.as_deref();
-    let detail = op.detail.as_deref();
-    let (key, topic, stream) = match op.kind {
-        OpKind::State => (subject, None, None),
-        OpKind::Emit => (None, subject, None),
-        OpKind::Stream => (None, None, subject),
-    };
+    let fields =
+        flowscope::wire::OpFields::of(op.kind, op.subject.as_deref(), op.detail.as_deref());
     OpJson {
         kind: op.kind,
         action: op.action,
-        key,
-        topic,
-        stream,
-        to: if op.kind == OpKind::Emit {
-            detail
-        } else {
-            None
-        },
-        id: if op.kind == OpKind::Stream {
-            detail
-        } else {
-            None
-        },
+        key: fields.key,
+        topic: fields.topic,
+        to: fields.to,
+        stream: fields.stream,
+        id: fields.id,
         start_time: ms_f(op.start_ns.saturating_sub(trace_start)),
         duration: ms_f(op.duration_ns),
         ok: op.ok,

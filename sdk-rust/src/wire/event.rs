@@ -332,6 +332,19 @@ pub enum EndStatus {
     Failed,
 }
 
+impl EndStatus {
+    /// Every status.
+    pub const ALL: [Self; 2] = [Self::Completed, Self::Failed];
+
+    /// The wire name (`completed`, `failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 /// An error attached to a failed step or trace.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ErrorInfo {
@@ -475,6 +488,28 @@ pub enum SpanKind {
     Producer,
     /// Handling a message.
     Consumer,
+}
+
+impl SpanKind {
+    /// Every kind.
+    pub const ALL: [Self; 5] = [
+        Self::Internal,
+        Self::Client,
+        Self::Server,
+        Self::Producer,
+        Self::Consumer,
+    ];
+
+    /// The wire name (`internal`, `client`, `server`, `producer`, `consumer`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Internal => "internal",
+            Self::Client => "client",
+            Self::Server => "server",
+            Self::Producer => "producer",
+            Self::Consumer => "consumer",
+        }
+    }
 }
 
 /// `step_start`: a step (span) begins.
@@ -674,32 +709,74 @@ impl Op {
         self
     }
 
+    /// The subject and detail under their wire names.
+    pub fn fields(&self) -> OpFields<&str> {
+        OpFields::of(self.kind, self.subject.as_deref(), self.detail.as_deref())
+    }
     /// The state key (`None` for other kinds).
     pub fn key(&self) -> Option<&str> {
-        self.subject_if(OpKind::State)
+        self.fields().key
     }
     /// The emit topic (`None` for other kinds).
     pub fn topic(&self) -> Option<&str> {
-        self.subject_if(OpKind::Emit)
+        self.fields().topic
     }
     /// The stream name (`None` for other kinds).
     pub fn stream(&self) -> Option<&str> {
-        self.subject_if(OpKind::Stream)
+        self.fields().stream
     }
     /// The step an emit triggers (`None` for other kinds).
     pub fn to(&self) -> Option<&str> {
-        self.detail_if(OpKind::Emit)
+        self.fields().to
     }
     /// The stream item id (`None` for other kinds).
     pub fn item(&self) -> Option<&str> {
-        self.detail_if(OpKind::Stream)
+        self.fields().id
+    }
+}
+
+/// An op's subject and detail under their names on the wire and in the API: the subject is
+/// `key`, `topic` or `stream` and the detail `to` or `id`, by kind (a state op has no detail).
+/// The one rule every encoder, decoder and view of an op follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpFields<T> {
+    /// State key.
+    pub key: Option<T>,
+    /// Emit topic.
+    pub topic: Option<T>,
+    /// Step an emit triggers.
+    pub to: Option<T>,
+    /// Stream name.
+    pub stream: Option<T>,
+    /// Stream item id.
+    pub id: Option<T>,
+}
+
+impl<T> OpFields<T> {
+    /// Where a `kind` op's `subject` and `detail` go.
+    pub fn of(kind: OpKind, subject: Option<T>, detail: Option<T>) -> Self {
+        let mut fields = Self {
+            key: None,
+            topic: None,
+            to: None,
+            stream: None,
+            id: None,
+        };
+        match kind {
+            OpKind::State => fields.key = subject,
+            OpKind::Emit => (fields.topic, fields.to) = (subject, detail),
+            OpKind::Stream => (fields.stream, fields.id) = (subject, detail),
+        }
+        fields
     }
 
-    fn subject_if(&self, kind: OpKind) -> Option<&str> {
-        self.subject.as_deref().filter(|_| self.kind == kind)
-    }
-    fn detail_if(&self, kind: OpKind) -> Option<&str> {
-        self.detail.as_deref().filter(|_| self.kind == kind)
+    /// The subject and detail of a `kind` op: its own fields; the others are ignored.
+    pub fn subject_and_detail(self, kind: OpKind) -> (Option<T>, Option<T>) {
+        match kind {
+            OpKind::State => (self.key, None),
+            OpKind::Emit => (self.topic, self.to),
+            OpKind::Stream => (self.stream, self.id),
+        }
     }
 }
 
@@ -730,17 +807,18 @@ struct OpOut<'a> {
 
 impl Serialize for Op {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let fields = self.fields();
         OpOut {
             t: self.t,
             tr: self.trace,
             sp: self.span,
             op: self.kind,
             action: self.action,
-            key: self.key(),
-            topic: self.topic(),
-            to: self.to(),
-            stream: self.stream(),
-            id: self.item(),
+            key: fields.key,
+            topic: fields.topic,
+            to: fields.to,
+            stream: fields.stream,
+            id: fields.id,
             dur: self.dur,
             ok: self.ok,
             error: self.error.as_deref(),
@@ -779,11 +857,14 @@ struct OpIn {
 impl<'de> Deserialize<'de> for Op {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let wire = OpIn::deserialize(deserializer)?;
-        let (subject, detail) = match wire.op {
-            OpKind::State => (wire.key, None),
-            OpKind::Emit => (wire.topic, wire.to),
-            OpKind::Stream => (wire.stream, wire.id),
-        };
+        let (subject, detail) = OpFields {
+            key: wire.key,
+            topic: wire.topic,
+            to: wire.to,
+            stream: wire.stream,
+            id: wire.id,
+        }
+        .subject_and_detail(wire.op);
         Ok(Self {
             t: wire.t,
             trace: wire.tr,
@@ -821,6 +902,27 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
+    /// Every level.
+    pub const ALL: [Self; 5] = [
+        Self::Trace,
+        Self::Debug,
+        Self::Info,
+        Self::Warn,
+        Self::Error,
+    ];
+
+    /// The wire name (`trace`, `debug`, `info`, `warn`, `error`); [`parse`](Self::parse) reads
+    /// these and more.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trace => "trace",
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+
     /// A level name as every SDK reads it: `trace`, `debug`, `info`, `warn`/`warning`,
     /// `error`/`critical`/`fatal`, in any case; anything else is `info`.
     pub fn parse(text: &str) -> Self {
@@ -1085,7 +1187,7 @@ pub struct Dropped {
 
 #[cfg(test)]
 mod tests {
-    use super::{EntryType, OpAction, OpKind};
+    use super::{EndStatus, EntryType, LogLevel, OpAction, OpKind, SpanKind};
 
     fn wire_name<T: serde::Serialize>(value: T) -> String {
         serde_json::to_value(value)
@@ -1124,6 +1226,16 @@ mod tests {
         }
         for kind in OpKind::ALL {
             assert_eq!(OpKind::parse(kind.as_str()), Some(kind));
+        }
+        for kind in SpanKind::ALL {
+            assert_eq!(kind.as_str(), wire_name(kind));
+        }
+        for status in EndStatus::ALL {
+            assert_eq!(status.as_str(), wire_name(status));
+        }
+        for level in LogLevel::ALL {
+            assert_eq!(level.as_str(), wire_name(level));
+            assert_eq!(LogLevel::parse(level.as_str()), level);
         }
         assert_eq!(OpAction::parse("merge"), OpAction::Other);
         assert_eq!(OpAction::parse("send"), OpAction::Send);

@@ -11,7 +11,7 @@ use rmp::decode as rd;
 use rmp::encode::{self as mp, ValueWriteError};
 
 use super::event::{
-    EndStatus, Event, Log, LogLevel, Op, OpAction, OpKind, SpanKind, StepEnd, StepStart,
+    EndStatus, Event, Log, LogLevel, Op, OpAction, OpFields, OpKind, SpanKind, StepEnd, StepStart,
 };
 use super::ids::{SpanId, TraceId};
 
@@ -111,20 +111,18 @@ fn span(out: &mut Vec<u8>, ids: &mut Ids, key: &str, id: SpanId) -> Written {
 }
 
 fn op_map(out: &mut Vec<u8>, ids: &mut Ids, op: &Op) -> Written {
-    let subject_key = match op.kind {
-        OpKind::State => "key",
-        OpKind::Emit => "topic",
-        OpKind::Stream => "stream",
-    };
-    let detail = match op.kind {
-        OpKind::State => None,
-        OpKind::Emit => op.detail.as_deref().map(|d| ("to", d)),
-        OpKind::Stream => op.detail.as_deref().map(|d| ("id", d)),
-    };
+    let f = op.fields();
+    // In `OpOut`'s field order.
+    let named = [
+        ("key", f.key),
+        ("topic", f.topic),
+        ("to", f.to),
+        ("stream", f.stream),
+        ("id", f.id),
+    ];
     let fields = 7
         + usize::from(op.span.is_some())
-        + usize::from(op.subject.is_some())
-        + usize::from(detail.is_some())
+        + named.iter().filter(|(_, v)| v.is_some()).count()
         + usize::from(op.error.is_some());
     mp::write_map_len(out, len(fields))?;
     text(out, "k", "op")?;
@@ -135,11 +133,10 @@ fn op_map(out: &mut Vec<u8>, ids: &mut Ids, op: &Op) -> Written {
     }
     text(out, "op", op.kind.as_str())?;
     text(out, "action", op.action.as_str())?;
-    if let Some(subject) = op.subject.as_deref() {
-        text(out, subject_key, subject)?;
-    }
-    if let Some((key, value)) = detail {
-        text(out, key, value)?;
+    for (key, value) in named {
+        if let Some(value) = value {
+            text(out, key, value)?;
+        }
     }
     uint(out, "dur", op.dur)?;
     string(out, "ok")?;
@@ -150,18 +147,8 @@ fn op_map(out: &mut Vec<u8>, ids: &mut Ids, op: &Op) -> Written {
     Ok(())
 }
 
-fn span_kind(kind: SpanKind) -> &'static str {
-    match kind {
-        SpanKind::Internal => "internal",
-        SpanKind::Client => "client",
-        SpanKind::Server => "server",
-        SpanKind::Producer => "producer",
-        SpanKind::Consumer => "consumer",
-    }
-}
-
 fn step_start_map(out: &mut Vec<u8>, ids: &mut Ids, start: &StepStart) -> Written {
-    let kind = (start.kind != SpanKind::Internal).then(|| span_kind(start.kind));
+    let kind = (start.kind != SpanKind::Internal).then(|| start.kind.as_str());
     let fields = 5 + usize::from(start.parent.is_some()) + usize::from(kind.is_some());
     mp::write_map_len(out, len(fields))?;
     text(out, "k", "step_start")?;
@@ -185,11 +172,7 @@ fn step_end_map(out: &mut Vec<u8>, ids: &mut Ids, end: &StepEnd) -> Written {
     uint(out, "t", end.t)?;
     trace(out, ids, end.trace)?;
     span(out, ids, "sp", end.span)?;
-    let status = match end.status {
-        EndStatus::Completed => "completed",
-        EndStatus::Failed => "failed",
-    };
-    text(out, "status", status)?;
+    text(out, "status", end.status.as_str())?;
     if let Some(name) = end.name.as_deref() {
         text(out, "name", name)?;
     }
@@ -205,14 +188,7 @@ fn log_map(out: &mut Vec<u8>, ids: &mut Ids, log: &Log) -> Written {
     if let Some(id) = log.span {
         span(out, ids, "sp", id)?;
     }
-    let level = match log.level {
-        LogLevel::Trace => "trace",
-        LogLevel::Debug => "debug",
-        LogLevel::Info => "info",
-        LogLevel::Warn => "warn",
-        LogLevel::Error => "error",
-    };
-    text(out, "level", level)?;
+    text(out, "level", log.level.as_str())?;
     text(out, "msg", &log.msg)
 }
 
@@ -322,11 +298,14 @@ fn op(input: &mut &[u8], fields: u32) -> Option<Op> {
         }
     }
     let kind = kind?;
-    let (subject, detail) = match kind {
-        OpKind::State => (key, None),
-        OpKind::Emit => (topic, to),
-        OpKind::Stream => (stream, id),
-    };
+    let (subject, detail) = OpFields {
+        key,
+        topic,
+        to,
+        stream,
+        id,
+    }
+    .subject_and_detail(kind);
     Some(Op {
         t: t?,
         trace: trace?,
@@ -341,16 +320,13 @@ fn op(input: &mut &[u8], fields: u32) -> Option<Op> {
     })
 }
 
-fn parse_span_kind(name: &str) -> Option<SpanKind> {
-    [
-        SpanKind::Internal,
-        SpanKind::Client,
-        SpanKind::Server,
-        SpanKind::Producer,
-        SpanKind::Consumer,
-    ]
-    .into_iter()
-    .find(|kind| span_kind(*kind) == name)
+/// The one of `all` whose wire name is `text` (exactly, as serde reads it).
+fn named<T: Copy, const N: usize>(
+    all: [T; N],
+    name: fn(T) -> &'static str,
+    text: &str,
+) -> Option<T> {
+    all.into_iter().find(|value| name(*value) == text)
 }
 
 fn step_start(input: &mut &[u8], fields: u32) -> Option<StepStart> {
@@ -363,7 +339,10 @@ fn step_start(input: &mut &[u8], fields: u32) -> Option<StepStart> {
             "sp" => once(&mut span, span_id(input))?,
             "ps" => once(&mut parent, span_id(input))?,
             "name" => once(&mut name, read_text(input))?,
-            "kind" => once(&mut kind, read_text(input).and_then(parse_span_kind))?,
+            "kind" => once(
+                &mut kind,
+                read_text(input).and_then(|s| named(SpanKind::ALL, SpanKind::as_str, s)),
+            )?,
             _ => return None,
         }
     }
@@ -387,11 +366,7 @@ fn step_end(input: &mut &[u8], fields: u32) -> Option<StepEnd> {
             "sp" => once(&mut span, span_id(input))?,
             "status" => once(
                 &mut status,
-                read_text(input).and_then(|s| match s {
-                    "completed" => Some(EndStatus::Completed),
-                    "failed" => Some(EndStatus::Failed),
-                    _ => None,
-                }),
+                read_text(input).and_then(|s| named(EndStatus::ALL, EndStatus::as_str, s)),
             )?,
             "name" => once(&mut name, read_text(input))?,
             _ => return None,
@@ -417,14 +392,7 @@ fn log(input: &mut &[u8], fields: u32) -> Option<Log> {
             "sp" => once(&mut span, span_id(input))?,
             "level" => once(
                 &mut level,
-                read_text(input).and_then(|s| match s {
-                    "trace" => Some(LogLevel::Trace),
-                    "debug" => Some(LogLevel::Debug),
-                    "info" => Some(LogLevel::Info),
-                    "warn" => Some(LogLevel::Warn),
-                    "error" => Some(LogLevel::Error),
-                    _ => None,
-                }),
+                read_text(input).and_then(|s| named(LogLevel::ALL, LogLevel::as_str, s)),
             )?,
             "msg" => once(&mut msg, read_text(input))?,
             _ => return None,

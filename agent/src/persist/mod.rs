@@ -274,16 +274,18 @@ fn replay_owed(
     }
 }
 
-/// Opens the journal in `config.dir`, replays up to `replay_traces` traces through `apply`, takes
-/// the export backlog when `take_backlog` (an exporter will forward it), and starts the writer
-/// thread. `apply` gets each batch with its receive time and whether its spans may not have
-/// reached the collector (received after the journal's export watermark: a crash lost them from
-/// the export queue). A directory or file that cannot be used gives a handle that is degraded
-/// from the start (the agent runs from memory).
+/// Opens the journal in `config.dir`, replays up to `replay_traces` traces through `apply`, and
+/// starts the writer thread. `apply` gets each batch with its receive time and whether its spans
+/// may not have reached the collector (received after the journal's export watermark: a crash
+/// lost them from the export queue). When `exporting` (an exporter is configured) it also takes
+/// the export backlog, and replays the other traces the collector may still be owed through
+/// `apply_owed`, `replay_traces` at a time (the chunk's index comes first). A directory or file
+/// that cannot be used gives a handle that is degraded from the start (the agent runs from
+/// memory).
 pub fn open(
     config: &PersistConfig,
     replay_traces: usize,
-    take_backlog: bool,
+    exporting: bool,
     mut apply: impl FnMut(&Arc<Origin>, Vec<Event>, u64, bool),
     mut apply_owed: impl FnMut(usize, &Arc<Origin>, Vec<Event>, u64, bool),
 ) -> Option<Persistence> {
@@ -314,7 +316,7 @@ pub fn open(
     let mut backlog = Vec::new();
     let mut export_floor = 0;
     let mut journal = journal;
-    if let Some(journal) = journal.as_mut().filter(|_| take_backlog) {
+    if let Some(journal) = journal.as_mut().filter(|_| exporting) {
         backlog = journal.backlog().unwrap_or_else(|err| {
             tracing::warn!(%err, "could not read the export backlog");
             Vec::new()
@@ -349,7 +351,7 @@ pub fn open(
             }
             Err(err) => tracing::warn!(%err, "replay failed; starting with what was restored"),
         }
-        if take_backlog && acked < i64::MAX as u64 {
+        if exporting && acked < i64::MAX as u64 {
             replay_owed(journal, acked, replay_traces, &mut apply_owed);
         }
         reader = Journal::open(&dir).ok().map(|(j, _)| Mutex::new(j));

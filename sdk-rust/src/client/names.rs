@@ -49,6 +49,10 @@ fn keep(text: &str) -> Option<(&'static str, u32)> {
 
 /// `text` as a [`Name`]: borrowed from the kept copy when it is (or can become) one of them.
 pub fn name_of(text: &str) -> Name {
+    if text.len() > MAX_LEN {
+        // Never kept: not worth hashing on every call.
+        return Cow::Owned(text.to_owned());
+    }
     if let Some(kept) = SEEN.with(|seen| seen.borrow().get(text).copied()) {
         return Cow::Borrowed(kept);
     }

@@ -1,7 +1,8 @@
 //! The client: a bounded, non-blocking event queue drained by a background writer thread.
 //!
-//! [`Client::emit`] is O(1): it moves the event into the queue and returns. The queue is bounded
-//! by estimated bytes (256 MiB by default) and optionally by events. When it is full the event is
+//! [`Client::emit`] is O(1): it moves the event into the queue and returns. The queue is one lane
+//! per emitting thread (see `lane`), drained by the writer; it is bounded by estimated bytes
+//! (256 MiB by default) and optionally by events. When it is full the event is
 //! dropped and counted per trace, and the writer tells the agent, which marks the trace
 //! `incomplete`; with [`Overflow::Block`] the caller waits a bounded time for room first. Nothing
 //! ever panics the caller.
@@ -10,6 +11,7 @@ mod api;
 mod config;
 mod context;
 mod future;
+mod lane;
 mod names;
 mod shared;
 pub mod socket;
@@ -18,14 +20,11 @@ mod trace_context;
 mod tracing_layer;
 mod writer;
 
+use std::cell::RefCell;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crossbeam_channel::{Sender, TrySendError};
-
-/// Events the preallocated channel holds; beyond it (within the byte bound) they spill.
-const CHANNEL_CAPACITY: usize = 65_536;
 use parking_lot::RwLock;
 
 pub use api::*;
@@ -52,7 +51,7 @@ pub struct Stats {
     pub dropped: u64,
     /// Reconnects after a lost connection.
     pub reconnects: u64,
-    /// Events waiting in the queue.
+    /// Events accepted and not yet written or dropped (the batch the writer holds included).
     pub queued: u64,
     /// Estimated bytes waiting in the queue.
     pub queued_bytes: u64,
@@ -67,9 +66,26 @@ pub struct Client {
 }
 
 struct Inner {
-    tx: Option<Sender<Event>>,
+    /// Tells this client's lanes apart from other clients' in a thread's list.
+    id: u64,
+    /// Whether a writer thread runs (false when disabled).
+    writing: bool,
     shared: Arc<Shared>,
     config: Config,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+/// Source of [`Inner::id`].
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's lanes, one per client it emitted on; the last used first.
+    static LANES: RefCell<Vec<(u64, lane::Producer<Event>)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl std::fmt::Debug for Client {
@@ -77,7 +93,7 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("service", &self.inner.config.service)
             .field("socket", &self.inner.config.socket_path)
-            .field("disabled", &self.inner.tx.is_none())
+            .field("disabled", &!self.inner.writing)
             .finish()
     }
 }
@@ -87,21 +103,22 @@ impl Client {
     /// only means events wait in the queue, then drop when it is full.
     pub fn new(config: Config) -> Self {
         let shared = Arc::new(Shared::default());
-        let tx = if config.disabled {
-            None
-        } else {
-            // A fixed channel for the fast path; past its capacity events spill into a list that
-            // the byte and event budgets checked in `emit` bound.
-            let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
+        let writing = !config.disabled && {
             let writer_shared = Arc::clone(&shared);
             let writer_config = config.clone();
-            let spawned = std::thread::Builder::new()
+            std::thread::Builder::new()
                 .name("flowscope-writer".into())
-                .spawn(move || writer::run(rx, writer_shared, writer_config));
-            spawned.ok().map(|_| tx)
+                .spawn(move || writer::run(writer_shared, writer_config))
+                .is_ok()
         };
+        let id = NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);
         Self {
-            inner: Arc::new(Inner { tx, shared, config }),
+            inner: Arc::new(Inner {
+                id,
+                writing,
+                shared,
+                config,
+            }),
         }
     }
 
@@ -117,15 +134,15 @@ impl Client {
 
     /// Whether calls are no-ops.
     pub fn is_disabled(&self) -> bool {
-        self.inner.tx.is_none()
+        !self.inner.writing
     }
 
     /// Queues one event. Returns `false` when it was dropped (queue full, or disabled).
     #[inline]
     pub fn emit(&self, event: Event) -> bool {
-        let Some(tx) = &self.inner.tx else {
+        if !self.inner.writing {
             return false;
-        };
+        }
         let shared = &self.inner.shared;
         let config = &self.inner.config;
         let size = event.queued_size();
@@ -149,30 +166,54 @@ impl Client {
         if config.queue_capacity != usize::MAX {
             shared.queued_events.fetch_add(1, Ordering::Relaxed);
         }
-        shared.enqueued.fetch_add(1, Ordering::AcqRel);
-        if shared.spilling() {
-            shared.spill(event);
-            return true;
-        }
-        match tx.try_send(event) {
-            Ok(()) => true,
-            Err(TrySendError::Full(event)) => {
-                shared.spill(event);
-                true
+        // Counted before the push (a locked add then finds no event writes to wait for), and the
+        // writer woken after it if it sleeps: see `Shared::wake_writer`.
+        shared.enqueued.fetch_add(1, Ordering::SeqCst);
+        self.push(event);
+        shared.wake_writer();
+        true
+    }
+
+    /// Appends `event` to this thread's lane for this client (made on first use), or to the
+    /// shared spill when the thread's lanes cannot be reached (its thread-locals are being torn
+    /// down, or an emit is already running on them).
+    #[inline]
+    fn push(&self, event: Event) {
+        let mut event = Some(event);
+        let _ = LANES.try_with(|lanes| {
+            let Ok(mut lanes) = lanes.try_borrow_mut() else {
+                return;
+            };
+            if lanes.first().is_none_or(|(id, _)| *id != self.inner.id) {
+                self.put_lane_first(&mut lanes);
             }
-            Err(TrySendError::Disconnected(_)) => {
-                shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
-                shared.enqueued.fetch_sub(1, Ordering::AcqRel);
-                shared.dropped.fetch_add(1, Ordering::Relaxed);
-                false
+            if let (Some((_, lane)), Some(event)) = (lanes.first_mut(), event.take()) {
+                lane.push(event);
             }
+        });
+        if let Some(event) = event {
+            self.inner.shared.spill(event);
         }
+    }
+
+    /// Moves this client's lane to the front of the thread's list, making it when there is none
+    /// (and forgetting lanes whose writer has stopped).
+    #[cold]
+    fn put_lane_first(&self, lanes: &mut Vec<(u64, lane::Producer<Event>)>) {
+        if let Some(at) = lanes.iter().position(|(id, _)| *id == self.inner.id) {
+            lanes.swap(0, at);
+            return;
+        }
+        lanes.retain(|(_, lane)| !lane.is_closed());
+        let (producer, consumer) = lane::lane();
+        self.inner.shared.add_lane(consumer);
+        lanes.insert(0, (self.inner.id, producer));
     }
 
     /// Waits up to `timeout` until every event queued before the call is written (or dropped).
     /// Returns whether that happened in time.
     pub fn flush(&self, timeout: Duration) -> bool {
-        if self.inner.tx.is_none() {
+        if !self.inner.writing {
             return true;
         }
         self.inner.shared.wait_processed(timeout)
@@ -192,8 +233,7 @@ impl Client {
             sent: shared.sent.load(Ordering::Relaxed),
             dropped: shared.dropped.load(Ordering::Relaxed),
             reconnects: shared.reconnects.load(Ordering::Relaxed),
-            queued: self.inner.tx.as_ref().map_or(0, |tx| tx.len() as u64)
-                + shared.spilled() as u64,
+            queued: shared.unprocessed(),
             queued_bytes: shared.queued_bytes.load(Ordering::Relaxed) as u64,
             connected: shared.connected.load(Ordering::Relaxed),
         }

@@ -1,19 +1,49 @@
 //! Counters shared between the emitting threads and the writer thread.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use super::lane::Consumer;
+use crate::wire::Event;
+
 /// Traces whose drops are reported individually; more are counted in the total only.
 const MAX_DROP_REPORTS: usize = 4096;
 
-/// Counters and the flush rendezvous.
+/// Keeps what it holds on a cache line of its own, so counters the emitting threads write do not
+/// share one with counters the writer writes.
+#[derive(Default)]
+#[repr(align(128))]
+pub(crate) struct OwnLine<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for OwnLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Counters, the lanes the writer drains, and the flush rendezvous.
 #[derive(Default)]
 pub(crate) struct Shared {
-    /// Events accepted into the queue.
-    pub(crate) enqueued: AtomicU64,
+    /// Events accepted into the queue (counted just before their push).
+    pub(crate) enqueued: OwnLine<AtomicU64>,
+    /// Estimated bytes of the events in the queue (added on emit, removed as the writer takes them).
+    pub(crate) queued_bytes: OwnLine<AtomicUsize>,
+    /// Whether the writer is about to sleep or sleeping (an emit then wakes it).
+    sleeping: OwnLine<AtomicBool>,
+    /// The writer thread, for waking it.
+    writer: OnceLock<Thread>,
+    /// Lanes of threads new to this client, not yet taken over by the writer.
+    new_lanes: Mutex<Vec<Consumer<Event>>>,
+    /// Whether `new_lanes` holds any.
+    lanes_added: AtomicBool,
+    /// Every client handle is gone: the writer drains what is queued and stops.
+    closed: AtomicBool,
     /// Events written to the socket.
     pub(crate) sent: AtomicU64,
     /// Events dropped (queue full, oversized, undeliverable at shutdown).
@@ -26,13 +56,11 @@ pub(crate) struct Shared {
     pub(crate) last_error: Mutex<Option<String>>,
     /// The agent's export sample ratio as f64 bits; 0 means "not told yet" (treated as 1.0).
     sample_ratio_bits: AtomicU64,
-    /// Estimated bytes of the events in the queue (added on emit, removed as the writer takes them).
-    pub(crate) queued_bytes: AtomicUsize,
     /// Events in the queue, counted only when an event bound is configured.
     pub(crate) queued_events: AtomicUsize,
-    /// Events past the channel's fixed capacity, still within the byte bound, in emit order.
-    spill: Mutex<VecDeque<crate::wire::Event>>,
-    /// Whether `spill` holds events: emits then go there too, so order is kept.
+    /// Events from threads that cannot use a lane (one whose thread-locals are being torn down).
+    spill: Mutex<VecDeque<Event>>,
+    /// Whether `spill` holds events.
     spilling: AtomicBool,
     /// Events dropped per trace since the writer last reported them to the agent.
     drops: Mutex<HashMap<crate::wire::TraceId, u64>>,
@@ -80,33 +108,107 @@ impl Shared {
         *last = message;
     }
 
-    /// Whether new events must go to the spill (it holds older ones).
+    /// Registers the writer thread (called by it first thing).
+    pub(crate) fn set_writer(&self, thread: Thread) {
+        let _ = self.writer.set(thread);
+    }
+
+    /// Hands the lane of a thread new to this client to the writer.
+    pub(crate) fn add_lane(&self, lane: Consumer<Event>) {
+        self.new_lanes.lock().push(lane);
+        self.lanes_added.store(true, Ordering::Release);
+        self.unpark_writer();
+    }
+
+    /// Moves lanes added since the last call into `lanes` (the writer's list).
+    pub(crate) fn adopt_lanes(&self, lanes: &mut Vec<Consumer<Event>>) {
+        // Read first: the writer calls this every round, and a write would take the cache line
+        // from emitting threads reading the fields beside it.
+        if self.lanes_added.load(Ordering::Acquire)
+            && self.lanes_added.swap(false, Ordering::AcqRel)
+        {
+            lanes.append(&mut self.new_lanes.lock());
+        }
+    }
+
+    /// Wakes the writer if it sleeps; called after an event's `enqueued` count and push. Both
+    /// sides use sequentially consistent operations: the writer sets `sleeping`, then reads
+    /// `enqueued`; an emit adds to `enqueued`, then reads `sleeping`. So either the writer sees the
+    /// new count and does not sleep (it looks again until the push shows), or the emit sees
+    /// `sleeping` and wakes it.
+    #[inline]
+    pub(crate) fn wake_writer(&self) {
+        if self.sleeping.load(Ordering::SeqCst) {
+            self.wake_writer_now();
+        }
+    }
+
+    #[cold]
+    fn wake_writer_now(&self) {
+        if self.sleeping.swap(false, Ordering::SeqCst) {
+            self.unpark_writer();
+        }
+    }
+
+    fn unpark_writer(&self) {
+        if let Some(writer) = self.writer.get() {
+            writer.unpark();
+        }
+    }
+
+    /// Puts the writer to sleep for up to `timeout` unless events arrived after the
+    /// `taken` it has seen so far, lanes were added, or the client closed.
+    pub(crate) fn writer_sleep(&self, taken: u64, timeout: Duration) {
+        self.sleeping.store(true, Ordering::SeqCst);
+        if self.enqueued.load(Ordering::SeqCst) == taken
+            && !self.lanes_added.load(Ordering::Acquire)
+            && !self.is_closed()
+        {
+            std::thread::park_timeout(timeout);
+        }
+        self.sleeping.store(false, Ordering::SeqCst);
+    }
+
+    /// Tells the writer every client handle is gone.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.unpark_writer();
+    }
+
+    /// Whether every client handle is gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Events accepted and not yet sent or dropped by the writer.
+    pub(crate) fn unprocessed(&self) -> u64 {
+        self.enqueued
+            .load(Ordering::Acquire)
+            .saturating_sub(self.processed.load(Ordering::Acquire))
+    }
+
+    /// Whether the spill holds events.
     #[inline]
     pub(crate) fn spilling(&self) -> bool {
         self.spilling.load(Ordering::Acquire)
     }
 
-    /// Appends an event past the channel's capacity.
-    pub(crate) fn spill(&self, event: crate::wire::Event) {
+    /// Appends an event that could not go into its thread's lane.
+    pub(crate) fn spill(&self, event: Event) {
         let mut spill = self.spill.lock();
         spill.push_back(event);
         self.spilling.store(true, Ordering::Release);
     }
 
     /// Moves up to `max` spilled events into `out` (oldest first); clears the flag when the
-    /// spill is empty. Call only when the channel is empty (its events are older).
-    pub(crate) fn unspill(&self, out: &mut Vec<crate::wire::Event>, max: usize) {
+    /// spill is empty.
+    pub(crate) fn unspill(&self, out: &mut Vec<Event>, max: usize) {
         let mut spill = self.spill.lock();
         let n = max.min(spill.len());
         out.extend(spill.drain(..n));
         if spill.is_empty() {
             self.spilling.store(false, Ordering::Release);
         }
-    }
-
-    /// Events waiting in the spill.
-    pub(crate) fn spilled(&self) -> usize {
-        self.spill.lock().len()
     }
 
     /// Counts one dropped event of `trace` (for the agent's `incomplete` mark). Traces past a bound

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
-
 use super::config::Config;
+use super::lane::Consumer;
 use super::shared::Shared;
 use crate::wire::{
     self, AgentReply, ClientStats, EncodeError, Encoding, Event, HEADER_LEN, Hello,
@@ -18,7 +17,11 @@ use crate::wire::{
 
 /// Longest handshake reply the writer reads.
 const MAX_REPLY: usize = 64 * 1024;
-/// How long the writer waits for an event before doing housekeeping.
+/// Empty looks at the lanes with a growing spin between them, then with a yield, before the
+/// writer sleeps (as crossbeam's channels back off).
+const IDLE_SPINS: u32 = 6;
+const IDLE_YIELDS: u32 = 10;
+/// How long the writer sleeps without events between rounds of housekeeping.
 const IDLE_TICK: Duration = Duration::from_millis(50);
 
 /// An open, handshaken connection and the frame limit the agent announced.
@@ -29,7 +32,8 @@ struct Connection {
 }
 
 /// Runs until every [`Client`](super::Client) handle is dropped and the queue is drained.
-pub(crate) fn run(rx: Receiver<Event>, shared: Arc<Shared>, config: Config) {
+pub(crate) fn run(shared: Arc<Shared>, config: Config) {
+    shared.set_writer(std::thread::current());
     let mut writer = Writer {
         shared,
         config,
@@ -41,64 +45,92 @@ pub(crate) fn run(rx: Receiver<Event>, shared: Arc<Shared>, config: Config) {
         buf: Vec::with_capacity(64 * 1024),
     };
     writer.backoff = writer.config.backoff_min;
-    let mut batch: Vec<Event> = Vec::with_capacity(writer.config.max_batch_events);
-    let mut closing = false;
+    let max_batch = writer.config.max_batch_events;
+    let mut batch: Vec<Event> = Vec::with_capacity(max_batch);
+    let mut lanes: Vec<Consumer<Event>> = Vec::new();
+    // Lanes are visited from a rotating start, so one busy thread cannot starve the others.
+    let mut first_lane = 0usize;
+    // Events taken out of lanes and the spill so far, against `enqueued` before sleeping.
+    let mut taken_total = 0u64;
+    let mut last_housekeeping = Instant::now();
+    let mut idle_rounds = 0u32;
     let count_events = writer.config.queue_capacity != usize::MAX;
     loop {
-        let mut taken = 0usize;
+        // Read before looking at the lanes: once it is set no new event can arrive, so empty
+        // lanes after it mean everything was taken.
+        let closing = writer.shared.is_closed();
+        writer.shared.adopt_lanes(&mut lanes);
         let before = batch.len();
-        if batch.is_empty() && writer.shared.spilling() && rx.is_empty() {
-            // The channel is drained: the spilled events are next, oldest first.
+        let mut taken = 0usize;
+        let mut take = |writer: &Writer, batch: &mut Vec<Event>, event: Event| {
+            taken += event.queued_size();
+            batch.push(writer.redact(event));
+        };
+        let count = lanes.len();
+        for k in 0..count {
+            if batch.len() >= max_batch {
+                break;
+            }
+            let lane = &mut lanes[(first_lane + k) % count];
+            while batch.len() < max_batch {
+                let Some(event) = lane.pop() else { break };
+                take(&writer, &mut batch, event);
+            }
+        }
+        if count > 0 {
+            first_lane = (first_lane + 1) % count;
+            // A finished lane's thread is gone and everything it pushed was taken.
+            lanes.retain(|lane| !lane.is_finished());
+        }
+        if batch.len() < max_batch && writer.shared.spilling() {
             let mut spilled = Vec::new();
-            writer
-                .shared
-                .unspill(&mut spilled, writer.config.max_batch_events);
+            writer.shared.unspill(&mut spilled, max_batch - batch.len());
             for event in spilled {
-                taken += event.queued_size();
-                batch.push(writer.redact(event));
+                take(&writer, &mut batch, event);
             }
         }
-        if batch.is_empty() {
-            match rx.recv_timeout(IDLE_TICK) {
-                Ok(event) => {
-                    taken += event.queued_size();
-                    batch.push(writer.redact(event));
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    writer.report_drops();
-                    writer.maybe_send_stats();
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
-        }
-        // Channel events are always older than spilled ones: take them first.
-        while batch.len() < writer.config.max_batch_events {
-            match rx.try_recv() {
-                Ok(event) => {
-                    taken += event.queued_size();
-                    batch.push(writer.redact(event));
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    closing = true;
-                    break;
-                }
-            }
-        }
-        // The batch left the queue: its bytes are room for new events (one update per batch).
+        let added = batch.len() - before;
+        taken_total += added as u64;
+        // The events left the queue: their bytes are room for new events (one update per batch).
         if taken > 0 {
             writer
                 .shared
                 .queued_bytes
                 .fetch_sub(taken, Ordering::Relaxed);
         }
-        if count_events && batch.len() > before {
+        if count_events && added > 0 {
             writer
                 .shared
                 .queued_events
-                .fetch_sub(batch.len() - before, Ordering::Relaxed);
+                .fetch_sub(added, Ordering::Relaxed);
         }
+        if batch.is_empty() {
+            if closing {
+                return;
+            }
+            // Events often follow events: look again a few times before sleeping, since waking
+            // a sleeping writer costs the emitting thread a system call.
+            if idle_rounds < IDLE_SPINS + IDLE_YIELDS {
+                idle_rounds += 1;
+                if idle_rounds <= IDLE_SPINS {
+                    for _ in 0..1u32 << idle_rounds {
+                        std::hint::spin_loop();
+                    }
+                } else {
+                    std::thread::yield_now();
+                }
+                continue;
+            }
+            idle_rounds = 0;
+            if last_housekeeping.elapsed() >= IDLE_TICK {
+                writer.report_drops();
+                writer.maybe_send_stats();
+                last_housekeeping = Instant::now();
+            }
+            writer.shared.writer_sleep(taken_total, IDLE_TICK);
+            continue;
+        }
+        idle_rounds = 0;
         writer.report_drops();
         if writer.deliver(&batch, closing) {
             batch.clear();
@@ -106,7 +138,6 @@ pub(crate) fn run(rx: Receiver<Event>, shared: Arc<Shared>, config: Config) {
             // Last chance failed: nobody is left to deliver to.
             writer.count_done(batch.len(), false);
             batch.clear();
-            return;
         }
     }
 }

@@ -1,0 +1,335 @@
+//! Per-thread event lanes: every thread that emits on a client pushes into its own
+//! single-producer, single-consumer queue, and the writer thread drains them all.
+//!
+//! A push is a slot write and a release store to a counter only that thread writes: no
+//! compare-and-swap and no cache line that other emitting threads also write. A lane is a chain of
+//! fixed-size segments, so it grows with a burst (the client's byte and event budgets, checked
+//! before the push, bound it) and gives the memory back as the writer drains.
+//!
+//! Segments are large (4096 events) and not reused: writing into memory the writer has just read
+//! makes every slot write wait for the writer's core to give up the cache line. With a 16 KiB
+//! segment recycled that way, an op event cost 110 ns instead of 63 in the emit bench. The pages
+//! of a segment become resident only as they are written, so an idle lane costs little.
+//!
+//! Order is kept per thread. Across threads the writer may interleave lanes differently from the
+//! order the pushes happened in; the agent accepts events in any order (a step's operations
+//! before its start, an end before its start).
+//!
+//! The crate denies `unsafe` code; this module is the one exception. Segments hold events that
+//! are written and read in place, which safe Rust can only express with a lock or a
+//! compare-and-swap per event, the costs this module exists to avoid. Each block says what makes
+//! it sound; the tests below push and drain from two threads and count every drop.
+#![allow(unsafe_code)]
+
+use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
+use std::ptr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+
+/// Slots per segment (512 KiB of 128-byte events).
+const SEGMENT: usize = 4096;
+
+/// Aligned to two cache lines, so a 128-byte event never shares a line with its neighbour (the
+/// writer reading one would otherwise pull the line the producer is writing the next into).
+#[repr(align(128))]
+struct Segment<T> {
+    slots: [UnsafeCell<MaybeUninit<T>>; SEGMENT],
+    /// The segment the producer continued in; null until it fills this one.
+    next: AtomicPtr<Segment<T>>,
+}
+
+impl<T> Segment<T> {
+    fn alloc() -> *mut Segment<T> {
+        let mut segment = Box::<Segment<T>>::new_uninit();
+        // SAFETY: `slots` may stay uninitialised (they are `MaybeUninit`); `next` is written here.
+        unsafe {
+            ptr::addr_of_mut!((*segment.as_mut_ptr()).next).write(AtomicPtr::new(ptr::null_mut()));
+            Box::into_raw(segment.assume_init())
+        }
+    }
+
+    /// # Safety
+    /// `segment` came from [`Segment::alloc`], holds no live event, and nobody uses it again.
+    unsafe fn free(segment: *mut Segment<T>) {
+        drop(unsafe { Box::from_raw(segment) });
+    }
+}
+
+/// What the producer and the consumer of one lane share.
+pub(crate) struct Lane<T> {
+    /// Events pushed so far (written by the producer only).
+    pushed: AtomicU64,
+    /// Events popped, written when the consumer drops (for the last owner's clean-up).
+    popped: AtomicU64,
+    /// The consumer's segment when it dropped, where the last owner frees the chain from.
+    head: AtomicPtr<Segment<T>>,
+    /// The producing thread is gone (its thread-local handle dropped).
+    detached: AtomicBool,
+    /// The writer is gone: nothing will drain this lane again.
+    closed: AtomicBool,
+}
+
+// SAFETY: the raw segment pointers are only dereferenced under the single-producer /
+// single-consumer discipline that `Producer` and `Consumer` (one of each per lane) enforce; the
+// counters publish slot contents with release/acquire ordering.
+unsafe impl<T: Send> Send for Lane<T> {}
+unsafe impl<T: Send> Sync for Lane<T> {}
+
+impl<T> Drop for Lane<T> {
+    fn drop(&mut self) {
+        // Both ends are gone: drop the events still queued and free the chain.
+        let mut segment = *self.head.get_mut();
+        let popped = *self.popped.get_mut();
+        // The consumer moves to the next segment only when it takes an event from it, so after
+        // a whole segment it still points at that one.
+        let mut index = match (popped as usize) % SEGMENT {
+            0 if popped > 0 => SEGMENT,
+            at => at,
+        };
+        let mut left = *self.pushed.get_mut() - *self.popped.get_mut();
+        while !segment.is_null() {
+            // SAFETY: the chain from `head` is owned by this lane and no end is left to use it;
+            // the `left` slots after `popped` hold initialised events.
+            unsafe {
+                while left > 0 && index < SEGMENT {
+                    (*(*segment).slots[index].get()).assume_init_drop();
+                    index += 1;
+                    left -= 1;
+                }
+                let next = (*segment).next.load(Ordering::Relaxed);
+                Segment::<T>::free(segment);
+                segment = next;
+            }
+            index = 0;
+        }
+    }
+}
+
+/// Makes a lane and its two ends.
+pub(crate) fn lane<T>() -> (Producer<T>, Consumer<T>) {
+    let first = Segment::alloc();
+    let lane = Arc::new(Lane {
+        pushed: AtomicU64::new(0),
+        popped: AtomicU64::new(0),
+        head: AtomicPtr::new(first),
+        detached: AtomicBool::new(false),
+        closed: AtomicBool::new(false),
+    });
+    let producer = Producer {
+        lane: Arc::clone(&lane),
+        tail: first,
+        index: 0,
+        pushed: 0,
+    };
+    let consumer = Consumer {
+        lane,
+        head: first,
+        index: 0,
+        popped: 0,
+        published: 0,
+    };
+    (producer, consumer)
+}
+
+/// The pushing end. It has one owner (pushing takes `&mut self`); in the client, a thread-local.
+pub(crate) struct Producer<T> {
+    lane: Arc<Lane<T>>,
+    tail: *mut Segment<T>,
+    index: usize,
+    pushed: u64,
+}
+
+// SAFETY: the producer may move to another thread; `push` needs `&mut`, so one thread at a time.
+unsafe impl<T: Send> Send for Producer<T> {}
+
+impl<T> Producer<T> {
+    /// Appends `event`.
+    #[inline]
+    pub(crate) fn push(&mut self, event: T) {
+        if self.index == SEGMENT {
+            self.grow();
+        }
+        // SAFETY: slot `index` of the tail segment is past everything published, so the consumer
+        // does not read it until the store to `pushed` below.
+        unsafe { (*(*self.tail).slots[self.index].get()).write(event) };
+        self.index += 1;
+        self.pushed += 1;
+        self.lane.pushed.store(self.pushed, Ordering::Release);
+    }
+
+    /// Links a new segment after the full tail one.
+    #[cold]
+    fn grow(&mut self) {
+        let next = Segment::alloc();
+        // SAFETY: the tail segment is live until the consumer passes it, which it cannot do
+        // before this link is published (with the next event's release store).
+        unsafe { (*self.tail).next.store(next, Ordering::Release) };
+        self.tail = next;
+        self.index = 0;
+    }
+
+    /// Whether the writer has stopped draining this lane.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lane.closed.load(Ordering::Acquire)
+    }
+}
+
+impl<T> Drop for Producer<T> {
+    fn drop(&mut self) {
+        self.lane.detached.store(true, Ordering::Release);
+    }
+}
+
+/// The draining end, owned by the writer thread.
+pub(crate) struct Consumer<T> {
+    lane: Arc<Lane<T>>,
+    head: *mut Segment<T>,
+    index: usize,
+    popped: u64,
+    /// The producer's count as last read: events up to it are taken without reading it again
+    /// (that cache line is the producer's).
+    published: u64,
+}
+
+// SAFETY: as for `Producer`: `pop` needs `&mut`, so one thread at a time (the writer).
+unsafe impl<T: Send> Send for Consumer<T> {}
+
+impl<T> Consumer<T> {
+    /// The oldest event not yet taken, if any.
+    #[inline]
+    pub(crate) fn pop(&mut self) -> Option<T> {
+        if self.popped == self.published {
+            self.published = self.lane.pushed.load(Ordering::Acquire);
+            if self.popped == self.published {
+                return None;
+            }
+        }
+        if self.index == SEGMENT {
+            // SAFETY: an event past this segment is published, so its link is too (it was
+            // stored before that event's release store, which the acquire load above saw).
+            let next = unsafe { (*self.head).next.load(Ordering::Acquire) };
+            let done = self.head;
+            self.head = next;
+            self.index = 0;
+            // SAFETY: every slot of `done` was read, and the producer has moved past it.
+            unsafe { Segment::<T>::free(done) };
+        }
+        // SAFETY: the slot was published by the producer's release store and is read once.
+        let event = unsafe { (*(*self.head).slots[self.index].get()).assume_init_read() };
+        self.index += 1;
+        self.popped += 1;
+        Some(event)
+    }
+
+    /// Whether the producing thread is gone and everything it pushed was taken.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.lane.detached.load(Ordering::Acquire)
+            && self.popped == self.lane.pushed.load(Ordering::Acquire)
+    }
+}
+
+impl<T> Drop for Consumer<T> {
+    fn drop(&mut self) {
+        self.lane.head.store(self.head, Ordering::Relaxed);
+        self.lane.popped.store(self.popped, Ordering::Relaxed);
+        self.lane.closed.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// Counts its drops, so the tests see every value dropped exactly once.
+    struct Counted(u64, Arc<AtomicUsize>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn keeps_order_across_segments() {
+        let (mut producer, mut consumer) = lane::<u64>();
+        let mut next = 0;
+        // Bursts longer and shorter than a segment, drained in between.
+        for burst in [1, SEGMENT - 1, SEGMENT, 3 * SEGMENT + 7, 5] {
+            for _ in 0..burst {
+                producer.push(next);
+                next += 1;
+            }
+            for n in next - burst as u64..next {
+                assert_eq!(consumer.pop(), Some(n));
+            }
+            assert_eq!(consumer.pop(), None);
+        }
+        assert!(!consumer.is_finished(), "the producer is still there");
+        drop(producer);
+        assert!(consumer.is_finished());
+    }
+
+    #[test]
+    fn a_thread_pushing_while_another_drains_loses_nothing() {
+        let (mut producer, mut consumer) = lane::<u64>();
+        const N: u64 = 300_000;
+        let pusher = std::thread::spawn(move || {
+            for n in 0..N {
+                producer.push(n);
+            }
+        });
+        let mut want = 0;
+        while want < N {
+            match consumer.pop() {
+                Some(n) => {
+                    assert_eq!(n, want);
+                    want += 1;
+                }
+                None => std::hint::spin_loop(),
+            }
+        }
+        pusher.join().unwrap();
+        assert_eq!(consumer.pop(), None);
+        assert!(consumer.is_finished(), "the producer's thread ended");
+    }
+
+    #[test]
+    fn every_value_is_dropped_once_whoever_drops_last() {
+        // Popping none, exactly a segment (the consumer still points at it) and one more.
+        for (consumer_last, popped) in [false, true]
+            .into_iter()
+            .flat_map(|last| [0, SEGMENT, SEGMENT + 1].map(|p| (last, p)))
+        {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let (mut producer, mut consumer) = lane::<Counted>();
+            let total = 2 * SEGMENT + 3;
+            for n in 0..total as u64 {
+                producer.push(Counted(n, Arc::clone(&drops)));
+            }
+            for n in 0..popped as u64 {
+                assert_eq!(consumer.pop().map(|c| c.0), Some(n));
+            }
+            assert_eq!(
+                drops.load(Ordering::Relaxed),
+                popped,
+                "popped values dropped"
+            );
+            if consumer_last {
+                drop(producer);
+                drop(consumer);
+            } else {
+                drop(consumer);
+                assert!(producer.is_closed());
+                drop(producer);
+            }
+            assert_eq!(
+                drops.load(Ordering::Relaxed),
+                total,
+                "queued values dropped with the lane"
+            );
+        }
+    }
+}

@@ -25,7 +25,7 @@ use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::ptr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 /// Slots per segment (512 KiB of 128-byte events).
 const SEGMENT: usize = 4096;
@@ -64,6 +64,10 @@ pub(crate) struct Lane<T> {
     popped: AtomicU64,
     /// The consumer's segment when it dropped, where the last owner frees the chain from.
     head: AtomicPtr<Segment<T>>,
+    /// Queue budget (bytes) the producer reserved ahead and has not used yet (written by the
+    /// producer only): the client takes the budget in chunks, so most pushes need no shared
+    /// counter. The writer gives it back when it retires the lane.
+    credit: AtomicUsize,
     /// The producing thread is gone (its thread-local handle dropped).
     detached: AtomicBool,
     /// The writer is gone: nothing will drain this lane again.
@@ -113,6 +117,7 @@ pub(crate) fn lane<T>() -> (Producer<T>, Consumer<T>) {
         pushed: AtomicU64::new(0),
         popped: AtomicU64::new(0),
         head: AtomicPtr::new(first),
+        credit: AtomicUsize::new(0),
         detached: AtomicBool::new(false),
         closed: AtomicBool::new(false),
     });
@@ -173,11 +178,48 @@ impl<T> Producer<T> {
     pub(crate) fn is_closed(&self) -> bool {
         self.lane.closed.load(Ordering::Acquire)
     }
+
+    /// The budget reserved ahead and not used yet.
+    #[inline]
+    pub(crate) fn credit(&self) -> usize {
+        self.lane.credit.load(Ordering::Relaxed)
+    }
+
+    /// Records what is left of the reserved budget.
+    #[inline]
+    pub(crate) fn set_credit(&self, credit: usize) {
+        self.lane.credit.store(credit, Ordering::Relaxed);
+    }
+
+    /// A handle that reads how many events this lane was given.
+    pub(crate) fn count(&self) -> Count<T> {
+        Count(Arc::clone(&self.lane))
+    }
 }
 
 impl<T> Drop for Producer<T> {
     fn drop(&mut self) {
         self.lane.detached.store(true, Ordering::Release);
+    }
+}
+
+/// Reads a lane's push count from any thread (for `flush` and the stats).
+pub(crate) struct Count<T>(Arc<Lane<T>>);
+
+impl<T> Count<T> {
+    /// Events pushed so far.
+    pub(crate) fn pushed(&self) -> u64 {
+        self.0.pushed.load(Ordering::Acquire)
+    }
+
+    /// The budget the producer reserved ahead and has not used yet.
+    pub(crate) fn credit(&self) -> usize {
+        self.0.credit.load(Ordering::Relaxed)
+    }
+
+    /// Whether this counts `consumer`'s lane.
+    pub(crate) fn counts(&self, consumer: &Consumer<T>) -> bool {
+        Arc::ptr_eq(&self.0, &consumer.lane)
     }
 }
 
@@ -226,6 +268,21 @@ impl<T> Consumer<T> {
     pub(crate) fn is_finished(&self) -> bool {
         self.lane.detached.load(Ordering::Acquire)
             && self.popped == self.lane.pushed.load(Ordering::Acquire)
+    }
+
+    /// Whether an event waits (a fresh read of the producer's count).
+    pub(crate) fn has_events(&self) -> bool {
+        self.popped != self.lane.pushed.load(Ordering::Acquire)
+    }
+
+    /// Events taken so far.
+    pub(crate) fn popped(&self) -> u64 {
+        self.popped
+    }
+
+    /// The budget the producer left unused; final once [`is_finished`](Self::is_finished).
+    pub(crate) fn credit_left(&self) -> usize {
+        self.lane.credit.load(Ordering::Relaxed)
     }
 }
 

@@ -70,6 +70,12 @@ struct Inner {
     id: u64,
     /// Whether a writer thread runs (false when disabled).
     writing: bool,
+    /// Whether the writer's `membarrier` stands in for a fence in every emit.
+    asymmetric: bool,
+    /// Budget a thread reserves at a time (a 1024th of the byte bound, at most 64 KiB).
+    credit_chunk: usize,
+    /// Whether an event bound is configured (each event then takes the shared path).
+    counts_events: bool,
     shared: Arc<Shared>,
     config: Config,
 }
@@ -116,6 +122,9 @@ impl Client {
             inner: Arc::new(Inner {
                 id,
                 writing,
+                asymmetric: shared::asymmetric_fences(),
+                credit_chunk: (config.queue_bytes / 1024).min(64 * 1024),
+                counts_events: config.queue_capacity != usize::MAX,
                 shared,
                 config,
             }),
@@ -143,57 +152,108 @@ impl Client {
         if !self.inner.writing {
             return false;
         }
-        let shared = &self.inner.shared;
-        let config = &self.inner.config;
         let size = event.queued_size();
-        let fits = || {
-            shared.queued_bytes.load(Ordering::Relaxed) + size <= config.queue_bytes
-                && shared.queued_events.load(Ordering::Relaxed) < config.queue_capacity
-        };
-        if !fits() {
-            let room = match config.overflow {
-                Overflow::Drop => false,
-                Overflow::Block(wait) => {
-                    shared.wait_for_room(std::time::Instant::now() + wait, fits)
+        let mut event = Some(event);
+        // `None`: this thread's lanes cannot be used (its thread-locals are being torn down, or
+        // an emit is already running on them).
+        let accepted = LANES
+            .try_with(|lanes| {
+                let mut lanes = lanes.try_borrow_mut().ok()?;
+                if lanes.first().is_none_or(|(id, _)| *id != self.inner.id) {
+                    self.put_lane_first(&mut lanes);
                 }
-            };
-            if !room {
-                shared.record_drop(event.trace_id(), 1);
-                return false;
+                let (_, lane) = lanes.first_mut()?;
+                let mut credit = lane.credit();
+                if !self.admit(&mut credit, size) {
+                    return Some(false);
+                }
+                lane.set_credit(credit);
+                if let Some(event) = event.take() {
+                    lane.push(event);
+                }
+                Some(true)
+            })
+            .ok()
+            .flatten();
+        let accepted = accepted.unwrap_or_else(|| {
+            let mut credit = 0;
+            let admitted = self.admit(&mut credit, size);
+            if admitted && let Some(event) = event.take() {
+                self.inner.shared.spill(event);
             }
+            // Only a chunk beyond `size` can be left; give it back.
+            self.inner
+                .shared
+                .queued_bytes
+                .fetch_sub(credit, Ordering::Relaxed);
+            admitted
+        });
+        if !accepted {
+            if let Some(event) = &event {
+                self.inner.shared.record_drop(event.trace_id(), 1);
+            }
+            return false;
         }
-        shared.queued_bytes.fetch_add(size, Ordering::Relaxed);
-        if config.queue_capacity != usize::MAX {
-            shared.queued_events.fetch_add(1, Ordering::Relaxed);
-        }
-        // Counted before the push (a locked add then finds no event writes to wait for), and the
-        // writer woken after it if it sleeps: see `Shared::wake_writer`.
-        shared.enqueued.fetch_add(1, Ordering::SeqCst);
-        self.push(event);
-        shared.wake_writer();
+        self.inner.shared.wake_writer(self.inner.asymmetric);
         true
     }
 
-    /// Appends `event` to this thread's lane for this client (made on first use), or to the
-    /// shared spill when the thread's lanes cannot be reached (its thread-locals are being torn
-    /// down, or an emit is already running on them).
+    /// Takes one event's share of the queue's bounds: `size` bytes from `credit` when it holds
+    /// enough, else through [`admit_shared`](Self::admit_shared).
     #[inline]
-    fn push(&self, event: Event) {
-        let mut event = Some(event);
-        let _ = LANES.try_with(|lanes| {
-            let Ok(mut lanes) = lanes.try_borrow_mut() else {
-                return;
-            };
-            if lanes.first().is_none_or(|(id, _)| *id != self.inner.id) {
-                self.put_lane_first(&mut lanes);
-            }
-            if let (Some((_, lane)), Some(event)) = (lanes.first_mut(), event.take()) {
-                lane.push(event);
-            }
-        });
-        if let Some(event) = event {
-            self.inner.shared.spill(event);
+    fn admit(&self, credit: &mut usize, size: usize) -> bool {
+        if *credit >= size && !self.inner.counts_events {
+            *credit -= size;
+            return true;
         }
+        self.admit_shared(credit, size)
+    }
+
+    /// Reserves from the shared budget what `credit` lacks, plus a chunk for the events to come
+    /// when that fits; counts the event against the event bound, if there is one. When the
+    /// queue is full the overflow policy decides: drop now, or wait a bounded time for room.
+    #[cold]
+    fn admit_shared(&self, credit: &mut usize, size: usize) -> bool {
+        let shared = &self.inner.shared;
+        let config = &self.inner.config;
+        let need = size.saturating_sub(*credit);
+        let reserve = || {
+            if self.inner.counts_events
+                && shared.queued_events.load(Ordering::Relaxed) >= config.queue_capacity
+            {
+                return None;
+            }
+            [need + self.inner.credit_chunk, need]
+                .into_iter()
+                .find(|&want| {
+                    shared
+                        .queued_bytes
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |queued| {
+                            (queued + want <= config.queue_bytes).then_some(queued + want)
+                        })
+                        .is_ok()
+                })
+        };
+        let reserved = match (reserve(), config.overflow) {
+            (Some(got), _) => Some(got),
+            (None, Overflow::Drop) => None,
+            (None, Overflow::Block(wait)) => {
+                let got = std::cell::Cell::new(None);
+                shared.wait_for_room(std::time::Instant::now() + wait, || {
+                    got.set(reserve());
+                    got.get().is_some()
+                });
+                got.get()
+            }
+        };
+        let Some(got) = reserved else {
+            return false;
+        };
+        if self.inner.counts_events {
+            shared.queued_events.fetch_add(1, Ordering::Relaxed);
+        }
+        *credit = *credit + got - size;
+        true
     }
 
     /// Moves this client's lane to the front of the thread's list, making it when there is none
@@ -206,7 +266,7 @@ impl Client {
         }
         lanes.retain(|(_, lane)| !lane.is_closed());
         let (producer, consumer) = lane::lane();
-        self.inner.shared.add_lane(consumer);
+        self.inner.shared.add_lane(consumer, producer.count());
         lanes.insert(0, (self.inner.id, producer));
     }
 
@@ -229,12 +289,12 @@ impl Client {
     pub fn stats(&self) -> Stats {
         let shared = &self.inner.shared;
         Stats {
-            enqueued: shared.enqueued.load(Ordering::Relaxed),
+            enqueued: shared.accepted(),
             sent: shared.sent.load(Ordering::Relaxed),
             dropped: shared.dropped.load(Ordering::Relaxed),
             reconnects: shared.reconnects.load(Ordering::Relaxed),
             queued: shared.unprocessed(),
-            queued_bytes: shared.queued_bytes.load(Ordering::Relaxed) as u64,
+            queued_bytes: shared.waiting_bytes() as u64,
             connected: shared.connected.load(Ordering::Relaxed),
         }
     }

@@ -8,8 +8,51 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::lane::Consumer;
+use super::lane::{Consumer, Count};
 use crate::wire::Event;
+
+/// Whether the writer can make emitting threads' stores visible with one system call
+/// (`membarrier`), so an emit needs no fence of its own before it checks `sleeping`. Registered
+/// once per process.
+pub(crate) fn asymmetric_fences() -> bool {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    *REGISTERED.get_or_init(|| {
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::thread::{MembarrierCommand, membarrier};
+            membarrier(MembarrierCommand::RegisterPrivateExpedited).is_ok()
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            false
+        }
+    })
+}
+
+/// The writer's side of the sleep handshake: after this, every store an emitting thread made
+/// before its last check of `sleeping` is visible here. `false` when that could not be ensured.
+fn heavy_fence(asymmetric: bool) -> bool {
+    if asymmetric {
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::thread::{MembarrierCommand, membarrier};
+            // A forked child may need to register again; its threads' stores are covered once
+            // the barrier succeeds.
+            return membarrier(MembarrierCommand::PrivateExpedited).is_ok()
+                || (membarrier(MembarrierCommand::RegisterPrivateExpedited).is_ok()
+                    && membarrier(MembarrierCommand::PrivateExpedited).is_ok());
+        }
+    }
+    std::sync::atomic::fence(Ordering::SeqCst);
+    true
+}
+
+/// The push counts of every lane, and the total of the lanes the writer retired.
+#[derive(Default)]
+struct LaneBook {
+    live: Vec<Count<Event>>,
+    retired: u64,
+}
 
 /// Traces whose drops are reported individually; more are counted in the total only.
 const MAX_DROP_REPORTS: usize = 4096;
@@ -30,8 +73,6 @@ impl<T> std::ops::Deref for OwnLine<T> {
 /// Counters, the lanes the writer drains, and the flush rendezvous.
 #[derive(Default)]
 pub(crate) struct Shared {
-    /// Events accepted into the queue (counted just before their push).
-    pub(crate) enqueued: OwnLine<AtomicU64>,
     /// Estimated bytes of the events in the queue (added on emit, removed as the writer takes them).
     pub(crate) queued_bytes: OwnLine<AtomicUsize>,
     /// Whether the writer is about to sleep or sleeping (an emit then wakes it).
@@ -40,6 +81,10 @@ pub(crate) struct Shared {
     writer: OnceLock<Thread>,
     /// Lanes of threads new to this client, not yet taken over by the writer.
     new_lanes: Mutex<Vec<Consumer<Event>>>,
+    /// Every lane's push count, for the number of events accepted.
+    book: Mutex<LaneBook>,
+    /// Events put in the spill, ever.
+    spilled_total: AtomicU64,
     /// Whether `new_lanes` holds any.
     lanes_added: AtomicBool,
     /// Every client handle is gone: the writer drains what is queued and stops.
@@ -114,7 +159,8 @@ impl Shared {
     }
 
     /// Hands the lane of a thread new to this client to the writer.
-    pub(crate) fn add_lane(&self, lane: Consumer<Event>) {
+    pub(crate) fn add_lane(&self, lane: Consumer<Event>, count: Count<Event>) {
+        self.book.lock().live.push(count);
         self.new_lanes.lock().push(lane);
         self.lanes_added.store(true, Ordering::Release);
         self.unpark_writer();
@@ -131,14 +177,46 @@ impl Shared {
         }
     }
 
-    /// Wakes the writer if it sleeps; called after an event's `enqueued` count and push. Both
-    /// sides use sequentially consistent operations: the writer sets `sleeping`, then reads
-    /// `enqueued`; an emit adds to `enqueued`, then reads `sleeping`. So either the writer sees the
-    /// new count and does not sleep (it looks again until the push shows), or the emit sees
-    /// `sleeping` and wakes it.
+    /// Forgets a lane whose thread is gone and whose events were all taken: its count joins the
+    /// retired total and the budget its thread reserved and did not use is given back.
+    pub(crate) fn retire_lane(&self, lane: &Consumer<Event>) {
+        let mut book = self.book.lock();
+        if let Some(at) = book.live.iter().position(|count| count.counts(lane)) {
+            book.live.swap_remove(at);
+            book.retired += lane.popped();
+        }
+        drop(book);
+        self.queued_bytes
+            .fetch_sub(lane.credit_left(), Ordering::Relaxed);
+    }
+
+    /// Bytes of the events waiting: the budget in use, less what threads reserved ahead.
+    pub(crate) fn waiting_bytes(&self) -> usize {
+        let reserved: usize = self.book.lock().live.iter().map(Count::credit).sum();
+        self.queued_bytes
+            .load(Ordering::Relaxed)
+            .saturating_sub(reserved)
+    }
+
+    /// Events accepted so far (pushed into a lane or the spill).
+    pub(crate) fn accepted(&self) -> u64 {
+        let book = self.book.lock();
+        let pushed: u64 = book.live.iter().map(Count::pushed).sum();
+        book.retired + pushed + self.spilled_total.load(Ordering::Acquire)
+    }
+
+    /// Wakes the writer if it sleeps; called after each push. The writer sets `sleeping`, then
+    /// fences, then looks at every lane; an emit pushes, fences, then reads `sleeping`. So either
+    /// the writer sees the event, or the emit sees `sleeping` and wakes it. With `asymmetric`
+    /// the writer's fence (`membarrier`) covers both sides and the emit's is only the compiler's.
     #[inline]
-    pub(crate) fn wake_writer(&self) {
-        if self.sleeping.load(Ordering::SeqCst) {
+    pub(crate) fn wake_writer(&self, asymmetric: bool) {
+        if asymmetric {
+            std::sync::atomic::compiler_fence(Ordering::SeqCst);
+        } else {
+            std::sync::atomic::fence(Ordering::SeqCst);
+        }
+        if self.sleeping.load(Ordering::Relaxed) {
             self.wake_writer_now();
         }
     }
@@ -156,17 +234,29 @@ impl Shared {
         }
     }
 
-    /// Puts the writer to sleep for up to `timeout` unless events arrived after the
-    /// `taken` it has seen so far, lanes were added, or the client closed.
-    pub(crate) fn writer_sleep(&self, taken: u64, timeout: Duration) {
+    /// Puts the writer to sleep for up to `timeout` unless an event waits in `lanes` or the
+    /// spill, lanes were added, or the client closed.
+    pub(crate) fn writer_sleep(
+        &self,
+        lanes: &[Consumer<Event>],
+        asymmetric: bool,
+        timeout: Duration,
+    ) {
         self.sleeping.store(true, Ordering::SeqCst);
-        if self.enqueued.load(Ordering::SeqCst) == taken
-            && !self.lanes_added.load(Ordering::Acquire)
-            && !self.is_closed()
-        {
+        // Without the fence's guarantee an event could wait unseen: sleep briefly instead.
+        let timeout = if heavy_fence(asymmetric) {
+            timeout
+        } else {
+            timeout.min(Duration::from_millis(1))
+        };
+        let waiting = lanes.iter().any(Consumer::has_events)
+            || self.spilling()
+            || self.lanes_added.load(Ordering::Acquire)
+            || self.is_closed();
+        if !waiting {
             std::thread::park_timeout(timeout);
         }
-        self.sleeping.store(false, Ordering::SeqCst);
+        self.sleeping.store(false, Ordering::Relaxed);
     }
 
     /// Tells the writer every client handle is gone.
@@ -182,8 +272,7 @@ impl Shared {
 
     /// Events accepted and not yet sent or dropped by the writer.
     pub(crate) fn unprocessed(&self) -> u64 {
-        self.enqueued
-            .load(Ordering::Acquire)
+        self.accepted()
             .saturating_sub(self.processed.load(Ordering::Acquire))
     }
 
@@ -197,7 +286,10 @@ impl Shared {
     pub(crate) fn spill(&self, event: Event) {
         let mut spill = self.spill.lock();
         spill.push_back(event);
+        self.spilled_total.fetch_add(1, Ordering::Release);
         self.spilling.store(true, Ordering::Release);
+        drop(spill);
+        self.wake_writer(false);
     }
 
     /// Moves up to `max` spilled events into `out` (oldest first); clears the flag when the
@@ -268,7 +360,7 @@ impl Shared {
 
     /// Waits until every event accepted before the call is sent or dropped.
     pub(crate) fn wait_processed(&self, timeout: Duration) -> bool {
-        let target = self.enqueued.load(Ordering::Acquire);
+        let target = self.accepted();
         let deadline = Instant::now() + timeout;
         let mut guard = self.progress.lock();
         loop {

@@ -50,8 +50,7 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
     let mut lanes: Vec<Consumer<Event>> = Vec::new();
     // Lanes are visited from a rotating start, so one busy thread cannot starve the others.
     let mut first_lane = 0usize;
-    // Events taken out of lanes and the spill so far, against `enqueued` before sleeping.
-    let mut taken_total = 0u64;
+    let asymmetric = super::shared::asymmetric_fences();
     let mut last_housekeeping = Instant::now();
     let mut idle_rounds = 0u32;
     let count_events = writer.config.queue_capacity != usize::MAX;
@@ -80,7 +79,13 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
         if count > 0 {
             first_lane = (first_lane + 1) % count;
             // A finished lane's thread is gone and everything it pushed was taken.
-            lanes.retain(|lane| !lane.is_finished());
+            lanes.retain(|lane| {
+                let finished = lane.is_finished();
+                if finished {
+                    writer.shared.retire_lane(lane);
+                }
+                !finished
+            });
         }
         if batch.len() < max_batch && writer.shared.spilling() {
             let mut spilled = Vec::new();
@@ -90,7 +95,6 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
             }
         }
         let added = batch.len() - before;
-        taken_total += added as u64;
         // The events left the queue: their bytes are room for new events (one update per batch).
         if taken > 0 {
             writer
@@ -127,7 +131,7 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
                 writer.maybe_send_stats();
                 last_housekeeping = Instant::now();
             }
-            writer.shared.writer_sleep(taken_total, IDLE_TICK);
+            writer.shared.writer_sleep(&lanes, asymmetric, IDLE_TICK);
             continue;
         }
         idle_rounds = 0;

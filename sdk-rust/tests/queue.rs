@@ -1,0 +1,138 @@
+//! The client's queue against a real socket peer: flush across threads, the byte bound, and the
+//! budget that threads reserve ahead and give back when they end.
+
+use std::time::{Duration, Instant};
+
+use flowscope::wire::{Event, Log, LogLevel, TraceId};
+use flowscope::{Client, Config};
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+fn log(n: u64) -> Event {
+    Event::Log(Log {
+        t: n + 1,
+        trace: TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap(),
+        span: None,
+        level: LogLevel::Info,
+        msg: format!("event {n:06}"),
+        fields: None,
+    })
+}
+
+/// Waits (up to 10 s) for `done`, checking every millisecond.
+fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn flush_waits_for_the_events_of_every_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("sink.sock");
+    common::start_sink(&socket);
+    let client = Client::new(Config::new("queue-test").socket(&socket));
+    const THREADS: u64 = 8;
+    const EACH: u64 = 20_000;
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            let client = &client;
+            scope.spawn(move || {
+                for n in 0..EACH {
+                    assert!(client.emit(log(t * EACH + n)));
+                }
+            });
+        }
+    });
+    assert!(client.flush(Duration::from_secs(10)), "flush timed out");
+    let stats = client.stats();
+    assert_eq!(stats.enqueued, THREADS * EACH);
+    assert_eq!(stats.sent, THREADS * EACH, "{stats:?}");
+    assert_eq!((stats.dropped, stats.queued), (0, 0), "{stats:?}");
+}
+
+#[test]
+fn threads_that_end_give_back_the_budget_they_reserved() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("sink.sock");
+    common::start_sink(&socket);
+    // 1 MiB bound: each thread reserves 1 KiB at a time.
+    let client = Client::new(
+        Config::new("queue-test")
+            .socket(&socket)
+            .queue_bytes(1 << 20),
+    );
+    for t in 0..50 {
+        let client = client.clone();
+        std::thread::spawn(move || assert!(client.emit(log(t))))
+            .join()
+            .unwrap();
+    }
+    assert!(client.flush(Duration::from_secs(10)));
+    // The writer retires an ended thread's lane (and returns its unused budget) on its next
+    // round; without that, 50 KiB would stay reserved for ever.
+    wait_for("the reserved budget to come back", || {
+        client.stats().queued_bytes == 0
+    });
+    assert_eq!(client.stats().sent, 50);
+}
+
+#[test]
+fn the_byte_bound_holds_with_no_agent_and_drops_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nobody listens: everything stays queued until the bound (the writer takes one batch of up
+    // to 16 events out of it, and holds it waiting for a connection).
+    let bound = 64 * 1024;
+    let batch = 16;
+    let mut config = Config::new("queue-test")
+        .socket(dir.path().join("absent.sock"))
+        .queue_bytes(bound);
+    config.max_batch_events = batch;
+    let client = Client::new(config);
+    let size = log(0).queued_size();
+    let total = 2 * bound / size;
+    let accepted = (0..total as u64).filter(|&n| client.emit(log(n))).count();
+    let stats = client.stats();
+    assert!(stats.queued_bytes as usize <= bound, "{stats:?}");
+    assert!(
+        accepted <= bound / size + batch,
+        "{accepted} events of {size} bytes"
+    );
+    // Nearly all of the bound is usable (a thread reserves a 1024th of it ahead).
+    assert!(accepted >= bound / size - 1, "only {accepted} accepted");
+    assert_eq!(stats.dropped as usize, total - accepted, "{stats:?}");
+    assert_eq!(stats.enqueued as usize, accepted, "{stats:?}");
+}
+
+#[test]
+fn an_event_after_a_quiet_spell_wakes_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("sink.sock");
+    common::start_sink(&socket);
+    let client = Client::new(Config::new("queue-test").socket(&socket));
+    assert!(client.emit(log(0)));
+    assert!(client.flush(Duration::from_secs(10)));
+    // Each round the writer has had time to go to sleep (it does within microseconds); the
+    // event must wake it, not wait for its 50 ms tick. `flush` is not used to wait, since it
+    // could wake the writer itself.
+    let mut latencies: Vec<Duration> = (1..=21)
+        .map(|n| {
+            std::thread::sleep(Duration::from_millis(5));
+            let sent = client.stats().sent;
+            let started = Instant::now();
+            assert!(client.emit(log(n)));
+            wait_for("the event to be sent", || client.stats().sent > sent);
+            started.elapsed()
+        })
+        .collect();
+    latencies.sort();
+    // A missed wake-up waits for the tick: about 25 ms on average.
+    let median = latencies[latencies.len() / 2];
+    assert!(
+        median < Duration::from_millis(10),
+        "median {median:?}: {latencies:?}"
+    );
+}

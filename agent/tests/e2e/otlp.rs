@@ -385,6 +385,16 @@ fn collector_outage_loses_nothing_inside_the_bound_and_drops_oldest_beyond_it() 
     let first = send_registration(&client).to_string();
     flush(&client);
     receiver.wait_spans(|s| s.len() == 15);
+    // The receiver has them; wait until the agent has its answer too, or a kill in between makes
+    // it send them again (at least once) and the counts below are off by 15.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while number(&scrape(&agent), "flowscope_export_spans_sent_total", &[]) < 15.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never counted the first 15 spans as sent"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 
     // Down, inside the bound: 10 traces × 15 spans = 150 ≤ 200.
     receiver.kill();

@@ -56,18 +56,25 @@ impl<T> Segment<T> {
     }
 }
 
+/// What only the producer writes, on a cache line of its own: the writer's reads of the other
+/// fields (every round) then do not take the line the producer writes on every push.
+#[repr(align(128))]
+struct Written {
+    /// Events pushed so far.
+    pushed: AtomicU64,
+    /// Queue budget (bytes) the producer reserved ahead and has not used yet: the client takes
+    /// the budget in chunks, so most pushes need no shared counter. The writer gives it back
+    /// when it retires the lane.
+    credit: AtomicUsize,
+}
+
 /// What the producer and the consumer of one lane share.
 pub(crate) struct Lane<T> {
-    /// Events pushed so far (written by the producer only).
-    pushed: AtomicU64,
+    written: Written,
     /// Events popped, written when the consumer drops (for the last owner's clean-up).
     popped: AtomicU64,
     /// The consumer's segment when it dropped, where the last owner frees the chain from.
     head: AtomicPtr<Segment<T>>,
-    /// Queue budget (bytes) the producer reserved ahead and has not used yet (written by the
-    /// producer only): the client takes the budget in chunks, so most pushes need no shared
-    /// counter. The writer gives it back when it retires the lane.
-    credit: AtomicUsize,
     /// The producing thread is gone (its thread-local handle dropped).
     detached: AtomicBool,
     /// The writer is gone: nothing will drain this lane again.
@@ -91,7 +98,7 @@ impl<T> Drop for Lane<T> {
             0 if popped > 0 => SEGMENT,
             at => at,
         };
-        let mut left = *self.pushed.get_mut() - *self.popped.get_mut();
+        let mut left = *self.written.pushed.get_mut() - popped;
         while !segment.is_null() {
             // SAFETY: the chain from `head` is owned by this lane and no end is left to use it;
             // the `left` slots after `popped` hold initialised events.
@@ -114,10 +121,12 @@ impl<T> Drop for Lane<T> {
 pub(crate) fn lane<T>() -> (Producer<T>, Consumer<T>) {
     let first = Segment::alloc();
     let lane = Arc::new(Lane {
-        pushed: AtomicU64::new(0),
+        written: Written {
+            pushed: AtomicU64::new(0),
+            credit: AtomicUsize::new(0),
+        },
         popped: AtomicU64::new(0),
         head: AtomicPtr::new(first),
-        credit: AtomicUsize::new(0),
         detached: AtomicBool::new(false),
         closed: AtomicBool::new(false),
     });
@@ -160,7 +169,10 @@ impl<T> Producer<T> {
         unsafe { (*(*self.tail).slots[self.index].get()).write(event) };
         self.index += 1;
         self.pushed += 1;
-        self.lane.pushed.store(self.pushed, Ordering::Release);
+        self.lane
+            .written
+            .pushed
+            .store(self.pushed, Ordering::Release);
     }
 
     /// Links a new segment after the full tail one.
@@ -182,13 +194,13 @@ impl<T> Producer<T> {
     /// The budget reserved ahead and not used yet.
     #[inline]
     pub(crate) fn credit(&self) -> usize {
-        self.lane.credit.load(Ordering::Relaxed)
+        self.lane.written.credit.load(Ordering::Relaxed)
     }
 
     /// Records what is left of the reserved budget.
     #[inline]
     pub(crate) fn set_credit(&self, credit: usize) {
-        self.lane.credit.store(credit, Ordering::Relaxed);
+        self.lane.written.credit.store(credit, Ordering::Relaxed);
     }
 
     /// A handle that reads how many events this lane was given.
@@ -209,12 +221,12 @@ pub(crate) struct Count<T>(Arc<Lane<T>>);
 impl<T> Count<T> {
     /// Events pushed so far.
     pub(crate) fn pushed(&self) -> u64 {
-        self.0.pushed.load(Ordering::Acquire)
+        self.0.written.pushed.load(Ordering::Acquire)
     }
 
     /// The budget the producer reserved ahead and has not used yet.
     pub(crate) fn credit(&self) -> usize {
-        self.0.credit.load(Ordering::Relaxed)
+        self.0.written.credit.load(Ordering::Relaxed)
     }
 
     /// Whether this counts `consumer`'s lane.
@@ -242,7 +254,7 @@ impl<T> Consumer<T> {
     #[inline]
     pub(crate) fn pop(&mut self) -> Option<T> {
         if self.popped == self.published {
-            self.published = self.lane.pushed.load(Ordering::Acquire);
+            self.published = self.lane.written.pushed.load(Ordering::Acquire);
             if self.popped == self.published {
                 return None;
             }
@@ -267,12 +279,12 @@ impl<T> Consumer<T> {
     /// Whether the producing thread is gone and everything it pushed was taken.
     pub(crate) fn is_finished(&self) -> bool {
         self.lane.detached.load(Ordering::Acquire)
-            && self.popped == self.lane.pushed.load(Ordering::Acquire)
+            && self.popped == self.lane.written.pushed.load(Ordering::Acquire)
     }
 
     /// Whether an event waits (a fresh read of the producer's count).
     pub(crate) fn has_events(&self) -> bool {
-        self.popped != self.lane.pushed.load(Ordering::Acquire)
+        self.popped != self.lane.written.pushed.load(Ordering::Acquire)
     }
 
     /// Events taken so far.
@@ -282,7 +294,7 @@ impl<T> Consumer<T> {
 
     /// The budget the producer left unused; final once [`is_finished`](Self::is_finished).
     pub(crate) fn credit_left(&self) -> usize {
-        self.lane.credit.load(Ordering::Relaxed)
+        self.lane.written.credit.load(Ordering::Relaxed)
     }
 }
 

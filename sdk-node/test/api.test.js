@@ -152,6 +152,49 @@ test('a trace with every kind of event', async () => {
   );
 });
 
+test('ops sent in one batch keep the times they happened', async () => {
+  // Before the names test below fills the core's name table: these names go as ids, batched.
+  const busy = (ms) => {
+    const until = Date.now() + ms;
+    while (Date.now() < until);
+  };
+  let bounds;
+  const traceId = flowscope.trace('op-times', () =>
+    flowscope.step('batched', () => {
+      const before = Date.now();
+      flowscope.stateGet('times.first');
+      const after = Date.now();
+      // Busy, so the batch holding both ops goes out long after the first one.
+      busy(30);
+      flowscope.stateGet('times.timed', () => busy(10));
+      flowscope.stateSet('times.last');
+      bounds = [before, after];
+      return flowscope.getContext().traceId;
+    }),
+  );
+  assert.equal(await flowscope.flush(5000), true);
+  const trace = await agent.trace(traceId);
+  const [first, timed, last] = stepNamed(trace, 'batched').ops;
+  assert.deepEqual([first.key, timed.key, last.key], ['times.first', 'times.timed', 'times.last']);
+  const at = trace.startTime + first.startTime;
+  assert.ok(at >= bounds[0] - 1 && at <= bounds[1] + 1, `first op at ${at}, called within ${bounds}`);
+  assert.ok(timed.startTime - first.startTime >= 29, `timed op ${timed.startTime - first.startTime} ms later`);
+  assert.ok(timed.duration >= 9 && timed.duration < 100, `timed op lasted ${timed.duration} ms`);
+  assert.ok(last.startTime - timed.startTime >= timed.duration - 1, 'the last op follows the timed one');
+});
+
+test('batched ops go out at the end of the current job, with no other call to push them', async () => {
+  await flowscope.trace('op-job-end', () =>
+    flowscope.step('waits', async () => {
+      flowscope.stateGet('job-end.key');
+      const { traceId } = flowscope.getContext();
+      // Still inside the step, and no flowscope call until the agent shows the op.
+      const trace = await agent.trace(traceId, (t) => stepNamed(t, 'waits')?.ops?.length === 1, 5000);
+      assert.equal(stepNamed(trace, 'waits').ops[0].key, 'job-end.key');
+    }),
+  );
+});
+
 test('names go as ids once kept, and as strings past the table or when too long', async () => {
   // The core keeps 4096 names per process (other tests keep some too): these 4200 fill it, so
   // the later ones go as strings, and so does a name longer than the core keeps.

@@ -129,10 +129,10 @@ fn an_event_after_a_quiet_spell_wakes_the_writer() {
         })
         .collect();
     latencies.sort();
-    // A missed wake-up waits for the tick: about 25 ms on average.
+    // A missed wake-up waits for the tick: 45 ms here when the wake-up is taken out.
     let median = latencies[latencies.len() / 2];
     assert!(
-        median < Duration::from_millis(10),
+        median < Duration::from_millis(20),
         "median {median:?}: {latencies:?}"
     );
 }

@@ -29,12 +29,22 @@ fn wait_for(what: &str, done: impl Fn() -> bool) {
     }
 }
 
-#[test]
-fn flush_waits_for_the_events_of_every_thread() {
+/// A client of a fresh sink (handshake, then discard); `bounded` sets its byte bound. The
+/// directory holds the socket, so keep it while the client runs.
+fn sink_client(bounded: Option<usize>) -> (tempfile::TempDir, Client) {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("sink.sock");
     common::start_sink(&socket);
-    let client = Client::new(Config::new("queue-test").socket(&socket));
+    let mut config = Config::new("queue-test").socket(&socket);
+    if let Some(bytes) = bounded {
+        config = config.queue_bytes(bytes);
+    }
+    (dir, Client::new(config))
+}
+
+#[test]
+fn flush_waits_for_the_events_of_every_thread() {
+    let (_dir, client) = sink_client(None);
     const THREADS: u64 = 8;
     const EACH: u64 = 20_000;
     std::thread::scope(|scope| {
@@ -56,15 +66,8 @@ fn flush_waits_for_the_events_of_every_thread() {
 
 #[test]
 fn threads_that_end_give_back_the_budget_they_reserved() {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("sink.sock");
-    common::start_sink(&socket);
     // 1 MiB bound: each thread reserves 1 KiB at a time.
-    let client = Client::new(
-        Config::new("queue-test")
-            .socket(&socket)
-            .queue_bytes(1 << 20),
-    );
+    let (_dir, client) = sink_client(Some(1 << 20));
     for t in 0..50 {
         let client = client.clone();
         std::thread::spawn(move || assert!(client.emit(log(t))))
@@ -109,10 +112,7 @@ fn the_byte_bound_holds_with_no_agent_and_drops_are_counted() {
 
 #[test]
 fn an_event_after_a_quiet_spell_wakes_the_writer() {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("sink.sock");
-    common::start_sink(&socket);
-    let client = Client::new(Config::new("queue-test").socket(&socket));
+    let (_dir, client) = sink_client(None);
     assert!(client.emit(log(0)));
     assert!(client.flush(Duration::from_secs(10)));
     // Each round the writer has had time to go to sleep (it does within microseconds); the

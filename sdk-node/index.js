@@ -62,12 +62,16 @@ function sendQueuedOps() {
   sendOps();
 }
 
-/** Records an op of the entered context for the next batch; ids from `nameArg`, -1 for none. */
+/**
+ * Records an op of the entered context for the next batch when both names are ids (or absent)
+ * as `nameArg` gives them; returns false, recording nothing, when one is a string.
+ */
 function batchOp(code, subject, detail, ended, durNs) {
+  if (typeof subject === 'string' || typeof detail === 'string') return false;
   const at = opsWaiting * OP_FIELDS;
   opRecords[at] = code;
-  opRecords[at + 1] = subject;
-  opRecords[at + 2] = detail;
+  opRecords[at + 1] = subject == null ? -1 : subject;
+  opRecords[at + 2] = detail == null ? -1 : detail;
   opRecords[at + 3] = ended;
   opRecords[at + 4] = durNs;
   if (++opsWaiting === OP_BATCH) {
@@ -76,6 +80,7 @@ function batchOp(code, subject, detail, ended, durNs) {
     opSendQueued = true;
     queueMicrotask(sendQueuedOps);
   }
+  return true;
 }
 
 /** The addon, each function sending the waiting ops first. */
@@ -535,10 +540,7 @@ function recordOp(frame, code, subject, detail, started, failed, err) {
     if (frame !== entered) enter(frame);
     const s = nameArg(subject);
     const d = nameArg(detail);
-    if (!failed && typeof s !== 'string' && typeof d !== 'string') {
-      batchOp(code, s == null ? -1 : s, d == null ? -1 : d, ended, dur);
-      return;
-    }
+    if (!failed && batchOp(code, s, d, ended, dur)) return;
     const [message, type] = failed ? errorParts(err) : [];
     native.op(code, s, dur, d, message, type);
   } catch {
@@ -554,9 +556,8 @@ function doOp(code, subject, detail, fn) {
       try {
         const s = nameArg(subject);
         const d = nameArg(detail);
-        if (typeof s !== 'string' && typeof d !== 'string') {
-          batchOp(code, s == null ? -1 : s, d == null ? -1 : d, performance.now(), 0);
-        } else if (d === undefined) native.opNow(code, s);
+        if (batchOp(code, s, d, performance.now(), 0)) return undefined;
+        if (d === undefined) native.opNow(code, s);
         else native.op(code, s, 0, d);
       } catch {
         // never throw from instrumentation

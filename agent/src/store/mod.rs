@@ -208,7 +208,7 @@ impl Store {
         }
         self.metrics.events_applied.inc();
         if !self.traces.contains(&id) {
-            let first = builder::event_times(&event).map_or(now_ns, |(t, _)| t);
+            let first = event.times().map_or(now_ns, |(t, _)| t);
             self.insert(Trace::new(id, Arc::clone(origin), first, now_ns));
         }
         let is_start = matches!(event, Event::TraceStart(_));

@@ -271,7 +271,7 @@ pub fn apply(
     if !admit(trace, &event, caps) {
         return Applied::Nothing;
     }
-    if let Some((t, end)) = event_times(&event) {
+    if let Some((t, end)) = event.times() {
         trace.last_event_ns = trace.last_event_ns.max(end);
         if !trace.started && t < trace.start_ns {
             idx.start_moved(id, trace.correlation_id.as_deref(), trace.start_ns, t);
@@ -558,27 +558,6 @@ fn rename_step(
         idx.add_key(KeyKind::Step, &name, id);
         step.name = idx.intern(&name);
     }
-}
-
-/// (start, end) of an event, unix ns.
-pub fn event_times(event: &Event) -> Option<(u64, u64)> {
-    let t = match event {
-        Event::TraceStart(e) => e.t,
-        Event::TraceEnd(e) => e.t,
-        Event::StepStart(e) => e.t,
-        Event::StepEnd(e) => e.t,
-        Event::Op(e) => return Some((e.t, e.t.saturating_add(e.dur))),
-        Event::Log(e) => e.t,
-        Event::Llm(e) => return Some((e.t, e.t.saturating_add(e.dur))),
-        Event::Artifact(e) => e.t,
-        Event::Retry(e) => e.t,
-        Event::Checkpoint(e) => e.t,
-        Event::Transition(e) => e.t,
-        Event::Correlate(e) => e.t,
-        Event::Custom(e) => e.t,
-        Event::Dropped(_) | Event::Stats(_) | Event::Unknown => return None,
-    };
-    Some((t, t))
 }
 
 fn step_event_span(event: &Event) -> Option<flowscope::wire::SpanId> {

@@ -188,6 +188,28 @@ impl Event {
         }
     }
 
+    /// When the event's subject started and ended (unix ns); equal for instants. `None` for the
+    /// kinds without a time (`dropped`, `stats`, unknown).
+    pub fn times(&self) -> Option<(UnixNanos, UnixNanos)> {
+        let t = match self {
+            Event::TraceStart(e) => e.t,
+            Event::TraceEnd(e) => e.t,
+            Event::StepStart(e) => e.t,
+            Event::StepEnd(e) => e.t,
+            Event::Op(e) => return Some((e.t, e.t.saturating_add(e.dur))),
+            Event::Log(e) => e.t,
+            Event::Llm(e) => return Some((e.t, e.t.saturating_add(e.dur))),
+            Event::Artifact(e) => e.t,
+            Event::Retry(e) => e.t,
+            Event::Checkpoint(e) => e.t,
+            Event::Transition(e) => e.t,
+            Event::Correlate(e) => e.t,
+            Event::Custom(e) => e.t,
+            Event::Dropped(_) | Event::Stats(_) | Event::Unknown => return None,
+        };
+        Some((t, t))
+    }
+
     /// The wire name of this event's kind.
     pub fn kind(&self) -> &'static str {
         Self::KINDS[self.kind_index()]

@@ -32,6 +32,54 @@ fn step<'a>(trace: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no step {name}: {trace}"))
 }
 
+/// The SDK queues each thread's events apart; a step handed from thread to thread must still
+/// arrive in the order its operations happened.
+#[test]
+fn a_step_handed_between_threads_keeps_its_operations_in_order() {
+    let agent = Agent::start(&[]);
+    let client = agent.client();
+    let run = client.trace("handoff").start();
+    let id = run.id();
+    let guard = run.step("ping-pong").start();
+    let ctx = guard.context().expect("a live step");
+    const OPS: usize = 3000;
+    let (to_b, at_b) = std::sync::mpsc::channel::<usize>();
+    let (to_a, at_a) = std::sync::mpsc::channel::<usize>();
+    let play = |inbox: std::sync::mpsc::Receiver<usize>, outbox: std::sync::mpsc::Sender<usize>| {
+        let ctx = ctx.clone();
+        std::thread::spawn(move || {
+            let _attached = ctx.attach();
+            while let Ok(i) = inbox.recv() {
+                if i == OPS {
+                    let _ = outbox.send(i);
+                    return;
+                }
+                flowscope::state_set(format!("op-{i}")).record();
+                let _ = outbox.send(i + 1);
+            }
+        })
+    };
+    let a = play(at_a, to_b.clone());
+    let b = play(at_b, to_a.clone());
+    to_a.send(0).unwrap();
+    a.join().unwrap();
+    b.join().unwrap();
+    guard.end();
+    run.end();
+    flush(&client);
+    let trace = agent.wait_trace(id, |t| t["status"] == "completed");
+    let keys: Vec<String> = step(&trace, "ping-pong")["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap().to_owned())
+        .collect();
+    let want: Vec<String> = (0..OPS).map(|i| format!("op-{i}")).collect();
+    assert_eq!(keys.len(), OPS);
+    let first_swap = keys.iter().zip(&want).position(|(got, want)| got != want);
+    assert_eq!(first_swap, None, "operations out of order");
+}
+
 #[test]
 fn steps_keep_their_operations_across_awaits_on_many_worker_threads() {
     let agent = Agent::start(&[]);

@@ -253,25 +253,41 @@ impl<T> Consumer<T> {
     /// The oldest event not yet taken, if any.
     #[inline]
     pub(crate) fn pop(&mut self) -> Option<T> {
+        self.pop_if(|_| true)
+    }
+
+    /// The oldest event not yet taken, if there is one and `take` accepts it (it is left in the
+    /// lane otherwise).
+    #[inline]
+    pub(crate) fn pop_if(&mut self, take: impl FnOnce(&T) -> bool) -> Option<T> {
         if self.popped == self.published {
             self.published = self.lane.written.pushed.load(Ordering::Acquire);
             if self.popped == self.published {
                 return None;
             }
         }
-        if self.index == SEGMENT {
+        let (segment, index) = if self.index == SEGMENT {
             // SAFETY: an event past this segment is published, so its link is too (it was
             // stored before that event's release store, which the acquire load above saw).
-            let next = unsafe { (*self.head).next.load(Ordering::Acquire) };
+            (unsafe { (*self.head).next.load(Ordering::Acquire) }, 0)
+        } else {
+            (self.head, self.index)
+        };
+        // SAFETY: the slot was published by the producer's release store and not read yet.
+        let slot = unsafe { &*(*segment).slots[index].get() };
+        // SAFETY: as above: published, so initialised.
+        if !take(unsafe { slot.assume_init_ref() }) {
+            return None;
+        }
+        if segment != self.head {
             let done = self.head;
-            self.head = next;
-            self.index = 0;
+            self.head = segment;
             // SAFETY: every slot of `done` was read, and the producer has moved past it.
             unsafe { Segment::<T>::free(done) };
         }
-        // SAFETY: the slot was published by the producer's release store and is read once.
-        let event = unsafe { (*(*self.head).slots[self.index].get()).assume_init_read() };
-        self.index += 1;
+        // SAFETY: published and read once: `index` moves past it below.
+        let event = unsafe { slot.assume_init_read() };
+        self.index = index + 1;
         self.popped += 1;
         Some(event)
     }
@@ -339,6 +355,26 @@ mod tests {
         assert!(!consumer.is_finished(), "the producer is still there");
         drop(producer);
         assert!(consumer.is_finished());
+    }
+
+    #[test]
+    fn pop_if_leaves_a_refused_event_in_place_even_at_a_segment_boundary() {
+        let (mut producer, mut consumer) = lane::<u64>();
+        for n in 0..SEGMENT as u64 + 2 {
+            producer.push(n);
+        }
+        for n in 0..SEGMENT as u64 {
+            assert_eq!(consumer.pop(), Some(n));
+        }
+        // The next event is the first of the second segment: refusing it must not move on.
+        assert_eq!(consumer.pop_if(|_| false), None);
+        assert_eq!(
+            consumer.pop_if(|&n| n == SEGMENT as u64),
+            Some(SEGMENT as u64)
+        );
+        assert_eq!(consumer.pop_if(|&n| n > 1_000_000), None);
+        assert_eq!(consumer.pop(), Some(SEGMENT as u64 + 1));
+        assert_eq!(consumer.pop(), None);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The background writer thread: drains the queue, batches events into frames, writes them to the
 //! agent socket, and reconnects with exponential backoff when the agent is absent or restarts.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -48,6 +50,8 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
     let max_batch = writer.config.max_batch_events;
     let mut batch: Vec<Event> = Vec::with_capacity(max_batch);
     let mut lanes: Vec<Consumer<Event>> = Vec::new();
+    // What this round took from each lane (by the lane's index), before it joins the batch.
+    let mut runs: Vec<VecDeque<Event>> = Vec::new();
     // Lanes are visited from a rotating start, so one busy thread cannot starve the others.
     let mut first_lane = 0usize;
     let asymmetric = super::shared::asymmetric_fences();
@@ -61,19 +65,40 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
         writer.shared.adopt_lanes(&mut lanes);
         let before = batch.len();
         let mut taken = 0usize;
-        let mut take = |writer: &Writer, batch: &mut Vec<Event>, event: Event| {
-            taken += event.queued_size();
-            batch.push(writer.redact(event));
-        };
         let count = lanes.len();
+        runs.resize_with(count, VecDeque::new);
+        let room = max_batch.saturating_sub(batch.len());
+        let mut got = 0;
         for k in 0..count {
-            if batch.len() >= max_batch {
-                break;
+            let at = (first_lane + k) % count;
+            while got < room {
+                let Some(event) = lanes[at].pop() else { break };
+                taken += event.queued_size();
+                runs[at].push_back(writer.redact(event));
+                got += 1;
             }
-            let lane = &mut lanes[(first_lane + k) % count];
-            while batch.len() < max_batch {
-                let Some(event) = lane.pop() else { break };
-                take(&writer, &mut batch, event);
+        }
+        if count > 1 && got > 0 {
+            // A task that moved between threads left its earlier events in another lane, which
+            // may have been looked at before they were there. They happened before what was
+            // taken, so they are visible now and no later: take every event emitted up to the
+            // latest one taken (at most another batch), then send in emit order.
+            let horizon = runs.iter().flatten().map(emitted).max().unwrap_or(0);
+            let mut more = 0;
+            for (lane, run) in lanes.iter_mut().zip(runs.iter_mut()) {
+                while more < max_batch {
+                    let Some(event) = lane.pop_if(|e| emitted(e) <= horizon) else {
+                        break;
+                    };
+                    taken += event.queued_size();
+                    run.push_back(writer.redact(event));
+                    more += 1;
+                }
+            }
+            merge_runs(&mut runs, &mut batch);
+        } else {
+            for run in &mut runs {
+                batch.extend(run.drain(..));
             }
         }
         if count > 0 {
@@ -86,12 +111,15 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
                 }
                 !finished
             });
+            // The runs are empty again; keep one per lane.
+            runs.truncate(lanes.len());
         }
         if batch.len() < max_batch && writer.shared.spilling() {
             let mut spilled = Vec::new();
             writer.shared.unspill(&mut spilled, max_batch - batch.len());
             for event in spilled {
-                take(&writer, &mut batch, event);
+                taken += event.queued_size();
+                batch.push(writer.redact(event));
             }
         }
         let added = batch.len() - before;
@@ -142,6 +170,28 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
             // Last chance failed: nobody is left to deliver to.
             writer.count_done(batch.len(), false);
             batch.clear();
+        }
+    }
+}
+
+/// When an event was emitted: the end of what it describes (a timed operation is sent when it
+/// ends), 0 for the kinds without a time.
+fn emitted(event: &Event) -> u64 {
+    event.times().map_or(0, |(_, end)| end)
+}
+
+/// Moves the events of `runs` into `batch`, each run in its own order, the runs interleaved by
+/// emit time (ties: the lane listed first).
+fn merge_runs(runs: &mut [VecDeque<Event>], batch: &mut Vec<Event>) {
+    let mut heads: BinaryHeap<Reverse<(u64, usize)>> = runs
+        .iter()
+        .enumerate()
+        .filter_map(|(at, run)| run.front().map(|e| Reverse((emitted(e), at))))
+        .collect();
+    while let Some(Reverse((_, at))) = heads.pop() {
+        batch.extend(runs[at].pop_front());
+        if let Some(next) = runs[at].front() {
+            heads.push(Reverse((emitted(next), at)));
         }
     }
 }

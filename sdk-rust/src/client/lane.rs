@@ -11,9 +11,9 @@
 //! segment recycled that way, an op event cost 110 ns instead of 63 in the emit bench. The pages
 //! of a segment become resident only as they are written, so an idle lane costs little.
 //!
-//! Order is kept per thread. Across threads the writer may interleave lanes differently from the
-//! order the pushes happened in; the agent accepts events in any order (a step's operations
-//! before its start, an end before its start).
+//! Order is kept per thread. Across threads the writer restores emit order for what it takes
+//! in one round (see `writer::run`), using [`Consumer::pop_if`] to take only events emitted up
+//! to a time.
 //!
 //! The crate denies `unsafe` code; this module is the one exception. Segments hold events that
 //! are written and read in place, which safe Rust can only express with a lock or a

@@ -189,7 +189,9 @@ test('batched ops go out at the end of the current job, with no other call to pu
       flowscope.stateGet('job-end.key');
       const { traceId } = flowscope.getContext();
       // Still inside the step, and no flowscope call until the agent shows the op.
-      const trace = await agent.trace(traceId, (t) => stepNamed(t, 'waits')?.ops?.length === 1, 5000);
+      // Polls until the step is there with its op (the step may not have arrived yet either).
+      const arrived = (t) => (t.steps || []).some((s) => s.name === 'waits' && (s.ops || []).length === 1);
+      const trace = await agent.trace(traceId, arrived, 5000);
       assert.equal(stepNamed(trace, 'waits').ops[0].key, 'job-end.key');
     }),
   );

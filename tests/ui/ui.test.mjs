@@ -598,6 +598,60 @@ test('live updates also work over the WebSocket transport', async () => {
   await page.context().close();
 });
 
+// A refetch of the list (after a reconnect, a poll, a filter) races live events: a page read
+// before a trace started must not remove it again when it lands after that trace's live event.
+// The page carries the stream's `seq` at read time; later events are applied on top of it.
+for (const transport of ['sse', 'ws']) {
+  test(`a list page read before a live change does not undo it (${transport})`, async () => {
+    const page = await newPage(browser);
+    await page.goto(`${agent.url}/${transport === 'ws' ? '?transport=ws' : ''}#/traces`);
+    await page.waitForSelector('#live-indicator[data-state=live]');
+    const client = await WireClient.connect(agent.socket, { service: 'race-check' });
+    const existing = traceId();
+    await client.send([{ k: 'trace_start', t: nowNs(), tr: existing, flow: 'race-check', entry: 'api', step: 'receive' }]);
+    await page.waitForSelector(`.trace-item[data-trace-id="${existing}"].s-running`);
+
+    // Hold the next list response after the agent has answered it.
+    let held;
+    const answered = new Promise((r) => (held = r));
+    let release;
+    const released = new Promise((r) => (release = r));
+    await page.route(
+      (url) => url.pathname === '/api/traces',
+      async (route) => {
+        const response = await route.fetch();
+        held();
+        await released;
+        await route.fulfill({ response });
+      },
+      { times: 1 },
+    );
+    const listFetches = () => page.evaluate(() => (window.__flowscope.fetches || []).filter((f) => f.path.startsWith('api/traces?')).length);
+    const before = await listFetches();
+    await page.evaluate(() => window.__flowscope.live.failed()); // a reconnect: the page resyncs
+    await answered;
+
+    // Meanwhile a trace starts and the existing one completes; both arrive live.
+    const fresh = traceId();
+    await client.send([
+      { k: 'trace_start', t: nowNs(), tr: fresh, flow: 'race-check', entry: 'api', step: 'receive' },
+      { k: 'trace_end', t: nowNs(), tr: existing },
+    ]);
+    await page.waitForSelector(`.trace-item[data-trace-id="${fresh}"]`);
+    await page.waitForSelector(`.trace-item[data-trace-id="${existing}"].s-completed`);
+
+    // The stale page lands: the list keeps both changes.
+    release();
+    await waitFor(async () => (await listFetches()) > before, { what: 'the held page was applied' });
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r())));
+    assert.ok(await page.$(`.trace-item[data-trace-id="${fresh}"]`), 'the trace that started meanwhile is still listed');
+    assert.ok(await page.$(`.trace-item[data-trace-id="${existing}"].s-completed`), 'the trace that ended meanwhile is still completed');
+    await client.close();
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  });
+}
+
 /**
  * Waits for the page's `flowscope:timeline-rendered` mark and returns `__flowscope.traceLoad`. A
  * plain evaluate rather than page.waitForFunction: that injects Playwright's large helper script,

@@ -11,12 +11,15 @@ use super::error::ApiError;
 use super::{params, shapes};
 use crate::AgentState;
 
-/// The trace list, newest first: `{traces, nextCursor}`.
+/// The trace list, newest first: `{traces, nextCursor, seq}`. `seq` is the live stream's last
+/// sequence number before the store was read: a stream event with a higher one may be newer than
+/// the page, one with a lower or equal one is not.
 pub async fn list(
     State(state): State<Arc<AgentState>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = params::trace_query(raw.as_deref())?;
+    let seq = state.live.current_seq();
     let store = state.store.read();
     let page = store.query(&query);
     let traces: Vec<_> = page
@@ -26,7 +29,7 @@ pub async fn list(
         .collect();
     // Summaries are bounded (50 step names each), so a page renders under the lock.
     Ok(
-        Json(json!({ "traces": traces, "nextCursor": page.next.map(|c| c.encode()) }))
+        Json(json!({ "traces": traces, "nextCursor": page.next.map(|c| c.encode()), "seq": seq }))
             .into_response(),
     )
 }

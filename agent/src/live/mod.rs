@@ -75,7 +75,13 @@ impl Hub {
 
     /// The next sequence number.
     pub fn next_seq(&self) -> u64 {
-        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+        self.seq.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// The last sequence number handed out. Read before the store, it tells a client which
+    /// stream events are newer than what it read: those with a higher `seq` (list, then watch).
+    pub fn current_seq(&self) -> u64 {
+        self.seq.load(Ordering::SeqCst)
     }
 
     /// Ends every subscription (agent shutdown), so open streams don't hold the HTTP server.

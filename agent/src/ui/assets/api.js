@@ -283,10 +283,11 @@ export class LiveStream {
     this.retryTimer = setTimeout(() => this.connect(), wait);
   }
 
-  deliver(type, data) {
+  /** One stream event; `seq` is the agent's sequence number (null when it sent none). */
+  deliver(type, data, seq) {
     this.lastMessage = Date.now();
     if (this.state !== 'live') this.setState('live');
-    this.onEvent?.(type, data);
+    this.onEvent?.(type, data, Number.isSafeInteger(seq) ? seq : null);
   }
 
   connectSse() {
@@ -313,14 +314,14 @@ export class LiveStream {
         } catch {
           return;
         }
-        this.deliver(type, data);
+        this.deliver(type, data, m.lastEventId ? Number(m.lastEventId) : null);
       });
     }
     es.onmessage = (m) => {
       // Untyped messages carry the {type, data} envelope.
       try {
         const msg = JSON.parse(m.data);
-        if (msg && msg.type) this.deliver(msg.type, msg.data);
+        if (msg && msg.type) this.deliver(msg.type, msg.data, msg.seq);
       } catch {
         /* ignore */
       }
@@ -340,7 +341,7 @@ export class LiveStream {
       try {
         const msg = JSON.parse(m.data);
         if (msg && msg.type === 'error') this.dropped(JSON.stringify(msg.data));
-        else if (msg && msg.type) this.deliver(msg.type, msg.data);
+        else if (msg && msg.type) this.deliver(msg.type, msg.data, msg.seq);
       } catch {
         /* ignore */
       }

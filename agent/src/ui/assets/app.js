@@ -122,11 +122,11 @@ function setLiveState(state, detail) {
   for (const p of Object.values(app.pages)) p.setPolling?.(state !== 'live' && state !== 'locked');
 }
 
-function onLiveEvent(type, data) {
+function onLiveEvent(type, data, seq) {
   perf.events += 1;
   perf.lastEventAt = performance.now();
   if (type === 'heartbeat') return;
-  for (const p of Object.values(app.pages)) p.onLive?.(type, data);
+  for (const p of Object.values(app.pages)) p.onLive?.(type, data, seq);
 }
 
 function onRoute() {

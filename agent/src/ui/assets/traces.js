@@ -593,10 +593,15 @@ export class TracesPage {
   async reloadList({ quiet = false } = {}) {
     this.listAbort?.abort();
     const ctrl = (this.listAbort = new AbortController());
+    // Live changes that arrive while the page is on its way may be newer than the page: they
+    // are kept and applied on top of it (see replayLive).
+    this.liveDuringReload ||= new Map();
     if (!quiet) this.list.classList.add('loading');
     try {
       const res = await api.traces(this.filters, null, { signal: ctrl.signal });
       if (ctrl.signal.aborted) return;
+      const live = this.liveDuringReload;
+      this.liveDuringReload = null;
       this.loaded = true;
       this.filterError.hidden = true;
       // Keep older pages the user already loaded when refreshing quietly.
@@ -610,9 +615,11 @@ export class TracesPage {
         next = this.nextCursor;
       }
       this.setItems(items, next);
+      this.replayLive(live, res.seq);
       this.listError = null;
     } catch (e) {
       if (e.name === 'AbortError') return;
+      this.liveDuringReload = null;
       this.loaded = true;
       this.listError = e;
       if (e instanceof ApiError && e.status === 400) {
@@ -623,6 +630,34 @@ export class TracesPage {
     } finally {
       if (this.listAbort === ctrl) this.list.classList.remove('loading');
     }
+  }
+
+  /**
+   * Applies the live trace changes that arrived while a page was fetched. The page says which
+   * stream events it already reflects (`seq`: those numbered up to it); the later ones are
+   * applied, so a trace that started meanwhile is not lost when the page replaces the list.
+   * Without a `seq` (an older agent) only traces missing from the page are added.
+   */
+  replayLive(live, since) {
+    if (!live) return;
+    if (live.overflow) {
+      this.reloadQuiet(); // too many to keep: fetch again, the changes are in the next page
+      return;
+    }
+    const known = Number.isSafeInteger(since);
+    for (const { seq, data } of live.values()) {
+      const newer = known && seq !== null ? seq > since : !this.byId.has(data.id);
+      if (newer) this.upsert(data);
+    }
+  }
+
+  /** Keeps a live change for replayLive while a page is on its way. */
+  keepLive(data, seq) {
+    const live = this.liveDuringReload;
+    if (!live || live.overflow) return;
+    live.delete(data.id); // the latest change of a trace, in arrival order
+    live.set(data.id, { seq, data });
+    if (live.size > MAX_ITEMS) live.overflow = true;
   }
 
   async loadMore() {
@@ -784,11 +819,12 @@ export class TracesPage {
 
   // ---------------------------------------------------------------- live
 
-  onLive(type, data) {
+  onLive(type, data, seq = null) {
     if (!data) return;
     if (type.startsWith('trace.')) {
       this.invalidateSteps(data.id); // its steps may have changed
       if (!this.visible) return;
+      this.keepLive(data, seq);
       this.upsert(data);
       if (data.id === this.selectedId) this.refreshTrace();
     } else if (type === 'flow.status') {

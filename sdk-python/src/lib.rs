@@ -15,13 +15,11 @@ mod convert;
 mod error;
 mod propagation;
 
-/// Reseeds this thread's id generator. Called in a forked child (`os.register_at_fork`): rand 0.9
-/// does not reseed on fork, so parent and child would otherwise draw the same trace/span ids.
+/// Reseeds this thread's id generator. Called in a forked child (`os.register_at_fork`): a child
+/// starts with a copy of its parent's, so it would otherwise draw the same trace/span ids.
 #[pyfunction]
 fn reseed_after_fork() {
-    // A failure leaves the inherited state; ids then still differ once the child's new writer
-    // and any other thread draw from fresh per-thread generators.
-    let _ = rand::rng().reseed();
+    flowscope::reseed_ids();
 }
 
 /// Runs the bundled agent with command-line `argv` (program name first) until SIGINT/SIGTERM,

@@ -3,7 +3,7 @@
 //! Every builder captures the current [`SpanContext`] when created; without one (no trace on
 //! this thread) it is inert and costs almost nothing.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use super::context::{self, SpanContext};
 use super::{Client, TraceOptions, global};
@@ -494,10 +494,13 @@ impl OpBuilder {
     }
     /// Starts timing; the operation is sent when the timer ends or drops.
     pub fn start(mut self) -> OpTimer {
-        self.op.t = or_now(self.op.t);
+        let started = crate::clock::ticks();
+        if self.op.t == 0 {
+            self.op.t = crate::clock::wall_at(started);
+        }
         OpTimer {
             op: Some(self.op),
-            started: Instant::now(),
+            started,
         }
     }
     /// Times `f` and sends the operation; a `None`/`Err` result is still recorded as done.
@@ -514,7 +517,8 @@ impl OpBuilder {
 #[derive(Debug)]
 pub struct OpTimer {
     op: Option<Op>,
-    started: Instant,
+    /// `clock::ticks` at the start.
+    started: u64,
 }
 
 impl OpTimer {
@@ -528,7 +532,7 @@ impl OpTimer {
     }
     fn finish(&mut self, error: Option<String>) {
         let Some(mut op) = self.op.take() else { return };
-        op.dur = self.started.elapsed().as_nanos() as u64;
+        op.dur = crate::clock::ticks().saturating_sub(self.started);
         if error.is_some() {
             op.ok = false;
             op.error = error.map(String::into_boxed_str);

@@ -30,10 +30,12 @@ try {
 
 /**
  * Untimed and timed ops whose names the core keeps by id wait here, five numbers each (code,
- * subject id, detail id or -1, `performance.now()` at their end, duration in ns), and reach the
- * addon in one `opBatch` call: a Node-API call costs about 50 ns before it does anything, more
- * than the rest of an op. The addon stamps each op with its wall-clock time less the time since
- * it ended, and queues it in the core like any other event.
+ * subject id, detail id or -1, `performance.now()` at their end, duration in ns), and so do the
+ * start (its span id from a pool the core fills) and the completed end of a step started under
+ * the entered context; they reach the addon in one `opBatch` call: a Node-API call costs about
+ * 50 ns before it does anything, more than the rest of an op. The addon stamps each record with
+ * its wall-clock time less the time since it happened, moves its context through the steps as
+ * the records say, and queues the events in the core like any other.
  *
  * Every op waiting belongs to the context entered last, so the batch goes out before any other
  * addon call (`native` below wraps every one, `enter` included): order and context are kept.
@@ -44,6 +46,10 @@ const OP_BATCH = 128;
 const opRecords = new Float64Array(OP_FIELDS * OP_BATCH);
 let opsWaiting = 0;
 let opSendQueued = false;
+
+/** Record codes of a step start and a step end (completed) in a batch, as in src/events.rs. */
+const STEP_START = 64;
+const STEP_END = 65;
 
 /** Hands the waiting ops to the addon. */
 function sendOps() {
@@ -68,19 +74,75 @@ function sendQueuedOps() {
  */
 function batchOp(code, subject, detail, ended, durNs) {
   if (typeof subject === 'string' || typeof detail === 'string') return false;
+  record(code, subject == null ? -1 : subject, detail == null ? -1 : detail, ended, durNs);
+  return true;
+}
+
+/** Appends one record (five numbers) to the batch; sends it when full, else at the job's end. */
+function record(code, a, b, c, d) {
   const at = opsWaiting * OP_FIELDS;
   opRecords[at] = code;
-  opRecords[at + 1] = subject == null ? -1 : subject;
-  opRecords[at + 2] = detail == null ? -1 : detail;
-  opRecords[at + 3] = ended;
-  opRecords[at + 4] = durNs;
+  opRecords[at + 1] = a;
+  opRecords[at + 2] = b;
+  opRecords[at + 3] = c;
+  opRecords[at + 4] = d;
   if (++opsWaiting === OP_BATCH) {
     sendOps();
   } else if (!opSendQueued) {
     opSendQueued = true;
     queueMicrotask(sendQueuedOps);
   }
-  return true;
+}
+
+/**
+ * Records the start of a step, named by id, under the entered context; returns its frame, or
+ * null (nothing recorded) when the name is a string. Its span id comes from a pool the core
+ * fills (`spanIds`), so no call is needed per step either.
+ */
+function batchStepStart(nameId, name, parent) {
+  if (typeof nameId !== 'number') return null;
+  if (spanAt === spanPool.length) {
+    spanPool = addon.spanIds(SPAN_IDS);
+    spanAt = 0;
+    if (spanPool.length === 0) return null;
+  }
+  const frame = new BatchedStep(parent, name, spanPool[spanAt], spanPool[spanAt + 1]);
+  spanAt += 2;
+  record(STEP_START, nameId, frame.hi, frame.lo, performance.now());
+  return frame;
+}
+
+/** Records the end (completed) of the entered step. */
+function batchStepEnd() {
+  record(STEP_END, 0, 0, 0, performance.now());
+}
+
+/** Span ids per `spanIds` call, and the pool: two numbers (high, low 32 bits) per id. */
+const SPAN_IDS = 256;
+let spanPool = new Uint32Array(0);
+let spanAt = 0;
+
+const hex8 = (n) => n.toString(16).padStart(8, '0');
+
+/**
+ * The frame of a step started in a batch (the fields of every frame, see `storage` below): its
+ * span id stays two numbers until something reads `s`, the hex form.
+ */
+class BatchedStep {
+  constructor(parent, name, hi, lo) {
+    this.t = parent.t;
+    this.hi = hi;
+    this.lo = lo;
+    this.hex = null;
+    this.name = name;
+    this.trace = parent.trace;
+    this.p = parent;
+  }
+
+  get s() {
+    if (this.hex === null) this.hex = hex8(this.hi) + hex8(this.lo);
+    return this.hex;
+  }
 }
 
 /** The addon, each function sending the waiting ops first. */
@@ -140,6 +202,12 @@ let exitFlushMs = 1000;
 let exitHookInstalled = false;
 /** The frame the native side was last told about (see src/context.rs). */
 let entered = null;
+/**
+ * Whether the native side also knows the entered frame's parent: true for a step it started
+ * (`stepStart` or a batch), false once another context was entered or a step ended. Only then
+ * can a step end without a call (the addon returns to the parent itself).
+ */
+let enteredLinked = false;
 
 function enter(frame) {
   try {
@@ -148,6 +216,7 @@ function enter(frame) {
     // ids come from the addon itself; nothing to do
   }
   entered = frame;
+  enteredLinked = false;
 }
 
 /** The current frame when events should be recorded, else undefined. */
@@ -244,22 +313,31 @@ function errorParts(err) {
 function endFrame(frame, failed, err) {
   try {
     if (!failed) {
-      if (frame.s === null) {
+      if (frame.p === null) {
         native.traceEnd(frame.t, frame.trace.root, false);
+      } else if (frame === entered && enteredLinked && opsWaiting !== 0) {
+        // The common case: the addon started this step under its parent, so the end is a
+        // batch record and the addon returns to the parent itself. (With no batch waiting, the
+        // call below costs less than a batch of one.)
+        batchStepEnd();
+        entered = frame.p;
+        enteredLinked = false;
       } else if (frame === entered) {
-        // The common case: end the current step without passing ids; the addon returns to the
-        // enclosing context when it knows it (see src/context.rs).
+        // End the current step without passing ids; the addon returns to the enclosing context
+        // when it knows it (see src/context.rs).
         entered = native.stepEndCurrent() ? frame.p : null;
+        enteredLinked = false;
       } else {
         native.stepEnd(frame.t, frame.s, frame.name, false);
       }
       return;
     }
     const [message, type, code, stack] = errorParts(err);
-    if (frame.s === null) {
+    if (frame.p === null) {
       native.traceEnd(frame.t, frame.trace.root, true, message, type, code, stack);
     } else if (frame === entered) {
       entered = native.stepFailCurrent(message, type, code, stack) ? frame.p : null;
+      enteredLinked = false;
     } else {
       native.stepEnd(frame.t, frame.s, frame.name, true, message, type, code, stack);
     }
@@ -320,6 +398,7 @@ function init(options) {
   socketPath = result.socket;
   exitFlushMs = opts.exitFlushMs === undefined ? 1000 : Math.max(0, Number(opts.exitFlushMs) || 0);
   entered = null;
+  enteredLinked = false;
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     process.on('exit', flushOnExit);
@@ -358,6 +437,7 @@ function flushSync(timeoutMs = 1000) {
 function shutdown(timeoutMs = 1000) {
   enabled = false;
   entered = null;
+  enteredLinked = false;
   return native.shutdown(timeoutMs);
 }
 
@@ -417,6 +497,7 @@ function startTrace(flow, opts, parent, method = METHOD.manual) {
     p: null,
   };
   entered = frame;
+  enteredLinked = false;
   return frame;
 }
 
@@ -446,10 +527,16 @@ function trace(flow, options, fn) {
 
 function startStep(name, parent) {
   if (parent !== entered) enter(parent);
-  const span = native.stepStart(nameArg(str(name)));
-  if (span === null) return null;
-  const frame = { t: parent.t, s: span, name: str(name), trace: parent.trace, p: parent };
+  const text = str(name);
+  const nameId = nameArg(text);
+  let frame = batchStepStart(nameId, text, parent);
+  if (frame === null) {
+    const span = native.stepStart(nameId);
+    if (span === null) return null;
+    frame = { t: parent.t, s: span, name: text, trace: parent.trace, p: parent };
+  }
   entered = frame;
+  enteredLinked = true;
   return frame;
 }
 

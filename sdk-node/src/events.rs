@@ -323,13 +323,25 @@ fn end_current(failed: bool, error: [Option<String>; 4]) -> bool {
         return false;
     };
     emit(step_end_event(trace, span, None, failed, error));
-    set_current(parent.map(|span| Current {
+    let here = Current {
         trace,
+        span: Some(span),
+        parent,
+        root,
+    };
+    set_current(enclosing(here));
+    parent.is_some()
+}
+
+/// The context a step returns to when it ends: its parent when known (whose own parent is not),
+/// else none.
+fn enclosing(step: Current) -> Option<Current> {
+    step.parent.map(|span| Current {
+        trace: step.trace,
         span,
         parent: None,
-        root,
-    }));
-    parent.is_some()
+        root: step.root,
+    })
 }
 
 /// Sends an `op` that took no measured time (the common untimed record): `code` and `subject` as
@@ -366,24 +378,46 @@ pub fn op(
     });
 }
 
-/// Numbers per op in an [`op_batch`]: code, subject name id, detail name id (−1: none), the
-/// `performance.now()` at which it ended, and its duration in ns.
+/// Numbers per record in an [`op_batch`]. An op: code, subject name id, detail name id (−1:
+/// none), the `performance.now()` at which it ended, its duration in ns. A step start:
+/// [`STEP_START`], name id, the high and low 32 bits of its span id (from [`span_ids`]), the
+/// `performance.now()` at which it started. A step end (completed): [`STEP_END`], three unused
+/// numbers, the `performance.now()` at which it ended.
 const OP_RECORD: usize = 5;
+/// A record that starts a step under the current context and makes it current.
+const STEP_START: u32 = 64;
+/// A record that ends the current step as completed, like [`step_end_current`].
+const STEP_END: u32 = 65;
 
-/// Sends `count` ops that `index.js` recorded in the current context, `OP_RECORD` numbers each
-/// (names by id, see `name_id`): one Node-API call for many ops, where a call costs about 50 ns
-/// before it does anything. `now` is `performance.now()` at this call: an op ended this call's
-/// wall-clock time less the difference, so the JavaScript clock needs no anchoring. A record
-/// with an unknown code or name id is skipped.
+/// Fresh span ids from the core's generator, `count` of them (at most 4096) as two numbers each
+/// (high and low 32 bits): `index.js` takes the ids of the steps it starts in a batch from here,
+/// one call for many steps.
+#[napi]
+pub fn span_ids(count: u32) -> napi::bindgen_prelude::Uint32Array {
+    let mut ids = Vec::with_capacity(2 * count.min(4096) as usize);
+    for _ in 0..count.min(4096) {
+        let id = new_span_id().0;
+        ids.push((id >> 32) as u32);
+        ids.push(id as u32);
+    }
+    ids.into()
+}
+
+/// Sends `count` records that `index.js` made in the current context, `OP_RECORD` numbers each
+/// (names by id, see `name_id`): one Node-API call for many ops and steps, where a call costs
+/// about 50 ns before it does anything. `now` is `performance.now()` at this call: a record's
+/// time is this call's wall-clock time less the difference, so the JavaScript clock needs no
+/// anchoring. The records move the current context as [`step_start`] and [`step_end_current`]
+/// would, in order. A record with an unknown code or name id is skipped; a step start with an
+/// unknown name is kept (named `step`), so its ops and end stay in it.
 #[napi]
 pub fn op_batch(records: napi::bindgen_prelude::Float64ArraySlice<'_>, count: u32, now: f64) {
-    let Some(ctx) = current() else {
-        return;
-    };
     let Some(client) = crate::client::current() else {
         return;
     };
+    let mut ctx = current();
     let wall = now_nanos();
+    let at = |js: f64| wall.saturating_sub(nanos(Some((now - js) * 1e6)));
     let name = |id: f64| -> Option<Option<flowscope::wire::Name>> {
         if id < 0.0 {
             return Some(None);
@@ -391,24 +425,67 @@ pub fn op_batch(records: napi::bindgen_prelude::Float64ArraySlice<'_>, count: u3
         flowscope::name_by_id(id as u32).map(Some)
     };
     for record in records.chunks_exact(OP_RECORD).take(count as usize) {
-        let &[code, subject, detail, ended, dur] = record else {
+        let &[code, a, b, c, d] = record else {
             continue;
         };
-        let (Some(kind), Some(subject), Some(detail)) =
-            (op_kind(code as u32), name(subject), name(detail))
-        else {
+        let Some(here) = ctx else {
             continue;
         };
-        let before_now = ((now - ended) * 1e6).max(0.0);
-        let ended = wall.saturating_sub(nanos(Some(before_now)));
-        let dur = nanos(Some(dur));
-        let mut op = Op::new(kind, op_action(code as u32), subject, detail);
-        op.t = ended.saturating_sub(dur);
-        op.dur = dur;
-        op.trace = ctx.trace;
-        op.span = ctx.span;
-        client.emit(Event::Op(op));
+        match code as u32 {
+            STEP_START => {
+                let span = SpanId((u64::from(b as u32) << 32) | u64::from(c as u32));
+                if !span.is_valid() {
+                    continue;
+                }
+                client.emit(Event::StepStart(StepStart {
+                    t: at(d),
+                    trace: here.trace,
+                    span,
+                    parent: here.span.or(here.root),
+                    name: name(a)
+                        .flatten()
+                        .unwrap_or(std::borrow::Cow::Borrowed("step")),
+                    ..StepStart::default()
+                }));
+                ctx = Some(Current {
+                    trace: here.trace,
+                    span: Some(span),
+                    parent: Some(here.span),
+                    root: here.root,
+                });
+            }
+            STEP_END => {
+                let Some(span) = here.span else {
+                    continue;
+                };
+                client.emit(Event::StepEnd(StepEnd {
+                    t: at(d),
+                    trace: here.trace,
+                    span,
+                    status: status(false),
+                    error: None,
+                    name: None,
+                    attrs: None,
+                }));
+                ctx = enclosing(here);
+            }
+            code => {
+                let (Some(kind), Some(subject), Some(detail)) = (op_kind(code), name(a), name(b))
+                else {
+                    continue;
+                };
+                let ended = at(c);
+                let dur = nanos(Some(d));
+                let mut op = Op::new(kind, op_action(code), subject, detail);
+                op.t = ended.saturating_sub(dur);
+                op.dur = dur;
+                op.trace = here.trace;
+                op.span = here.span;
+                client.emit(Event::Op(op));
+            }
+        }
     }
+    set_current(ctx);
 }
 
 /// Sends a `log` line; `fields_json` is a JSON object or absent.

@@ -197,6 +197,57 @@ test('batched ops go out at the end of the current job, with no other call to pu
   );
 });
 
+test('steps batched with their ops nest, keep the ids getContext gave, and the times they ran', async () => {
+  // Names go as ids here (before the names test fills the table), so these steps start and end
+  // as batch records, with their ops, in one call.
+  const busy = (ms) => {
+    const until = Date.now() + ms;
+    while (Date.now() < until);
+  };
+  const ids = {};
+  let bounds;
+  const traceId = flowscope.trace('step-batch', () => {
+    flowscope.step('batch-outer', () => {
+      const t0 = Date.now();
+      ids.outer = flowscope.getContext().spanId;
+      flowscope.stateGet('batch.outer-before');
+      flowscope.step('batch-inner', () => {
+        ids.inner = flowscope.getContext().spanId;
+        flowscope.stateSet('batch.inner');
+        busy(20);
+      });
+      flowscope.stateGet('batch.outer-after');
+      bounds = [t0, Date.now()];
+    });
+    flowscope.step('batch-sibling', () => {
+      ids.sibling = flowscope.getContext().spanId;
+      flowscope.emit('batch.topic');
+    });
+    flowscope.stateGet('batch.trace-level');
+    return flowscope.getContext().traceId;
+  });
+  assert.equal(await flowscope.flush(5000), true);
+  const trace = await agent.trace(traceId, (t) => (t.steps || []).length === 3 && t.status === 'completed', 5000);
+  const [outer, inner, sibling] = ['batch-outer', 'batch-inner', 'batch-sibling'].map((n) => stepNamed(trace, n));
+  for (const [name, step] of Object.entries({ outer, inner, sibling })) {
+    assert.match(ids[name], /^[0-9a-f]{16}$/);
+    assert.equal(step.id, ids[name], `${name}: the span id getContext gave`);
+    assert.equal(step.status, 'completed');
+  }
+  assert.equal(inner.parentId, outer.id, 'the inner step nests in the outer one');
+  assert.notEqual(sibling.parentId, outer.id, 'the sibling is back at the trace level');
+  assert.equal(sibling.parentId, outer.parentId);
+  assert.deepEqual(outer.ops.map((o) => o.key), ['batch.outer-before', 'batch.outer-after']);
+  assert.deepEqual(inner.ops.map((o) => o.key), ['batch.inner']);
+  assert.deepEqual(sibling.ops.map((o) => o.topic), ['batch.topic']);
+  // Times: the outer step started when it was called, the inner one ran its 20 ms inside it.
+  const outerStart = trace.startTime + outer.startTime;
+  assert.ok(outerStart >= bounds[0] - 1 && outerStart <= bounds[1] + 1, `outer started at ${outerStart}, within ${bounds}`);
+  assert.ok(inner.duration >= 19 && inner.duration < 1000, `inner lasted ${inner.duration} ms`);
+  assert.ok(inner.startTime >= outer.startTime && inner.startTime + inner.duration <= outer.startTime + outer.duration + 0.001);
+  assert.ok(sibling.startTime >= outer.startTime + outer.duration - 0.001, 'the sibling follows the outer step');
+});
+
 test('names go as ids once kept, and as strings past the table or when too long', async () => {
   // The core keeps 4096 names per process (other tests keep some too): these 4200 fill it, so
   // the later ones go as strings, and so does a name longer than the core keeps.

@@ -652,6 +652,42 @@ for (const transport of ['sse', 'ws']) {
   });
 }
 
+test('a group list read before a live group change does not undo it', async () => {
+  const page = await newPage(browser);
+  await page.goto(`${agent.url}/#/groups`);
+  await page.waitForSelector('#live-indicator[data-state=live]');
+  await page.waitForSelector('.group-item');
+  const client = await WireClient.connect(agent.socket, { service: 'race-check' });
+  let held;
+  const answered = new Promise((r) => (held = r));
+  let release;
+  const released = new Promise((r) => (release = r));
+  await page.route(
+    (url) => url.pathname === '/api/groups',
+    async (route) => {
+      const response = await route.fetch();
+      held();
+      await released;
+      await route.fulfill({ response });
+    },
+    { times: 1 },
+  );
+  const groupFetches = () => page.evaluate(() => (window.__flowscope.fetches || []).filter((f) => f.path === 'api/groups').length);
+  const before = await groupFetches();
+  await page.evaluate(() => window.__flowscope.live.failed()); // a reconnect: the page resyncs
+  await answered;
+  const cid = `race-group-${traceId().slice(0, 8)}`;
+  await client.send([{ k: 'trace_start', t: nowNs(), tr: traceId(), flow: 'race-check', entry: 'api', step: 'receive', cid }]);
+  await page.waitForSelector(`.group-item[data-group-id="${cid}"]`);
+  release();
+  await waitFor(async () => (await groupFetches()) > before, { what: 'the held list was applied' });
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r())));
+  assert.ok(await page.$(`.group-item[data-group-id="${cid}"]`), 'the group that appeared meanwhile is still listed');
+  await client.close();
+  assert.deepEqual(page.errors, []);
+  await page.context().close();
+});
+
 /**
  * Waits for the page's `flowscope:timeline-rendered` mark and returns `__flowscope.traceLoad`. A
  * plain evaluate rather than page.waitForFunction: that injects Playwright's large helper script,

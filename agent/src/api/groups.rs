@@ -12,12 +12,14 @@ use super::{params, shapes};
 use crate::AgentState;
 use crate::trace::group::summarize;
 
-/// Every group, most recently active first (summaries, no member list).
+/// Every group, most recently active first (summaries, no member list): `{groups, seq}`, `seq`
+/// as in the trace list (the live stream's last event number before the store was read).
 pub async fn list(
     State(state): State<Arc<AgentState>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     params::none(raw.as_deref())?;
+    let seq = state.live.current_seq();
     let members = state.store.read().all_group_members();
     let stall = state.config.stall_after.as_nanos() as u64;
     state
@@ -36,7 +38,7 @@ pub async fn list(
                 .iter()
                 .map(|g| shapes::group_json(g, false))
                 .collect();
-            Json(json!({ "groups": groups })).into_response()
+            Json(json!({ "groups": groups, "seq": seq })).into_response()
         })
         .await
 }

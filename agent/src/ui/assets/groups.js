@@ -80,23 +80,49 @@ export class GroupsPage {
   }
 
   async loadList() {
+    // Group changes that arrive while the list is on its way may be newer than it: they are
+    // applied on top when the list says it was read before them (its `seq`, as for traces).
+    const live = (this.liveDuringLoad ||= new Map());
+    this.loading = (this.loading || 0) + 1;
+    let again = false;
     try {
-      const { groups } = await api.groups();
+      const { groups, seq } = await api.groups();
       this.groups = groups || [];
       this.error = null;
+      const known = Number.isSafeInteger(seq);
+      again = !!live.overflow; // too many to keep: the next list has them
+      for (const { seq: at, data } of live.values()) {
+        const newer = known && at !== null ? at > seq : !this.groups.some((g) => g.id === data.id);
+        if (newer) this.upsertGroup(data);
+      }
     } catch (e) {
       this.error = e;
+    } finally {
+      this.loading -= 1;
+      if (this.loading === 0) this.liveDuringLoad = null;
     }
     this.renderList();
+    if (again) this.loadList();
   }
 
-  onLive(type, data) {
+  /** Puts a group summary in the list, most recently active first. */
+  upsertGroup(data) {
+    const i = this.groups.findIndex((g) => g.id === data.id);
+    if (i >= 0) this.groups.splice(i, 1);
+    this.groups.unshift(data);
+    this.groups.sort((a, b) => b.lastActivity - a.lastActivity);
+  }
+
+  onLive(type, data, seq = null) {
     if (!this.visible || !data) return;
     if (type === 'group.updated') {
-      const i = this.groups.findIndex((g) => g.id === data.id);
-      if (i >= 0) this.groups.splice(i, 1);
-      this.groups.unshift(data);
-      this.groups.sort((a, b) => b.lastActivity - a.lastActivity);
+      const live = this.liveDuringLoad;
+      if (live && !live.overflow) {
+        live.delete(data.id);
+        live.set(data.id, { seq, data });
+        if (live.size > 1000) live.overflow = true;
+      }
+      this.upsertGroup(data);
       this.renderListSoon();
       if (data.id === this.selectedId) this.refreshGroup();
     } else if (type.startsWith('trace.') && data.correlationId && data.correlationId === this.selectedId) {

@@ -652,41 +652,49 @@ for (const transport of ['sse', 'ws']) {
   });
 }
 
-test('a group list read before a live group change does not undo it', async () => {
-  const page = await newPage(browser);
-  await page.goto(`${agent.url}/#/groups`);
-  await page.waitForSelector('#live-indicator[data-state=live]');
-  await page.waitForSelector('.group-item');
-  const client = await WireClient.connect(agent.socket, { service: 'race-check' });
-  let held;
-  const answered = new Promise((r) => (held = r));
-  let release;
-  const released = new Promise((r) => (release = r));
-  await page.route(
-    (url) => url.pathname === '/api/groups',
-    async (route) => {
-      const response = await route.fetch();
-      held();
-      await released;
-      await route.fulfill({ response });
-    },
-    { times: 1 },
-  );
-  const groupFetches = () => page.evaluate(() => (window.__flowscope.fetches || []).filter((f) => f.path === 'api/groups').length);
-  const before = await groupFetches();
-  await page.evaluate(() => window.__flowscope.live.failed()); // a reconnect: the page resyncs
-  await answered;
-  const cid = `race-group-${traceId().slice(0, 8)}`;
-  await client.send([{ k: 'trace_start', t: nowNs(), tr: traceId(), flow: 'race-check', entry: 'api', step: 'receive', cid }]);
-  await page.waitForSelector(`.group-item[data-group-id="${cid}"]`);
-  release();
-  await waitFor(async () => (await groupFetches()) > before, { what: 'the held list was applied' });
-  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r())));
-  assert.ok(await page.$(`.group-item[data-group-id="${cid}"]`), 'the group that appeared meanwhile is still listed');
-  await client.close();
-  assert.deepEqual(page.errors, []);
-  await page.context().close();
-});
+// The same for the group and flow lists: a trace of a new group / flow starts while the list,
+// already read by the agent, is held.
+const listRaces = [
+  { what: 'group', hash: '#/groups', path: 'api/groups', item: '.group-item', selector: (tag) => `.group-item[data-group-id="${tag}"]`, event: (tag) => ({ flow: 'race-check', cid: tag }) },
+  { what: 'flow', hash: '#/flows', path: 'api/flows', item: '.flow-card', selector: (tag) => `.flow-card[data-flow="${tag}"]`, event: (tag) => ({ flow: tag }) },
+];
+for (const race of listRaces) {
+  test(`a ${race.what} list read before a live change does not undo it`, async () => {
+    const page = await newPage(browser);
+    await page.goto(`${agent.url}/${race.hash}`);
+    await page.waitForSelector('#live-indicator[data-state=live]');
+    await page.waitForSelector(race.item);
+    const client = await WireClient.connect(agent.socket, { service: 'race-check' });
+    let held;
+    const answered = new Promise((r) => (held = r));
+    let release;
+    const released = new Promise((r) => (release = r));
+    await page.route(
+      (url) => url.pathname === `/${race.path}`,
+      async (route) => {
+        const response = await route.fetch();
+        held();
+        await released;
+        await route.fulfill({ response });
+      },
+      { times: 1 },
+    );
+    const fetches = () => page.evaluate((p) => (window.__flowscope.fetches || []).filter((f) => f.path === p).length, race.path);
+    const before = await fetches();
+    await page.evaluate(() => window.__flowscope.live.failed()); // a reconnect: the page resyncs
+    await answered;
+    const tag = `race-${race.what}-${traceId().slice(0, 8)}`;
+    await client.send([{ k: 'trace_start', t: nowNs(), tr: traceId(), entry: 'api', step: 'receive', ...race.event(tag) }]);
+    await page.waitForSelector(race.selector(tag));
+    release();
+    await waitFor(async () => (await fetches()) > before, { what: 'the held list was applied' });
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r())));
+    assert.ok(await page.$(race.selector(tag)), `the ${race.what} that appeared meanwhile is still listed`);
+    await client.close();
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  });
+}
 
 /**
  * Waits for the page's `flowscope:timeline-rendered` mark and returns `__flowscope.traceLoad`. A

@@ -76,18 +76,31 @@ export class FlowsPage {
   }
 
   async load() {
+    // Flow changes that arrive while the list is on its way are applied on top when the list
+    // says it was read before them (its `seq`, as for traces).
+    const live = (this.liveDuringLoad ||= new Map());
+    this.loading = (this.loading || 0) + 1;
     try {
-      const { flows } = await api.flows();
+      const { flows, seq } = await api.flows();
       this.flows = new Map((flows || []).map((f) => [f.flowName, f]));
       this.error = null;
+      const known = Number.isSafeInteger(seq);
+      for (const [name, change] of live) {
+        if (known && change.seq !== null ? change.seq > seq : !this.flows.has(name)) this.flows.set(name, change.data);
+      }
     } catch (e) {
       this.error = e;
+    } finally {
+      this.loading -= 1;
+      if (this.loading === 0) this.liveDuringLoad = null;
     }
     this.render();
   }
 
-  onLive(type, data) {
+  onLive(type, data, seq = null) {
     if (type !== 'flow.status' || !data) return;
+    // One entry per flow: bounded by the flows the agent keeps.
+    this.liveDuringLoad?.set(data.flowName, { seq, data });
     const prev = this.flows.get(data.flowName);
     this.flows.set(data.flowName, data);
     if (this.visible) {

@@ -40,9 +40,9 @@ pub use wire::{
 
 /// Now, in unix nanoseconds.
 ///
-/// With the client, read from the CPU's cycle counter anchored to the wall clock (see the
-/// `clock` module: re-anchored every 10 ms of counter time), at a third of the cost of a
-/// `clock_gettime` through the vDSO; every event takes one.
+/// With the client, one `clock_gettime(CLOCK_REALTIME)` through the vDSO, read straight into
+/// nanoseconds: every event takes one, and `SystemTime`'s `Duration` arithmetic cost a third of
+/// the clock read again.
 #[inline]
 pub fn now_nanos() -> u64 {
     #[cfg(feature = "client")]

@@ -494,10 +494,8 @@ impl OpBuilder {
     }
     /// Starts timing; the operation is sent when the timer ends or drops.
     pub fn start(mut self) -> OpTimer {
+        self.op.t = or_now(self.op.t);
         let started = crate::clock::ticks();
-        if self.op.t == 0 {
-            self.op.t = crate::clock::wall_at(started);
-        }
         OpTimer {
             op: Some(self.op),
             started,

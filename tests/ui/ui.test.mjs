@@ -598,6 +598,34 @@ test('live updates also work over the WebSocket transport', async () => {
   await page.context().close();
 });
 
+/**
+ * Holds the page's next response for `pathname` once the agent has answered it: `answered`
+ * resolves then, and the page gets the response when `release()` is called.
+ */
+async function holdNextResponse(page, pathname) {
+  let held;
+  const answered = new Promise((r) => (held = r));
+  let release;
+  const released = new Promise((r) => (release = r));
+  await page.route(
+    (url) => url.pathname === pathname,
+    async (route) => {
+      const response = await route.fetch();
+      held();
+      await released;
+      await route.fulfill({ response });
+    },
+    { times: 1 },
+  );
+  return { answered, release };
+}
+
+/** How many API responses the page has parsed whose path `matches` (`__flowscope.fetches`). */
+async function fetchesOf(page, matches) {
+  const paths = await page.evaluate(() => (window.__flowscope.fetches || []).map((f) => f.path));
+  return paths.filter(matches).length;
+}
+
 // A refetch of the list (after a reconnect, a poll, a filter) races live events: a page read
 // before a trace started must not remove it again when it lands after that trace's live event.
 // The page carries the stream's `seq` at read time; later events are applied on top of it.
@@ -612,21 +640,8 @@ for (const transport of ['sse', 'ws']) {
     await page.waitForSelector(`.trace-item[data-trace-id="${existing}"].s-running`);
 
     // Hold the next list response after the agent has answered it.
-    let held;
-    const answered = new Promise((r) => (held = r));
-    let release;
-    const released = new Promise((r) => (release = r));
-    await page.route(
-      (url) => url.pathname === '/api/traces',
-      async (route) => {
-        const response = await route.fetch();
-        held();
-        await released;
-        await route.fulfill({ response });
-      },
-      { times: 1 },
-    );
-    const listFetches = () => page.evaluate(() => (window.__flowscope.fetches || []).filter((f) => f.path.startsWith('api/traces?')).length);
+    const { answered, release } = await holdNextResponse(page, '/api/traces');
+    const listFetches = () => fetchesOf(page, (path) => path.startsWith('api/traces?'));
     const before = await listFetches();
     await page.evaluate(() => window.__flowscope.live.failed()); // a reconnect: the page resyncs
     await answered;
@@ -665,21 +680,8 @@ for (const race of listRaces) {
     await page.waitForSelector('#live-indicator[data-state=live]');
     await page.waitForSelector(race.item);
     const client = await WireClient.connect(agent.socket, { service: 'race-check' });
-    let held;
-    const answered = new Promise((r) => (held = r));
-    let release;
-    const released = new Promise((r) => (release = r));
-    await page.route(
-      (url) => url.pathname === `/${race.path}`,
-      async (route) => {
-        const response = await route.fetch();
-        held();
-        await released;
-        await route.fulfill({ response });
-      },
-      { times: 1 },
-    );
-    const fetches = () => page.evaluate((p) => (window.__flowscope.fetches || []).filter((f) => f.path === p).length, race.path);
+    const { answered, release } = await holdNextResponse(page, `/${race.path}`);
+    const fetches = () => fetchesOf(page, (path) => path === race.path);
     const before = await fetches();
     await page.evaluate(() => window.__flowscope.live.failed()); // a reconnect: the page resyncs
     await answered;

@@ -173,6 +173,53 @@ export const api = {
 export const EVENT_TYPES = ['trace.created', 'trace.updated', 'trace.completed', 'group.updated', 'flow.status', 'heartbeat'];
 
 /**
+ * The live changes that arrive while a list is on its way (list, then watch). A page calls
+ * `begin` and `end` around each load and `keep`s every live change by id meanwhile; once a list
+ * lands, `newer` gives the changes it may predate: those numbered after its `seq` (the stream's
+ * last event when the agent read the list) or, from an agent that sends no `seq`, those whose id
+ * the list lacks. Past `max` changes it keeps none and `newer` returns null: fetch again.
+ */
+export class ChangesDuringLoad {
+  constructor(max) {
+    this.max = max;
+    this.loads = 0;
+    this.changes = new Map();
+    this.overflow = false;
+  }
+
+  begin() {
+    this.loads += 1;
+  }
+
+  end() {
+    this.loads -= 1;
+    if (this.loads === 0) {
+      this.changes.clear();
+      this.overflow = false;
+    }
+  }
+
+  keep(id, seq, data) {
+    if (this.loads === 0 || this.overflow) return;
+    this.changes.delete(id); // the latest change of each, in arrival order
+    this.changes.set(id, { seq, data });
+    if (this.changes.size > this.max) {
+      this.overflow = true;
+      this.changes.clear();
+    }
+  }
+
+  /** The kept changes the list read at `since` may predate; `listed(data)`: the list has it. */
+  newer(since, listed) {
+    if (this.overflow) return null;
+    const known = Number.isSafeInteger(since);
+    const out = [];
+    for (const { seq, data } of this.changes.values()) if (known && seq !== null ? seq > since : !listed(data)) out.push(data);
+    return out;
+  }
+}
+
+/**
  * The live connection. `onEvent(type, data)` for every message; `onState(state, detail)` with
  * state ∈ connecting | live | reconnecting | unavailable. Reconnects with backoff; a connection
  * that stays silent for longer than 2.5 heartbeats is considered dead and replaced.

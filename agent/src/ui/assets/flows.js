@@ -6,7 +6,7 @@
 //   ComparePage  `#/compare?a=<traceId>&b=<traceId>`: two traces (runs) step by step.
 // All figures come from the agent; these pages lay them out.
 
-import { api } from './api.js';
+import { api, ChangesDuringLoad } from './api.js';
 import {
   h,
   icon,
@@ -31,6 +31,8 @@ export class FlowsPage {
   constructor(main, ctx) {
     this.ctx = ctx;
     this.flows = new Map();
+    // One change per flow: bounded by the flows the agent keeps.
+    this.liveDuringLoad = new ChangesDuringLoad(Infinity);
     this.visible = false;
     this.error = null;
     this.renderSoon = rafThrottle(() => this.render());
@@ -77,30 +79,24 @@ export class FlowsPage {
 
   async load() {
     // Flow changes that arrive while the list is on its way are applied on top when the list
-    // says it was read before them (its `seq`, as for traces).
-    const live = (this.liveDuringLoad ||= new Map());
-    this.loading = (this.loading || 0) + 1;
+    // may predate them (its `seq`, as for traces).
+    this.liveDuringLoad.begin();
     try {
       const { flows, seq } = await api.flows();
       this.flows = new Map((flows || []).map((f) => [f.flowName, f]));
       this.error = null;
-      const known = Number.isSafeInteger(seq);
-      for (const [name, change] of live) {
-        if (known && change.seq !== null ? change.seq > seq : !this.flows.has(name)) this.flows.set(name, change.data);
-      }
+      for (const f of this.liveDuringLoad.newer(seq, (data) => this.flows.has(data.flowName))) this.flows.set(f.flowName, f);
     } catch (e) {
       this.error = e;
     } finally {
-      this.loading -= 1;
-      if (this.loading === 0) this.liveDuringLoad = null;
+      this.liveDuringLoad.end();
     }
     this.render();
   }
 
   onLive(type, data, seq = null) {
     if (type !== 'flow.status' || !data) return;
-    // One entry per flow: bounded by the flows the agent keeps.
-    this.liveDuringLoad?.set(data.flowName, { seq, data });
+    this.liveDuringLoad.keep(data.flowName, seq, data);
     const prev = this.flows.get(data.flowName);
     this.flows.set(data.flowName, data);
     if (this.visible) {

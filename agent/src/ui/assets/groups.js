@@ -1,13 +1,14 @@
 // Groups page: correlated traces (a chat thread, an order) as one logical flow — consecutive
 // traces with the gaps between them, like the RFC's logical-flow picture.
 
-import { api } from './api.js';
+import { api, ChangesDuringLoad } from './api.js';
 import { h, icon, fmtCost, fmtDuration, fmtGap, fmtRelative, fmtClock, fmtDateTime, fmtNumber, statusDot, statusPill, shortId, rafThrottle, setChildren, truncatedText } from './util.js';
 
 export class GroupsPage {
   constructor(main, ctx) {
     this.ctx = ctx;
     this.groups = [];
+    this.liveDuringLoad = new ChangesDuringLoad(1000);
     this.selectedId = null;
     this.group = null;
     this.visible = false;
@@ -80,26 +81,22 @@ export class GroupsPage {
   }
 
   async loadList() {
-    // Group changes that arrive while the list is on its way may be newer than it: they are
-    // applied on top when the list says it was read before them (its `seq`, as for traces).
-    const live = (this.liveDuringLoad ||= new Map());
-    this.loading = (this.loading || 0) + 1;
+    // Group changes that arrive while the list is on its way are applied on top when the list
+    // may predate them (its `seq`, as for traces).
+    const live = this.liveDuringLoad;
+    live.begin();
     let again = false;
     try {
       const { groups, seq } = await api.groups();
       this.groups = groups || [];
       this.error = null;
-      const known = Number.isSafeInteger(seq);
-      again = !!live.overflow; // too many to keep: the next list has them
-      for (const { seq: at, data } of live.values()) {
-        const newer = known && at !== null ? at > seq : !this.groups.some((g) => g.id === data.id);
-        if (newer) this.upsertGroup(data);
-      }
+      const newer = live.newer(seq, (data) => this.groups.some((g) => g.id === data.id));
+      again = newer === null; // too many to keep: the next list has them
+      for (const data of newer || []) this.upsertGroup(data);
     } catch (e) {
       this.error = e;
     } finally {
-      this.loading -= 1;
-      if (this.loading === 0) this.liveDuringLoad = null;
+      live.end();
     }
     this.renderList();
     if (again) this.loadList();
@@ -116,12 +113,7 @@ export class GroupsPage {
   onLive(type, data, seq = null) {
     if (!this.visible || !data) return;
     if (type === 'group.updated') {
-      const live = this.liveDuringLoad;
-      if (live && !live.overflow) {
-        live.delete(data.id);
-        live.set(data.id, { seq, data });
-        if (live.size > 1000) live.overflow = true;
-      }
+      this.liveDuringLoad.keep(data.id, seq, data);
       this.upsertGroup(data);
       this.renderListSoon();
       if (data.id === this.selectedId) this.refreshGroup();

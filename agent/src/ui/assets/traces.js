@@ -2,7 +2,7 @@
 // step details below it. "Compare" puts the list in a picking mode (a checkbox per trace, two at
 // most) that opens `#/compare?a=…&b=…` (ComparePage in flows.js), the older trace as A.
 
-import { api, ApiError, getToken, openFile } from './api.js';
+import { api, ApiError, ChangesDuringLoad, getToken, openFile } from './api.js';
 import {
   h,
   icon,
@@ -90,6 +90,7 @@ export class TracesPage {
     this.visible = false;
     this.renderListSoon = rafThrottle(() => this.renderList());
     this.reloadQuiet = debounce(() => this.reloadList({ quiet: true }), 250);
+    this.liveDuringLoad = new ChangesDuringLoad(MAX_ITEMS);
     this.build(main);
   }
 
@@ -595,13 +596,11 @@ export class TracesPage {
     const ctrl = (this.listAbort = new AbortController());
     // Live changes that arrive while the page is on its way may be newer than the page: they
     // are kept and applied on top of it (see replayLive).
-    this.liveDuringReload ||= new Map();
+    this.liveDuringLoad.begin();
     if (!quiet) this.list.classList.add('loading');
     try {
       const res = await api.traces(this.filters, null, { signal: ctrl.signal });
       if (ctrl.signal.aborted) return;
-      const live = this.liveDuringReload;
-      this.liveDuringReload = null;
       this.loaded = true;
       this.filterError.hidden = true;
       // Keep older pages the user already loaded when refreshing quietly.
@@ -615,11 +614,10 @@ export class TracesPage {
         next = this.nextCursor;
       }
       this.setItems(items, next);
-      this.replayLive(live, res.seq);
+      this.replayLive(res.seq);
       this.listError = null;
     } catch (e) {
       if (e.name === 'AbortError') return;
-      this.liveDuringReload = null;
       this.loaded = true;
       this.listError = e;
       if (e instanceof ApiError && e.status === 400) {
@@ -628,36 +626,20 @@ export class TracesPage {
         this.setItems([], null);
       } else this.renderList();
     } finally {
+      this.liveDuringLoad.end();
       if (this.listAbort === ctrl) this.list.classList.remove('loading');
     }
   }
 
   /**
-   * Applies the live trace changes that arrived while a page was fetched. The page says which
-   * stream events it already reflects (`seq`: those numbered up to it); the later ones are
-   * applied, so a trace that started meanwhile is not lost when the page replaces the list.
-   * Without a `seq` (an older agent) only traces missing from the page are added.
+   * Applies the live trace changes that arrived while a page was fetched and that the page,
+   * read at stream event `since`, may predate, so a trace that started meanwhile is not lost
+   * when the page replaces the list.
    */
-  replayLive(live, since) {
-    if (!live) return;
-    if (live.overflow) {
-      this.reloadQuiet(); // too many to keep: fetch again, the changes are in the next page
-      return;
-    }
-    const known = Number.isSafeInteger(since);
-    for (const { seq, data } of live.values()) {
-      const newer = known && seq !== null ? seq > since : !this.byId.has(data.id);
-      if (newer) this.upsert(data);
-    }
-  }
-
-  /** Keeps a live change for replayLive while a page is on its way. */
-  keepLive(data, seq) {
-    const live = this.liveDuringReload;
-    if (!live || live.overflow) return;
-    live.delete(data.id); // the latest change of a trace, in arrival order
-    live.set(data.id, { seq, data });
-    if (live.size > MAX_ITEMS) live.overflow = true;
+  replayLive(since) {
+    const newer = this.liveDuringLoad.newer(since, (t) => this.byId.has(t.id));
+    if (newer === null) this.reloadQuiet(); // too many to keep: the next page has them
+    else for (const t of newer) this.upsert(t);
   }
 
   async loadMore() {
@@ -824,7 +806,7 @@ export class TracesPage {
     if (type.startsWith('trace.')) {
       this.invalidateSteps(data.id); // its steps may have changed
       if (!this.visible) return;
-      this.keepLive(data, seq);
+      this.liveDuringLoad.keep(data.id, seq, data);
       this.upsert(data);
       if (data.id === this.selectedId) this.refreshTrace();
     } else if (type === 'flow.status') {

@@ -28,7 +28,7 @@ fn counter() -> &'static Counter {
 }
 
 /// Calibrates the counter now (well under a millisecond, at most 200 ms on a busy machine)
-/// rather than in the first timed op.
+/// rather than in the first timed op: the writer thread does it as it starts.
 pub(crate) fn warm_up() {
     counter();
 }

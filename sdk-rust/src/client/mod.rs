@@ -108,7 +108,6 @@ impl Client {
     /// Starts a client (and its writer thread, unless disabled). Never fails: an absent agent
     /// only means events wait in the queue, then drop when it is full.
     pub fn new(config: Config) -> Self {
-        crate::clock::warm_up();
         let shared = Arc::new(Shared::default());
         let writing = !config.disabled && {
             let writer_shared = Arc::clone(&shared);

@@ -104,8 +104,13 @@ mod ids {
     }
 
     fn seeded() -> SmallRng {
-        // No OS randomness (a sandbox without getrandom): ThreadRng's own fallback seeding.
-        SmallRng::try_from_os_rng().unwrap_or_else(|_| SmallRng::from_rng(&mut rand::rng()))
+        // No OS randomness (a sandbox without getrandom), where `ThreadRng` would panic: the
+        // time and this thread's stack address, so the app keeps running with distinct ids.
+        SmallRng::try_from_os_rng().unwrap_or_else(|_| {
+            let marker = 0u8;
+            let here = std::ptr::addr_of!(marker) as u64;
+            SmallRng::seed_from_u64(crate::now_nanos() ^ here.rotate_left(32))
+        })
     }
 
     pub(crate) fn random<T>() -> T

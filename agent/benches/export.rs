@@ -2,6 +2,10 @@
 //! (OTLP/gRPC to a real `otlp-receiver` process on loopback), in one run. Prints ingest events/s,
 //! agent-process CPU seconds and RSS for both, exported spans/s, and the on/off ingest ratio.
 //!
+//! The receiver decodes every request in full and counts its spans (`--count-only`, as a
+//! collector with a no-op exporter): one that kept 1.5 M spans would spend the shared CPU on
+//! page faults. Each round checks that it received every span exactly once.
+//!
 //! `cargo build --release -p otlp-receiver && cargo bench -p flowscope-agent --bench export`
 
 #[allow(dead_code)] // shared with the other benches
@@ -47,7 +51,12 @@ fn cpu_and_rss() -> (f64, f64) {
 }
 
 /// Runs one pass; returns the ingest rate (events/s).
-fn run(runtime: &tokio::runtime::Runtime, endpoint: Option<&str>, batches: &[Vec<Vec<u8>>]) -> f64 {
+fn run(
+    runtime: &tokio::runtime::Runtime,
+    receiver: Option<(&str, &str)>,
+    batches: &[Vec<Vec<u8>>],
+) -> f64 {
+    let endpoint = receiver.map(|(grpc, _)| grpc);
     let dir = tempfile::tempdir().unwrap();
     let mut config = AgentConfig::for_socket(dir.path().join("export.sock"));
     config.max_traces = std::num::NonZeroUsize::new(TRACES as usize).unwrap();
@@ -81,6 +90,23 @@ fn run(runtime: &tokio::runtime::Runtime, endpoint: Option<&str>, batches: &[Vec
         (started.elapsed(), m.spans_sent.get(), m.spans_dropped.get())
     });
     let (cpu1, rss) = cpu_and_rss();
+    if let Some((_, http)) = receiver {
+        let client = reqwest::blocking::Client::new();
+        let received: serde_json::Value = client
+            .get(format!("{http}/received"))
+            .send()
+            .and_then(|r| r.json())
+            .expect("the receiver's count");
+        assert_eq!(
+            received["spans"].as_u64(),
+            Some(TRACES * SPANS_PER_TRACE),
+            "the receiver got every span once"
+        );
+        client
+            .post(format!("{http}/reset"))
+            .send()
+            .expect("reset the receiver");
+    }
     println!(
         "  {label}: ingest {:.2} M events/s, process CPU {:.2} s, RSS {:.0} MiB",
         total as f64 / ingest.as_secs_f64() / 1e6,
@@ -115,6 +141,7 @@ fn main() {
         );
     }
     let mut receiver = Command::new(&receiver_bin)
+        .arg("--count-only")
         .stdout(Stdio::piped())
         .spawn()
         .expect("otlp-receiver");
@@ -128,6 +155,11 @@ fn main() {
         .expect("grpc address")
         .to_owned();
     let endpoint = format!("http://{grpc}");
+    let http = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http="))
+        .map(|a| format!("http://{a}"))
+        .expect("http address");
 
     let runtime = workload::runtime();
     let per_conn = TRACES / CONNECTIONS;
@@ -143,7 +175,11 @@ fn main() {
     let mut ratios: Vec<f64> = (0..ROUNDS)
         .map(|_| {
             let off = run(&runtime, None, &batches);
-            let on = run(&runtime, Some(&endpoint), &batches);
+            if std::env::var("DOWN").is_ok() {
+                let down = run_down(&runtime, &batches);
+                println!("  down/off {:.0} %", down / off * 100.0);
+            }
+            let on = run(&runtime, Some((&endpoint, &http)), &batches);
             on / off
         })
         .collect();
@@ -159,4 +195,27 @@ fn main() {
     );
     let _ = receiver.kill();
     let _ = receiver.wait();
+}
+
+fn run_down(runtime: &tokio::runtime::Runtime, batches: &[Vec<Vec<u8>>]) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AgentConfig::for_socket(dir.path().join("export.sock"));
+    config.max_traces = std::num::NonZeroUsize::new(TRACES as usize).unwrap();
+    config.export = ExportConfig {
+        endpoint: Some("http://127.0.0.1:1".into()),
+        protocol: OtlpProtocol::Grpc,
+        queue_spans: 1_000_000,
+        queue_bytes: 1 << 30,
+        ..ExportConfig::default()
+    };
+    let agent = runtime.block_on(run_with(config)).expect("agent");
+    let total = TRACES * EVENTS_PER_TRACE as u64;
+    let started = Instant::now();
+    send_in_parallel(&agent.socket_path, batches.to_vec());
+    while agent.state.store.read().counters().events_applied < total {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let ingest = started.elapsed();
+    runtime.block_on(agent.shutdown());
+    total as f64 / ingest.as_secs_f64()
 }

@@ -133,7 +133,7 @@ pub enum StartError {
     Export(#[from] export::ExportError),
     /// The OTLP forwarder could not be configured.
     #[error(transparent)]
-    Forward(#[from] export::forward::ForwardError),
+    Forward(#[from] export::upstream::UpstreamError),
     /// The OTLP/gRPC receiver's explicit address could not be bound.
     #[error("cannot listen for OTLP/gRPC on {addr}: {source}")]
     OtlpGrpc {

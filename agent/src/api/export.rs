@@ -9,8 +9,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
-use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
 
 use super::error::ApiError;
 use super::{params, shapes};
@@ -63,9 +61,7 @@ pub async fn export(
                 let resource_spans = by_origin
                     .into_iter()
                     .flat_map(|(origin, spans)| {
-                        let resource =
-                            ResourceAttributesWithSchema::from(&mapping::resource(origin));
-                        group_spans_by_resource_and_scope(spans, &resource)
+                        mapping::request(mapping::resource(origin), spans).resource_spans
                     })
                     .collect();
                 let request = ExportTraceServiceRequest { resource_spans };

@@ -7,17 +7,16 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::borrow::Cow;
+
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use parking_lot::Mutex;
 use prost::Message as _;
 use tokio::sync::{Notify, watch};
 
-use super::{ExportConfig, OtlpProtocol};
+use super::ExportConfig;
+use super::upstream::{Delivery, Upstream, UpstreamError};
 use crate::telemetry::ExportMetrics;
-
-/// Time one forward call may take.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A request waiting to go upstream.
 struct Pending {
@@ -182,7 +181,9 @@ impl Forwarder {
         waiting.queue.push_front(pending);
     }
 
-    fn sent(&self, pending: &Pending) {
+    /// `pending` got an answer: accepted (minus what the collector rejected inside it) or
+    /// refused for good; either way it leaves the queue.
+    fn sent(&self, pending: &Pending, delivery: &Delivery) {
         let mut waiting = self.waiting.lock();
         waiting.owed.settled();
         let done = if pending.from_backlog {
@@ -192,145 +193,20 @@ impl Forwarder {
         };
         waiting.bytes = waiting.bytes.saturating_sub(pending.bytes);
         self.metrics.forward_queue_bytes.set(waiting.bytes as i64);
-        self.metrics.forwarded_spans.inc_by(pending.spans);
+        match delivery {
+            Delivery::Accepted { rejected } => {
+                let rejected = (*rejected).min(pending.spans);
+                self.metrics.forwarded_spans.inc_by(pending.spans - rejected);
+                self.metrics.forward_dropped_spans.inc_by(rejected);
+            }
+            Delivery::Refused(why) => {
+                tracing::warn!(%why, spans = pending.spans, "collector refused forwarded OTLP spans");
+                self.metrics.forward_dropped_spans.inc_by(pending.spans);
+            }
+        }
         drop(waiting);
         if let Some(done) = done {
             done();
-        }
-    }
-}
-
-/// Where requests go.
-enum Upstream {
-    Http {
-        client: reqwest::Client,
-        url: String,
-        headers: Vec<(String, String)>,
-    },
-    Grpc {
-        client: TraceServiceClient<tonic::transport::Channel>,
-        headers: Vec<(String, String)>,
-    },
-}
-
-/// The forwarder could not be configured.
-#[derive(Debug, thiserror::Error)]
-pub enum ForwardError {
-    /// The endpoint is not a usable URI.
-    #[error("invalid OTLP endpoint {0:?}")]
-    Endpoint(String),
-    /// The HTTP client could not be built.
-    #[error("cannot build the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
-}
-
-/// `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else `OTEL_EXPORTER_OTLP_HEADERS`: `k=v` pairs,
-/// comma-separated, values percent-decoded (as the OpenTelemetry SDKs read them).
-fn env_headers() -> Vec<(String, String)> {
-    let raw = std::env::var("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
-        .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_HEADERS"))
-        .unwrap_or_default();
-    raw.split(',')
-        .filter_map(|pair| {
-            let (key, value) = pair.split_once('=')?;
-            let value: String = serde_urlencoded::from_str::<Vec<(String, String)>>(&format!(
-                "v={}",
-                value.trim().replace('+', "%2B")
-            ))
-            .ok()?
-            .pop()?
-            .1;
-            Some((key.trim().to_ascii_lowercase(), value))
-        })
-        .filter(|(k, _)| !k.is_empty())
-        .collect()
-}
-
-fn upstream(config: &ExportConfig) -> Result<Upstream, ForwardError> {
-    let headers = env_headers();
-    match config.protocol {
-        OtlpProtocol::HttpProtobuf => {
-            let url = match (&config.traces_endpoint, &config.endpoint) {
-                (Some(full), _) => full.clone(),
-                (None, Some(base)) => format!("{}/v1/traces", base.trim_end_matches('/')),
-                (None, None) => "http://localhost:4318/v1/traces".to_owned(),
-            };
-            let client = reqwest::Client::builder().timeout(CALL_TIMEOUT).build()?;
-            Ok(Upstream::Http {
-                client,
-                url,
-                headers,
-            })
-        }
-        OtlpProtocol::Grpc => {
-            let url = config
-                .traces_endpoint
-                .clone()
-                .or_else(|| config.endpoint.clone())
-                .unwrap_or_else(|| "http://localhost:4317".to_owned());
-            let endpoint = tonic::transport::Endpoint::from_shared(url.clone())
-                .map_err(|_| ForwardError::Endpoint(url))?
-                .timeout(CALL_TIMEOUT)
-                .connect_timeout(CALL_TIMEOUT);
-            Ok(Upstream::Grpc {
-                client: TraceServiceClient::new(endpoint.connect_lazy()),
-                headers,
-            })
-        }
-    }
-}
-
-impl Upstream {
-    async fn send(&mut self, request: &ExportTraceServiceRequest) -> Result<(), String> {
-        match self {
-            Upstream::Http {
-                client,
-                url,
-                headers,
-            } => {
-                let mut call = client
-                    .post(url.as_str())
-                    .header("content-type", "application/x-protobuf")
-                    .body(request.encode_to_vec());
-                for (k, v) in headers.iter() {
-                    call = call.header(k.as_str(), v.as_str());
-                }
-                let response = call.send().await.map_err(|e| e.to_string())?;
-                let status = response.status();
-                // 4xx other than 429 will not get better on retry: the collector refused it.
-                if status.is_success() || (status.is_client_error() && status.as_u16() != 429) {
-                    if !status.is_success() {
-                        tracing::warn!(%status, "collector refused forwarded OTLP spans");
-                    }
-                    Ok(())
-                } else {
-                    Err(format!("collector answered {status}"))
-                }
-            }
-            Upstream::Grpc { client, headers } => {
-                let mut call = tonic::Request::new(request.clone());
-                for (k, v) in headers.iter() {
-                    if let (Ok(key), Ok(value)) = (
-                        k.parse::<tonic::metadata::MetadataKey<_>>(),
-                        v.parse::<tonic::metadata::MetadataValue<_>>(),
-                    ) {
-                        call.metadata_mut().insert(key, value);
-                    }
-                }
-                match client.export(call).await {
-                    Ok(_) => Ok(()),
-                    Err(status)
-                        if matches!(
-                            status.code(),
-                            tonic::Code::InvalidArgument | tonic::Code::PermissionDenied
-                        ) =>
-                    {
-                        tracing::warn!(%status, "collector refused forwarded OTLP spans");
-                        Ok(())
-                    }
-                    Err(status) => Err(status.to_string()),
-                }
-            }
         }
     }
 }
@@ -340,8 +216,8 @@ pub fn start(
     config: &ExportConfig,
     metrics: Arc<ExportMetrics>,
     shutdown: watch::Receiver<bool>,
-) -> Result<(Arc<Forwarder>, tokio::task::JoinHandle<()>), ForwardError> {
-    let upstream = upstream(config)?;
+) -> Result<(Arc<Forwarder>, tokio::task::JoinHandle<()>), UpstreamError> {
+    let upstream = Upstream::new(config)?;
     let forwarder = Arc::new(Forwarder::new(config.queue_bytes, metrics));
     let min_backoff = Duration::from_millis(50).min(config.max_backoff);
     let task = tokio::spawn(run(
@@ -367,9 +243,9 @@ async fn run(
                 _ = shutdown.changed() => break,
             }
         };
-        match upstream.send(&pending.request).await {
-            Ok(()) => {
-                forwarder.sent(&pending);
+        match upstream.send(Cow::Borrowed(&pending.request)).await {
+            Ok(delivery) => {
+                forwarder.sent(&pending, &delivery);
                 backoff = min_backoff;
             }
             Err(err) => {
@@ -386,12 +262,14 @@ async fn run(
     }
     let flush = async {
         while let Some(pending) = forwarder.take() {
-            if upstream.send(&pending.request).await.is_err() {
-                // Kept: with --data-dir the agent saves what is left for the next start.
-                forwarder.put_back(pending);
-                return;
+            match upstream.send(Cow::Borrowed(&pending.request)).await {
+                Ok(delivery) => forwarder.sent(&pending, &delivery),
+                Err(_) => {
+                    // Kept: with --data-dir the agent saves what is left for the next start.
+                    forwarder.put_back(pending);
+                    return;
+                }
             }
-            forwarder.sent(&pending);
         }
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;

@@ -8,16 +8,14 @@
 //! Span ids of steps are the SDK's; the root, operation and LLM spans get ids derived from the
 //! trace/step ids and their position, so a re-export produces the same ids.
 
-use std::borrow::Cow;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use flowscope::wire::{self, EntryType, ErrorInfo, Event as WireEvent, OpKind};
-use opentelemetry::trace::{
-    Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-};
-use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+pub use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link, SpanKind};
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, SpanFlags, Status};
 
 use crate::trace::{Operation, Origin, Segment, Step, StepStatus, ThinStr, Trace, TraceStatus};
 
@@ -59,15 +57,60 @@ pub fn step_origin<'a>(trace: &'a Trace, step: Option<&Step>) -> &'a std::sync::
         .map_or(&trace.origin, |s| &s.origin)
 }
 
+/// An attribute with any OTLP value.
+fn attribute(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..KeyValue::default()
+    }
+}
+
+/// What an attribute's value is made from.
+trait IntoValue {
+    fn into_value(self) -> any_value::Value;
+}
+
+impl IntoValue for &str {
+    fn into_value(self) -> any_value::Value {
+        any_value::Value::StringValue(self.to_owned())
+    }
+}
+
+impl IntoValue for String {
+    fn into_value(self) -> any_value::Value {
+        any_value::Value::StringValue(self)
+    }
+}
+
+impl IntoValue for i64 {
+    fn into_value(self) -> any_value::Value {
+        any_value::Value::IntValue(self)
+    }
+}
+
+impl IntoValue for f64 {
+    fn into_value(self) -> any_value::Value {
+        any_value::Value::DoubleValue(self)
+    }
+}
+
+/// An attribute.
+fn kv(key: &str, value: impl IntoValue) -> KeyValue {
+    attribute(key, value.into_value())
+}
+
 fn json_attribute(key: &str, value: &serde_json::Value) -> KeyValue {
     let value = match value {
-        serde_json::Value::String(s) => opentelemetry::Value::from(s.clone()),
-        serde_json::Value::Bool(b) => (*b).into(),
-        serde_json::Value::Number(n) if n.is_i64() => n.as_i64().unwrap_or_default().into(),
-        serde_json::Value::Number(n) => n.as_f64().unwrap_or_default().into(),
-        other => other.to_string().into(),
+        serde_json::Value::String(s) => any_value::Value::StringValue(s.clone()),
+        serde_json::Value::Bool(b) => any_value::Value::BoolValue(*b),
+        serde_json::Value::Number(n) if n.is_i64() => {
+            any_value::Value::IntValue(n.as_i64().unwrap_or_default())
+        }
+        serde_json::Value::Number(n) => any_value::Value::DoubleValue(n.as_f64().unwrap_or_default()),
+        other => any_value::Value::StringValue(other.to_string()),
     };
-    KeyValue::new(key.to_owned(), value)
+    attribute(key, value)
 }
 
 fn otel_kind(kind: wire::SpanKind) -> SpanKind {
@@ -82,9 +125,11 @@ fn otel_kind(kind: wire::SpanKind) -> SpanKind {
 
 /// The instrumentation scope of every exported span.
 pub fn scope() -> InstrumentationScope {
-    InstrumentationScope::builder("flowscope")
-        .with_version(env!("CARGO_PKG_VERSION"))
-        .build()
+    InstrumentationScope {
+        name: "flowscope".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        ..InstrumentationScope::default()
+    }
 }
 
 /// The OTLP resource of an origin.
@@ -101,29 +146,44 @@ pub fn resource(origin: &Origin) -> Resource {
         language
     };
     let mut attributes = vec![
-        KeyValue::new("service.name", origin.service.clone()),
-        KeyValue::new("service.instance.id", origin.instance_id()),
-        KeyValue::new("telemetry.sdk.name", "flowscope"),
-        KeyValue::new("telemetry.sdk.language", language.to_owned()),
-        KeyValue::new(
+        kv("service.name", origin.service.as_str()),
+        kv("service.instance.id", origin.instance_id()),
+        kv("telemetry.sdk.name", "flowscope"),
+        kv("telemetry.sdk.language", language),
+        kv(
             "telemetry.sdk.version",
             origin
                 .sdk
                 .split('/')
                 .nth(1)
-                .unwrap_or(env!("CARGO_PKG_VERSION"))
-                .to_owned(),
+                .unwrap_or(env!("CARGO_PKG_VERSION")),
         ),
     ];
     if let Some(pid) = origin.pid {
-        attributes.push(KeyValue::new("process.pid", i64::from(pid)));
+        attributes.push(kv("process.pid", i64::from(pid)));
     }
     if let Some(host) = &origin.host {
-        attributes.push(KeyValue::new("host.name", host.clone()));
+        attributes.push(kv("host.name", host.as_str()));
     }
-    Resource::builder_empty()
-        .with_attributes(attributes)
-        .build()
+    Resource {
+        attributes,
+        ..Resource::default()
+    }
+}
+
+/// One export request: `spans` under `resource` and the flowscope scope.
+pub fn request(resource: Resource, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(resource),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(scope()),
+                spans,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
 }
 
 /// An OTLP int attribute: counts past `i64::MAX` saturate instead of turning negative.
@@ -131,16 +191,34 @@ fn int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-fn time(ns: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_nanos(ns)
+fn trace_bytes(id: wire::TraceId) -> Vec<u8> {
+    id.0.to_be_bytes().to_vec()
 }
 
-fn otel_trace_id(id: wire::TraceId) -> TraceId {
-    TraceId::from_bytes(id.0.to_be_bytes())
+fn span_bytes(id: wire::SpanId) -> Vec<u8> {
+    id.0.to_be_bytes().to_vec()
 }
 
-fn otel_span_id(id: wire::SpanId) -> SpanId {
-    SpanId::from_bytes(id.0.to_be_bytes())
+/// W3C flags (always sampled: unsampled traces are not exported) plus OTLP's "whether the
+/// parent is remote is known" bit, and the bit saying it is.
+fn flags(remote_parent: bool) -> u32 {
+    let known = 0x01 | SpanFlags::ContextHasIsRemoteMask as u32;
+    if remote_parent {
+        known | SpanFlags::ContextIsRemoteMask as u32
+    } else {
+        known
+    }
+}
+
+fn status(code: StatusCode, message: impl Into<String>) -> Status {
+    Status {
+        code: code as i32,
+        message: message.into(),
+    }
+}
+
+fn error_status(message: impl Into<String>) -> Status {
+    status(StatusCode::Error, message)
 }
 
 /// splitmix64: a fixed, well-mixed derivation for synthetic span ids.
@@ -165,76 +243,71 @@ fn child_span_id(parent: wire::SpanId, index: usize, llm: bool) -> wire::SpanId 
     derived(parent.0 ^ mix(index as u64 + 1) ^ if llm { 0x11a } else { 0 })
 }
 
-fn context(trace: wire::TraceId, span: wire::SpanId) -> SpanContext {
-    SpanContext::new(
-        otel_trace_id(trace),
-        otel_span_id(span),
-        TraceFlags::SAMPLED,
-        false,
-        TraceState::default(),
-    )
-}
-
 /// What differs between the spans this module builds.
 struct Parts {
     id: wire::SpanId,
     parent: Option<wire::SpanId>,
+    /// The parent is another process's span (a segment root under its caller's client span).
+    remote_parent: bool,
     kind: SpanKind,
     name: String,
     start: u64,
     end: u64,
     attributes: Vec<KeyValue>,
     events: Vec<Event>,
+    links: Vec<Link>,
     status: Status,
 }
 
-fn span(trace: wire::TraceId, p: Parts) -> SpanData {
-    let Parts {
-        id,
-        parent,
-        kind,
-        name,
-        start,
-        end,
-        attributes,
-        events,
-        status,
-    } = p;
-    SpanData {
-        span_context: context(trace, id),
-        parent_span_id: parent.map_or(SpanId::INVALID, otel_span_id),
-        parent_span_is_remote: false,
-        span_kind: kind,
-        name: Cow::Owned(name),
-        start_time: time(start),
-        end_time: time(end.max(start)),
-        attributes,
-        dropped_attributes_count: 0,
-        events: span_events(events),
-        links: SpanLinks::default(),
-        status,
-        instrumentation_scope: scope(),
+fn span(trace: wire::TraceId, p: Parts) -> Span {
+    Span {
+        trace_id: trace_bytes(trace),
+        span_id: span_bytes(p.id),
+        parent_span_id: p.parent.map(span_bytes).unwrap_or_default(),
+        flags: flags(p.remote_parent),
+        name: p.name,
+        kind: p.kind as i32,
+        start_time_unix_nano: p.start,
+        end_time_unix_nano: p.end.max(p.start),
+        attributes: p.attributes,
+        events: p.events,
+        links: p.links,
+        status: Some(p.status),
+        ..Span::default()
     }
 }
 
-fn span_events(events: Vec<Event>) -> SpanEvents {
-    let mut out = SpanEvents::default();
-    out.events = events;
-    out
+fn span_event(name: &str, at: u64, attributes: Vec<KeyValue>) -> Event {
+    Event {
+        time_unix_nano: at,
+        name: name.to_owned(),
+        attributes,
+        dropped_attributes_count: 0,
+    }
+}
+
+fn link(trace: wire::TraceId, span: wire::SpanId, kind: &str) -> Link {
+    Link {
+        trace_id: trace_bytes(trace),
+        span_id: span_bytes(span),
+        attributes: vec![kv("flowscope.link", kind)],
+        flags: flags(false),
+        ..Link::default()
+    }
 }
 
 fn exception(error: &ErrorInfo, at: u64) -> Event {
-    let mut attributes = vec![KeyValue::new("exception.message", error.message.clone())];
+    let mut attributes = vec![kv("exception.message", error.message.as_str())];
     if let Some(kind) = &error.error_type {
-        attributes.push(KeyValue::new("exception.type", kind.clone()));
+        attributes.push(kv("exception.type", kind.as_str()));
     }
     if let Some(stack) = &error.stack {
-        attributes.push(KeyValue::new("exception.stacktrace", stack.clone()));
+        attributes.push(kv("exception.stacktrace", stack.as_str()));
     }
     if let Some(code) = &error.code {
-        attributes.push(KeyValue::new("flowscope.error.code", code.clone()));
+        attributes.push(kv("flowscope.error.code", code.as_str()));
     }
-    Event::new("exception", time(at), attributes, 0)
+    span_event("exception", at, attributes)
 }
 
 fn correlation_attributes(trace: &Trace, attributes: &mut Vec<KeyValue>) {
@@ -243,9 +316,9 @@ fn correlation_attributes(trace: &Trace, attributes: &mut Vec<KeyValue>) {
 
 fn correlation_id_attributes(correlation_id: Option<&str>, attributes: &mut Vec<KeyValue>) {
     if let Some(cid) = correlation_id {
-        attributes.push(KeyValue::new("flowscope.correlation_id", cid.to_owned()));
-        attributes.push(KeyValue::new("session.id", cid.to_owned()));
-        attributes.push(KeyValue::new("gen_ai.conversation.id", cid.to_owned()));
+        attributes.push(kv("flowscope.correlation_id", cid.to_owned()));
+        attributes.push(kv("session.id", cid.to_owned()));
+        attributes.push(kv("gen_ai.conversation.id", cid.to_owned()));
     }
 }
 
@@ -257,11 +330,11 @@ fn step_events(events: &[WireEvent]) -> Vec<Event> {
             let (name, at, attributes): (&str, u64, Vec<KeyValue>) = match event {
                 WireEvent::Log(e) => {
                     let mut attrs = vec![
-                        KeyValue::new("log.severity", format!("{:?}", e.level).to_uppercase()),
-                        KeyValue::new("log.message", e.msg.clone()),
+                        kv("log.severity", format!("{:?}", e.level).to_uppercase()),
+                        kv("log.message", e.msg.clone()),
                     ];
                     if let Some(fields) = &e.fields {
-                        attrs.push(KeyValue::new(
+                        attrs.push(kv(
                             "log.fields",
                             serde_json::Value::Object(fields.clone()).to_string(),
                         ));
@@ -269,52 +342,52 @@ fn step_events(events: &[WireEvent]) -> Vec<Event> {
                     ("log", e.t, attrs)
                 }
                 WireEvent::Retry(e) => {
-                    let mut attrs = vec![KeyValue::new(
+                    let mut attrs = vec![kv(
                         "flowscope.retry.attempt",
                         i64::from(e.attempt),
                     )];
                     if let Some(reason) = &e.reason {
-                        attrs.push(KeyValue::new("flowscope.retry.reason", reason.clone()));
+                        attrs.push(kv("flowscope.retry.reason", reason.clone()));
                     }
                     if let Some(backoff) = e.backoff_ms {
-                        attrs.push(KeyValue::new("flowscope.retry.backoff_ms", int(backoff)));
+                        attrs.push(kv("flowscope.retry.backoff_ms", int(backoff)));
                     }
                     ("retry", e.t, attrs)
                 }
                 WireEvent::Checkpoint(e) => (
                     "checkpoint",
                     e.t,
-                    vec![KeyValue::new("flowscope.checkpoint.id", e.id.clone())],
+                    vec![kv("flowscope.checkpoint.id", e.id.clone())],
                 ),
                 WireEvent::Transition(e) => {
                     let mut attrs = vec![
-                        KeyValue::new("flowscope.transition.from", e.from.clone()),
-                        KeyValue::new("flowscope.transition.to", e.to.clone()),
+                        kv("flowscope.transition.from", e.from.clone()),
+                        kv("flowscope.transition.to", e.to.clone()),
                     ];
                     if let Some(action) = &e.action {
-                        attrs.push(KeyValue::new("flowscope.transition.action", action.clone()));
+                        attrs.push(kv("flowscope.transition.action", action.clone()));
                     }
                     ("transition", e.t, attrs)
                 }
                 WireEvent::Artifact(e) => {
-                    let mut attrs = vec![KeyValue::new("flowscope.artifact.name", e.name.clone())];
+                    let mut attrs = vec![kv("flowscope.artifact.name", e.name.clone())];
                     for (key, value) in [("url", &e.url), ("mime", &e.mime)] {
                         if let Some(v) = value {
-                            attrs.push(KeyValue::new(
-                                format!("flowscope.artifact.{key}"),
+                            attrs.push(kv(
+                                &format!("flowscope.artifact.{key}"),
                                 v.clone(),
                             ));
                         }
                     }
                     if let Some(size) = e.size {
-                        attrs.push(KeyValue::new("flowscope.artifact.size", int(size)));
+                        attrs.push(kv("flowscope.artifact.size", int(size)));
                     }
                     ("artifact", e.t, attrs)
                 }
                 WireEvent::Custom(e) => {
-                    let mut attrs = vec![KeyValue::new("flowscope.event.name", e.name.clone())];
+                    let mut attrs = vec![kv("flowscope.event.name", e.name.clone())];
                     if let Some(payload) = &e.payload {
-                        attrs.push(KeyValue::new(
+                        attrs.push(kv(
                             "flowscope.event.payload",
                             payload.to_string(),
                         ));
@@ -323,7 +396,7 @@ fn step_events(events: &[WireEvent]) -> Vec<Event> {
                 }
                 _ => return None,
             };
-            Some(Event::new(name, time(at), attributes, 0))
+            Some(span_event(name, at, attributes))
         })
         .collect()
 }
@@ -339,7 +412,7 @@ fn op_name(op: &Operation) -> String {
 }
 
 /// The span of the `index`-th operation of `step` (or of the trace when `step` is `None`).
-pub fn op_span(trace: &Trace, step: Option<&Step>, index: usize, op: &Operation) -> SpanData {
+pub fn op_span(trace: &Trace, step: Option<&Step>, index: usize, op: &Operation) -> Span {
     op_span_under(trace.id, op_parent(trace, step), index, op)
 }
 
@@ -355,30 +428,30 @@ pub fn op_span_under(
     parent: wire::SpanId,
     index: usize,
     op: &Operation,
-) -> SpanData {
+) -> Span {
     let mut attributes = vec![
-        KeyValue::new("flowscope.op.kind", op.kind.as_str()),
-        KeyValue::new("flowscope.op.action", op.action.as_str()),
+        kv("flowscope.op.kind", op.kind.as_str()),
+        kv("flowscope.op.action", op.action.as_str()),
     ];
     let subject = op.subject.as_deref().map(str::to_owned);
     let detail = op.detail.as_deref().map(str::to_owned);
     match op.kind {
         OpKind::State => {
-            attributes.extend(subject.map(|k| KeyValue::new("flowscope.state.key", k)))
+            attributes.extend(subject.map(|k| kv("flowscope.state.key", k)))
         }
         OpKind::Emit => {
-            attributes.extend(subject.map(|t| KeyValue::new("messaging.destination.name", t)));
-            attributes.extend(detail.map(|s| KeyValue::new("flowscope.emit.target_step", s)));
+            attributes.extend(subject.map(|t| kv("messaging.destination.name", t)));
+            attributes.extend(detail.map(|s| kv("flowscope.emit.target_step", s)));
         }
         OpKind::Stream => {
-            attributes.extend(subject.map(|s| KeyValue::new("flowscope.stream.name", s)));
-            attributes.extend(detail.map(|s| KeyValue::new("flowscope.stream.item_id", s)));
+            attributes.extend(subject.map(|s| kv("flowscope.stream.name", s)));
+            attributes.extend(detail.map(|s| kv("flowscope.stream.item_id", s)));
         }
     }
     let status = match &op.error {
-        Some(message) => Status::error(message.to_string()),
-        None if !op.ok => Status::error("operation failed"),
-        None => Status::Unset,
+        Some(message) => error_status(message.to_string()),
+        None if !op.ok => error_status("operation failed"),
+        None => status(StatusCode::Unset, ""),
     };
     let kind = if op.kind == OpKind::Emit {
         SpanKind::Producer
@@ -390,12 +463,14 @@ pub fn op_span_under(
         Parts {
             id: child_span_id(parent, index, false),
             parent: Some(parent),
+            remote_parent: false,
             kind,
             name: op_name(op),
             start: op.start_ns,
             end: op.start_ns.saturating_add(op.duration_ns),
             attributes,
             events: vec![],
+            links: vec![],
             status,
         },
     )
@@ -407,65 +482,55 @@ pub fn llm_span(
     step: Option<&Step>,
     index: usize,
     event: &WireEvent,
-) -> Option<SpanData> {
+) -> Option<Span> {
     let WireEvent::Llm(llm) = event else {
         return None;
     };
     let parent = step.map_or_else(|| primary_span_id(trace), |s| s.id);
     let mut attributes = vec![
-        KeyValue::new("gen_ai.operation.name", "chat"),
-        KeyValue::new("gen_ai.request.model", llm.model.clone()),
-        KeyValue::new("openinference.span.kind", "LLM"),
-        KeyValue::new("llm.model_name", llm.model.clone()),
+        kv("gen_ai.operation.name", "chat"),
+        kv("gen_ai.request.model", llm.model.clone()),
+        kv("openinference.span.kind", "LLM"),
+        kv("llm.model_name", llm.model.clone()),
     ];
     if let Some(provider) = &llm.provider {
-        attributes.push(KeyValue::new("gen_ai.provider.name", provider.clone()));
-        attributes.push(KeyValue::new("llm.provider", provider.clone()));
+        attributes.push(kv("gen_ai.provider.name", provider.clone()));
+        attributes.push(kv("llm.provider", provider.clone()));
     }
     if let Some(input) = llm.input_tokens {
-        attributes.push(KeyValue::new("gen_ai.usage.input_tokens", int(input)));
-        attributes.push(KeyValue::new("llm.token_count.prompt", int(input)));
+        attributes.push(kv("gen_ai.usage.input_tokens", int(input)));
+        attributes.push(kv("llm.token_count.prompt", int(input)));
     }
     if let Some(output) = llm.output_tokens {
-        attributes.push(KeyValue::new("gen_ai.usage.output_tokens", int(output)));
-        attributes.push(KeyValue::new("llm.token_count.completion", int(output)));
+        attributes.push(kv("gen_ai.usage.output_tokens", int(output)));
+        attributes.push(kv("llm.token_count.completion", int(output)));
     }
     if let (Some(input), Some(output)) = (llm.input_tokens, llm.output_tokens) {
-        attributes.push(KeyValue::new(
+        attributes.push(kv(
             "llm.token_count.total",
             int(input.saturating_add(output)),
         ));
     }
     if let Some(cost) = llm.cost {
-        attributes.push(KeyValue::new("llm.cost.total", cost));
+        attributes.push(kv("llm.cost.total", cost));
     }
     let mut events = Vec::new();
     if let Some(prompt) = &llm.prompt {
-        attributes.push(KeyValue::new(
+        attributes.push(kv(
             "gen_ai.input.messages",
             messages_json("user", prompt),
         ));
-        attributes.push(KeyValue::new("input.value", prompt.clone()));
-        events.push(Event::new(
-            "gen_ai.content.prompt",
-            time(llm.t),
-            vec![KeyValue::new("gen_ai.prompt", prompt.clone())],
-            0,
-        ));
+        attributes.push(kv("input.value", prompt.clone()));
+        events.push(span_event("gen_ai.content.prompt", llm.t, vec![kv("gen_ai.prompt", prompt.clone())]));
     }
     if let Some(response) = &llm.response {
-        attributes.push(KeyValue::new(
+        attributes.push(kv(
             "gen_ai.output.messages",
             messages_json("assistant", response),
         ));
-        attributes.push(KeyValue::new("output.value", response.clone()));
+        attributes.push(kv("output.value", response.clone()));
         let end = llm.t.saturating_add(llm.dur);
-        events.push(Event::new(
-            "gen_ai.content.completion",
-            time(end),
-            vec![KeyValue::new("gen_ai.completion", response.clone())],
-            0,
-        ));
+        events.push(span_event("gen_ai.content.completion", end, vec![kv("gen_ai.completion", response.clone())]));
     }
     correlation_attributes(trace, &mut attributes);
     Some(span(
@@ -473,13 +538,15 @@ pub fn llm_span(
         Parts {
             id: child_span_id(parent, index, true),
             parent: Some(parent),
+            remote_parent: false,
             kind: SpanKind::Client,
             name: format!("chat {}", llm.model),
             start: llm.t,
             end: llm.t.saturating_add(llm.dur),
             attributes,
             events,
-            status: Status::Unset,
+            links: vec![],
+            status: status(StatusCode::Unset, ""),
         },
     ))
 }
@@ -494,7 +561,7 @@ fn messages_json(role: &str, text: &str) -> String {
 }
 
 /// The span of a step (its events become span events).
-pub fn step_span(trace: &Trace, step: &Step) -> SpanData {
+pub fn step_span(trace: &Trace, step: &Step) -> Span {
     let (parent, start, end) = step_bounds(trace, step);
     step_span_of(
         trace.id,
@@ -570,7 +637,7 @@ impl StepSpanSource {
     }
 
     /// The span.
-    pub fn build(&self) -> SpanData {
+    pub fn build(&self) -> Span {
         step_span_of(
             self.trace,
             self.parent,
@@ -587,14 +654,14 @@ fn step_span_of(
     (start, end): (u64, u64),
     (flow, correlation_id): (&str, Option<&str>),
     step: &Step,
-) -> SpanData {
+) -> Span {
     let mut attributes = vec![
-        KeyValue::new("flowscope.step.name", step.name.to_string()),
-        KeyValue::new("flowscope.flow.name", flow.to_owned()),
-        KeyValue::new("openinference.span.kind", "CHAIN"),
-        KeyValue::new("flowscope.ops.state", i64::from(step.counts.state)),
-        KeyValue::new("flowscope.ops.emit", i64::from(step.counts.emit)),
-        KeyValue::new("flowscope.ops.stream", i64::from(step.counts.stream)),
+        kv("flowscope.step.name", step.name.to_string()),
+        kv("flowscope.flow.name", flow.to_owned()),
+        kv("openinference.span.kind", "CHAIN"),
+        kv("flowscope.ops.state", i64::from(step.counts.state)),
+        kv("flowscope.ops.emit", i64::from(step.counts.emit)),
+        kv("flowscope.ops.stream", i64::from(step.counts.stream)),
     ];
     correlation_id_attributes(correlation_id, &mut attributes);
     for (key, value) in step.attributes.as_deref().into_iter().flatten() {
@@ -604,22 +671,24 @@ fn step_span_of(
     let status = match (&step.error, step.status) {
         (Some(error), _) => {
             events.push(exception(error, end));
-            Status::error(error.message.clone())
+            error_status(error.message.clone())
         }
-        (None, StepStatus::Failed) => Status::error("step failed"),
-        _ => Status::Ok,
+        (None, StepStatus::Failed) => error_status("step failed"),
+        _ => status(StatusCode::Ok, ""),
     };
     span(
         trace,
         Parts {
             id: step.id,
             parent: Some(parent),
+            remote_parent: false,
             kind: otel_kind(step.kind),
             name: step.name.to_string(),
             start,
             end,
             attributes,
             events,
+            links: vec![],
             status,
         },
     )
@@ -635,7 +704,7 @@ fn flow_of(trace: &Trace) -> ThinStr {
 
 /// The root span of segment `index` of `trace` (the whole trace's root for its primary segment,
 /// which carries the span links).
-pub fn segment_span(trace: &Trace, index: usize, links: &RootLinks) -> Option<SpanData> {
+pub fn segment_span(trace: &Trace, index: usize, links: &RootLinks) -> Option<Span> {
     SegmentSpanSource::new(trace, index, links).map(|source| source.build())
 }
 
@@ -715,7 +784,7 @@ impl SegmentSpanSource {
     }
 
     /// The span.
-    pub fn build(&self) -> SpanData {
+    pub fn build(&self) -> Span {
         let segment = &self.segment;
         let kind = match segment.entry {
             EntryType::Api => SpanKind::Server,
@@ -729,23 +798,23 @@ impl SegmentSpanSource {
             &segment.flow
         };
         let mut attributes = vec![
-            KeyValue::new("flowscope.flow.name", flow.to_owned()),
-            KeyValue::new("flowscope.entry.type", segment.entry.as_str()),
-            KeyValue::new("openinference.span.kind", "CHAIN"),
-            KeyValue::new("flowscope.steps.total", self.steps_total as i64),
+            kv("flowscope.flow.name", flow.to_owned()),
+            kv("flowscope.entry.type", segment.entry.as_str()),
+            kv("openinference.span.kind", "CHAIN"),
+            kv("flowscope.steps.total", self.steps_total as i64),
         ];
         if self.dropped_events > 0 {
-            attributes.push(KeyValue::new(
+            attributes.push(kv(
                 "flowscope.dropped_events",
                 i64::try_from(self.dropped_events).unwrap_or(i64::MAX),
             ));
         }
         if let Some(step) = &segment.entry_step {
-            attributes.push(KeyValue::new("flowscope.entry.step", step.to_string()));
+            attributes.push(kv("flowscope.entry.step", step.to_string()));
         }
         correlation_id_attributes(self.correlation_id.as_deref(), &mut attributes);
         if let Some(method) = self.correlation_method {
-            attributes.push(KeyValue::new(
+            attributes.push(kv(
                 "flowscope.correlation.method",
                 format!("{method:?}").to_lowercase(),
             ));
@@ -753,7 +822,7 @@ impl SegmentSpanSource {
         if self.primary
             && let Some(reason) = self.failure_reason
         {
-            attributes.push(KeyValue::new("flowscope.failure_reason", reason));
+            attributes.push(kv("flowscope.failure_reason", reason));
         }
         for (key, value) in segment.attributes.as_deref().into_iter().flatten() {
             attributes.push(json_attribute(key, value));
@@ -767,46 +836,41 @@ impl SegmentSpanSource {
         let status = match (segment.status, &segment.error) {
             (TraceStatus::Failed, Some(error)) => {
                 events.push(exception(error, end));
-                Status::error(error.message.clone())
+                error_status(error.message.clone())
             }
-            (TraceStatus::Failed, None) => Status::error(self.failure_reason.unwrap_or("failed")),
-            (TraceStatus::Completed, _) => Status::Ok,
-            (TraceStatus::Running, _) => Status::Unset,
+            (TraceStatus::Failed, None) => error_status(self.failure_reason.unwrap_or("failed")),
+            (TraceStatus::Completed, _) => status(StatusCode::Ok, ""),
+            (TraceStatus::Running, _) => status(StatusCode::Unset, ""),
         };
-        let mut data = span(
+        let mut links = Vec::new();
+        if self.primary {
+            if let Some((parent, span)) = self.links.parent {
+                links.push(link(parent, span, "parent_trace"));
+            }
+            if let Some((previous, span)) = self
+                .links
+                .previous
+                .filter(|p| Some(*p) != self.links.parent)
+            {
+                links.push(link(previous, span, "previous_in_group"));
+            }
+        }
+        span(
             self.trace,
             Parts {
                 id: self.id,
                 parent: segment.remote_parent,
+                remote_parent: segment.remote_parent.is_some(),
                 kind,
                 name: format!("flow {flow}"),
                 start: segment.start_ns,
                 end,
                 attributes,
                 events,
+                links,
                 status,
             },
-        );
-        if self.primary {
-            let links = &self.links;
-            let mut found = Vec::new();
-            if let Some((parent, span)) = links.parent {
-                found.push(Link::new(
-                    context(parent, span),
-                    vec![KeyValue::new("flowscope.link", "parent_trace")],
-                    0,
-                ));
-            }
-            if let Some((previous, span)) = links.previous.filter(|p| Some(*p) != links.parent) {
-                found.push(Link::new(
-                    context(previous, span),
-                    vec![KeyValue::new("flowscope.link", "previous_in_group")],
-                    0,
-                ));
-            }
-            data.links.links = found;
-        }
-        data
+        )
     }
 }
 
@@ -815,8 +879,8 @@ impl SegmentSpanSource {
 pub fn trace_spans_by_origin<'a>(
     trace: &'a Trace,
     links: &RootLinks,
-) -> Vec<(&'a std::sync::Arc<Origin>, SpanData)> {
-    let mut spans: Vec<(&std::sync::Arc<Origin>, SpanData)> = (0..trace.segments.len().max(1))
+) -> Vec<(&'a std::sync::Arc<Origin>, Span)> {
+    let mut spans: Vec<(&std::sync::Arc<Origin>, Span)> = (0..trace.segments.len().max(1))
         .filter_map(|i| {
             let origin = trace.segments.get(i).map_or(&trace.origin, |s| &s.origin);
             Some((origin, segment_span(trace, i, links)?))
@@ -856,7 +920,7 @@ pub fn trace_spans_by_origin<'a>(
 }
 
 /// Every span of a trace as it is now.
-pub fn trace_spans(trace: &Trace, links: &RootLinks) -> Vec<SpanData> {
+pub fn trace_spans(trace: &Trace, links: &RootLinks) -> Vec<Span> {
     trace_spans_by_origin(trace, links)
         .into_iter()
         .map(|(_, span)| span)

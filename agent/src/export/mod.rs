@@ -1,18 +1,19 @@
 //! OTLP forwarding. When an endpoint is configured, every trace is mapped to OpenTelemetry spans
 //! ([`mapping`]) as its parts finish — operations and LLM calls on arrival, a step when it ends,
 //! the root span when the trace ends — queued in a bounded [`queue`], and exported in batches by
-//! the [`worker`] through `opentelemetry-otlp` (gRPC or HTTP/protobuf). Without an endpoint
-//! nothing is built, queued or attempted.
+//! the [`worker`] as OTLP protobuf messages (`opentelemetry-proto`) over the [`upstream`]
+//! connection (gRPC or HTTP/protobuf), which OTLP ingest's pass-through [`forward`]er shares.
+//! Without an endpoint nothing is built, queued or attempted.
 
 pub mod forward;
 pub mod mapping;
 pub mod queue;
+pub mod upstream;
 pub mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -83,9 +84,9 @@ impl ExportConfig {
 /// The exporter could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    /// The OTLP exporter rejected its configuration.
+    /// The collector connection could not be configured.
     #[error("cannot configure the OTLP exporter: {0}")]
-    Build(#[from] opentelemetry_otlp::ExporterBuildError),
+    Upstream(#[from] upstream::UpstreamError),
     /// The export thread or its runtime could not start.
     #[error("cannot start the OTLP export thread: {0}")]
     Thread(#[from] std::io::Error),
@@ -229,12 +230,7 @@ impl Exporter {
             .map(|(origin, items)| {
                 let n = items.len() as u64;
                 let spans = items.into_iter().map(|q| q.span.into_built()).collect();
-                let resource = (&mapping::resource(&origin)).into();
-                let resource_spans =
-                    opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope(
-                        spans, &resource,
-                    );
-                (ExportTraceServiceRequest { resource_spans }, n)
+                (mapping::request(mapping::resource(&origin), spans), n)
             })
             .collect()
     }
@@ -289,16 +285,17 @@ pub fn start(
                 }
             };
             // Built inside this runtime: the gRPC channel's connection task lives here too.
-            let exporter = match runtime.block_on(async { build_exporter(&thread_config) }) {
-                Ok(exporter) => exporter,
+            let upstream = match runtime.block_on(async { upstream::Upstream::new(&thread_config) })
+            {
+                Ok(upstream) => upstream,
                 Err(err) => {
-                    let _ = built_tx.send(Err(err));
+                    let _ = built_tx.send(Err(ExportError::from(err)));
                     return;
                 }
             };
             let _ = built_tx.send(Ok(()));
             runtime.block_on(worker::run(
-                exporter,
+                upstream,
                 thread_queue,
                 metrics,
                 worker_config,
@@ -320,38 +317,6 @@ pub fn start(
         ),
         task,
     )))
-}
-
-/// The `opentelemetry-otlp` exporter for `config`'s transport and endpoint.
-fn build_exporter(config: &ExportConfig) -> Result<opentelemetry_otlp::SpanExporter, ExportError> {
-    let retry = opentelemetry_otlp::RetryPolicy::disabled(); // the worker retries, keeping spans queued
-    let exporter = match config.protocol {
-        OtlpProtocol::Grpc => {
-            let mut builder = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_retry_policy(retry);
-            if let Some(endpoint) = config.traces_endpoint.as_ref().or(config.endpoint.as_ref()) {
-                builder = builder.with_endpoint(endpoint.clone());
-            }
-            builder.build()?
-        }
-        OtlpProtocol::HttpProtobuf => {
-            let mut builder = opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_protocol(Protocol::HttpBinary)
-                .with_retry_policy(retry);
-            let endpoint = match (&config.traces_endpoint, &config.endpoint) {
-                (Some(full), _) => Some(full.clone()),
-                (None, Some(base)) => Some(format!("{}/v1/traces", base.trim_end_matches('/'))),
-                (None, None) => None,
-            };
-            if let Some(endpoint) = endpoint {
-                builder = builder.with_endpoint(endpoint);
-            }
-            builder.build()?
-        }
-    };
-    Ok(exporter)
 }
 
 #[cfg(test)]
@@ -449,23 +414,14 @@ mod tests {
         for span in &deferred {
             let same = direct
                 .iter()
-                .find(|d| d.span_context.span_id() == span.span_context.span_id())
+                .find(|d| d.span_id == span.span_id)
                 .expect("the same span id");
-            assert_eq!(span.name, same.name);
-            assert_eq!(span.parent_span_id, same.parent_span_id);
-            assert_eq!(
-                (span.start_time, span.end_time),
-                (same.start_time, same.end_time)
-            );
-            assert_eq!(span.attributes, same.attributes);
-            assert_eq!(span.status, same.status);
-            assert_eq!(span.span_kind, same.span_kind);
-            assert_eq!(span.events.events, same.events.events);
-            assert_eq!(span.links.links, same.links.links);
+            assert_eq!(span, same);
         }
         assert!(
-            deferred.iter().any(|s| s.name.starts_with("flow ")
-                && s.parent_span_id == opentelemetry::trace::SpanId::INVALID),
+            deferred
+                .iter()
+                .any(|s| s.name.starts_with("flow ") && s.parent_span_id.is_empty()),
             "the segment root is among them"
         );
     }

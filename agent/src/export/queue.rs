@@ -5,11 +5,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use opentelemetry::Value;
-use opentelemetry_sdk::trace::SpanData;
 use parking_lot::Mutex;
+use prost::Message as _;
 use tokio::sync::Notify;
 
+use super::mapping::Span;
 use crate::telemetry::ExportMetrics;
 use crate::trace::Origin;
 
@@ -29,7 +29,7 @@ pub struct Queued {
 /// by the export worker, off the store's write lock and off ingest's threads.
 pub enum QueuedSpan {
     /// Built (boxed: a span is three times the size of what it is built from).
-    Built(Box<SpanData>),
+    Built(Box<Span>),
     /// The `index`-th operation under `parent` in `trace`, to build.
     Op {
         /// Trace id.
@@ -50,7 +50,7 @@ pub enum QueuedSpan {
 impl QueuedSpan {
     /// The span, built from its source (each call builds anew, so a batch that is retried keeps
     /// its sources and a first attempt copies nothing).
-    pub fn build(&self) -> SpanData {
+    pub fn build(&self) -> Span {
         match self {
             QueuedSpan::Built(span) => (**span).clone(),
             QueuedSpan::Op {
@@ -65,7 +65,7 @@ impl QueuedSpan {
     }
 
     /// The span, built, consuming the source.
-    pub fn into_built(self) -> SpanData {
+    pub fn into_built(self) -> Span {
         match self {
             QueuedSpan::Built(span) => *span,
             source => source.build(),
@@ -75,8 +75,8 @@ impl QueuedSpan {
     /// A rough encoded size.
     fn estimate(&self) -> usize {
         match self {
-            QueuedSpan::Built(span) => estimate(span),
-            // Name, four attributes and ids, like `estimate` counts a built one.
+            QueuedSpan::Built(span) => span.encoded_len(),
+            // Name, four attributes and ids, about what a built one encodes to.
             QueuedSpan::Op { op, .. } => {
                 let text = |s: Option<&str>| s.map_or(0, str::len);
                 64 + 24
@@ -85,7 +85,7 @@ impl QueuedSpan {
                     + text(op.error.as_deref())
                     + 4 * 30
             }
-            // Name, ids and the six fixed attributes, like `estimate` counts a built one.
+            // Name, ids and the six fixed attributes, about what a built one encodes to.
             QueuedSpan::Step(source) => 64 + 6 * 30 + source.text_bytes(),
             // Name, ids, the fixed attributes and up to two links.
             QueuedSpan::Segment(source) => 64 + 6 * 30 + 2 * 40 + source.text_bytes(),
@@ -213,35 +213,6 @@ pub struct ExportQueue {
     state: AtomicU8,
     /// Wakes the worker when spans arrive in an empty queue.
     pub notify: Notify,
-}
-
-fn value_size(value: &Value) -> usize {
-    match value {
-        Value::String(s) => s.as_str().len(),
-        _ => 8,
-    }
-}
-
-/// A rough encoded size: names, keys and values plus fixed overhead.
-fn estimate(span: &SpanData) -> usize {
-    let attributes: usize = span
-        .attributes
-        .iter()
-        .map(|kv| kv.key.as_str().len() + value_size(&kv.value) + 4)
-        .sum();
-    let events: usize = span
-        .events
-        .iter()
-        .map(|e| {
-            e.name.len()
-                + 16
-                + e.attributes
-                    .iter()
-                    .map(|kv| kv.key.as_str().len() + value_size(&kv.value) + 4)
-                    .sum::<usize>()
-        })
-        .sum();
-    64 + span.name.len() + attributes + events + span.links.len() * 40
 }
 
 impl ExportQueue {

@@ -1,15 +1,18 @@
-//! The export worker: drains the queue in batches, one `export` call per resource, retrying a
-//! failed batch with exponential backoff while the queue (bounded) keeps accepting spans.
+//! The export worker: drains the queue in batches, one request per resource, retrying a batch
+//! the collector may yet accept with exponential backoff while the queue (bounded) keeps
+//! accepting spans.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_sdk::trace::SpanExporter as _;
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use tokio::sync::watch;
 
 use super::mapping;
 use super::queue::{CollectorState, ExportQueue, Queued};
+use super::upstream::{Delivery, Upstream};
 use crate::telemetry::ExportMetrics;
 use crate::trace::Origin;
 
@@ -30,13 +33,13 @@ pub struct WorkerConfig {
 
 /// Runs until shutdown, then makes one bounded attempt to flush what is left.
 pub async fn run(
-    mut exporter: opentelemetry_otlp::SpanExporter,
+    mut upstream: Upstream,
     queue: Arc<ExportQueue>,
     metrics: Arc<ExportMetrics>,
     config: WorkerConfig,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut resources: HashMap<Arc<Origin>, opentelemetry_sdk::Resource> = HashMap::new();
+    let mut resources: HashMap<Arc<Origin>, Resource> = HashMap::new();
     let mut backoff = config.min_backoff;
     loop {
         let batch = queue.take(config.batch_size);
@@ -52,7 +55,7 @@ pub async fn run(
             }
             continue;
         }
-        match export(&mut exporter, &mut resources, batch, &metrics).await {
+        match export(&mut upstream, &mut resources, batch, &metrics).await {
             Ok(()) => {
                 queue.delivered();
                 queue.set_state(CollectorState::Up);
@@ -75,7 +78,7 @@ pub async fn run(
             if batch.is_empty() {
                 return;
             }
-            if let Err(unsent) = export(&mut exporter, &mut resources, batch, &metrics).await {
+            if let Err(unsent) = export(&mut upstream, &mut resources, batch, &metrics).await {
                 // Kept: with --data-dir the agent saves what is left for the next start.
                 queue.requeue(unsent);
                 return;
@@ -84,13 +87,14 @@ pub async fn run(
         }
     };
     let _ = tokio::time::timeout(config.shutdown_flush, flush).await;
-    let _ = exporter.shutdown();
 }
 
-/// Exports a batch, one call per origin; on failure returns the spans not yet accepted.
+/// Exports a batch, one request per origin; on a failure a retry may fix, returns the spans
+/// not yet answered. Spans the collector refused for good (or rejected inside an accepted
+/// request) are dropped and counted.
 async fn export(
-    exporter: &mut opentelemetry_otlp::SpanExporter,
-    resources: &mut HashMap<Arc<Origin>, opentelemetry_sdk::Resource>,
+    upstream: &mut Upstream,
+    resources: &mut HashMap<Arc<Origin>, Resource>,
     batch: Vec<Queued>,
     metrics: &ExportMetrics,
 ) -> Result<(), Vec<Queued>> {
@@ -98,15 +102,28 @@ async fn export(
     while let Some((origin, items)) = groups.next() {
         let resource = resources
             .entry(Arc::clone(&origin))
-            .or_insert_with(|| mapping::resource(&origin));
-        exporter.set_resource(resource);
+            .or_insert_with(|| mapping::resource(&origin))
+            .clone();
         // Built from the sources, which stay queued for a retry (a first attempt copies no
         // built span).
         let spans = items.iter().map(|q| q.span.build()).collect();
         let n = items.len() as u64;
-        match exporter.export(spans).await {
-            Ok(()) => {
-                metrics.spans_sent.inc_by(n);
+        match upstream
+            .send(Cow::Owned(mapping::request(resource, spans)))
+            .await
+        {
+            Ok(Delivery::Accepted { rejected }) => {
+                let rejected = rejected.min(n);
+                if rejected > 0 {
+                    tracing::warn!(rejected, spans = n, "collector rejected some exported spans");
+                }
+                metrics.spans_sent.inc_by(n - rejected);
+                metrics.spans_dropped.inc_by(rejected);
+            }
+            Ok(Delivery::Refused(why)) => {
+                tracing::warn!(%why, spans = n, "collector refused exported spans; dropped");
+                metrics.export_errors.inc();
+                metrics.spans_dropped.inc_by(n);
             }
             Err(err) => {
                 metrics.spans_failed.inc_by(n);

@@ -1,12 +1,16 @@
 //! `otlp-receiver`: a small OTLP trace receiver for the end-to-end tests. It speaks OTLP/gRPC and
 //! OTLP/HTTP (protobuf, optionally gzip) using the official protobuf definitions
 //! (`opentelemetry-proto`), records every `ExportTraceServiceRequest`, and serves what it got as
-//! OTLP/JSON at `GET /received` on the HTTP port. `POST /reset` forgets everything.
+//! OTLP/JSON at `GET /received` on the HTTP port (with `spans`, the number of spans received).
+//! `POST /reset` forgets everything. With `--count-only` it decodes every request in full but
+//! keeps only the count, as a collector with a no-op exporter would (for benchmarks: a receiver
+//! that keeps millions of spans spends its CPU on page faults, not on receiving).
 //!
 //! Prints `otlp-receiver grpc=ADDR http=ADDR` on stdout once both listeners are bound.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -33,19 +37,33 @@ struct Args {
     /// HTTP listen address (OTLP/HTTP at /v1/traces, plus /received and /reset).
     #[arg(long, default_value = "127.0.0.1:0")]
     http: SocketAddr,
+    /// Decode requests and count their spans, but keep nothing else.
+    #[arg(long)]
+    count_only: bool,
 }
 
 /// Everything received, in arrival order.
 #[derive(Default)]
 struct Received {
     requests: Mutex<Vec<(String, ExportTraceServiceRequest, Option<String>)>>,
+    spans: AtomicU64,
+    count_only: bool,
 }
 
 impl Received {
     fn record(&self, transport: &str, request: ExportTraceServiceRequest, auth: Option<String>) {
-        self.requests
-            .lock()
-            .push((transport.to_owned(), request, auth));
+        let spans: usize = request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        self.spans.fetch_add(spans as u64, Ordering::Relaxed);
+        if !self.count_only {
+            self.requests
+                .lock()
+                .push((transport.to_owned(), request, auth));
+        }
     }
 }
 
@@ -112,18 +130,23 @@ async fn dump(State(received): State<Arc<Received>>) -> axum::Json<Value> {
         .iter()
         .map(|(transport, request, auth)| json!({"transport": transport, "authorization": auth, "request": request}))
         .collect();
-    axum::Json(json!({ "requests": requests }))
+    let spans = received.spans.load(Ordering::Relaxed);
+    axum::Json(json!({ "requests": requests, "spans": spans }))
 }
 
 async fn reset(State(received): State<Arc<Received>>) -> StatusCode {
     received.requests.lock().clear();
+    received.spans.store(0, Ordering::Relaxed);
     StatusCode::NO_CONTENT
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
-    let received = Arc::new(Received::default());
+    let received = Arc::new(Received {
+        count_only: args.count_only,
+        ..Received::default()
+    });
     let grpc_listener = tokio::net::TcpListener::bind(args.grpc).await?;
     let http_listener = tokio::net::TcpListener::bind(args.http).await?;
     println!(

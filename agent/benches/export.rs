@@ -175,10 +175,6 @@ fn main() {
     let mut ratios: Vec<f64> = (0..ROUNDS)
         .map(|_| {
             let off = run(&runtime, None, &batches);
-            if std::env::var("DOWN").is_ok() {
-                let down = run_down(&runtime, &batches);
-                println!("  down/off {:.0} %", down / off * 100.0);
-            }
             let on = run(&runtime, Some((&endpoint, &http)), &batches);
             on / off
         })
@@ -195,27 +191,4 @@ fn main() {
     );
     let _ = receiver.kill();
     let _ = receiver.wait();
-}
-
-fn run_down(runtime: &tokio::runtime::Runtime, batches: &[Vec<Vec<u8>>]) -> f64 {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = AgentConfig::for_socket(dir.path().join("export.sock"));
-    config.max_traces = std::num::NonZeroUsize::new(TRACES as usize).unwrap();
-    config.export = ExportConfig {
-        endpoint: Some("http://127.0.0.1:1".into()),
-        protocol: OtlpProtocol::Grpc,
-        queue_spans: 1_000_000,
-        queue_bytes: 1 << 30,
-        ..ExportConfig::default()
-    };
-    let agent = runtime.block_on(run_with(config)).expect("agent");
-    let total = TRACES * EVENTS_PER_TRACE as u64;
-    let started = Instant::now();
-    send_in_parallel(&agent.socket_path, batches.to_vec());
-    while agent.state.store.read().counters().events_applied < total {
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    let ingest = started.elapsed();
-    runtime.block_on(agent.shutdown());
-    total as f64 / ingest.as_secs_f64()
 }

@@ -312,7 +312,8 @@ pub struct ExportMetrics {
     pub spans_sent: Counter,
     /// Spans in failed export attempts (they are retried).
     pub spans_failed: Counter,
-    /// Spans dropped because the queue was full (oldest first) or sampled out never count here.
+    /// Spans dropped because the queue was full (oldest first) or the collector refused or
+    /// rejected them (sampled-out spans never count here).
     pub spans_dropped: Counter,
     /// Spans waiting in the export queue.
     pub queue_spans: Gauge,
@@ -324,7 +325,8 @@ pub struct ExportMetrics {
     pub export_errors: Counter,
     /// OTLP-ingested spans forwarded upstream as received.
     pub forwarded_spans: Counter,
-    /// OTLP-ingested spans dropped from the forward queue (full past its byte bound).
+    /// OTLP-ingested spans dropped from the forward queue (full past its byte bound) or refused
+    /// or rejected upstream.
     pub forward_dropped_spans: Counter,
     /// Bytes of OTLP requests waiting to be forwarded.
     pub forward_queue_bytes: Gauge,
@@ -504,7 +506,7 @@ impl Metrics {
         );
         r.register(
             "export_spans_dropped",
-            "Spans dropped from a full export queue",
+            "Spans dropped: a full export queue, or refused or rejected by the collector",
             export.spans_dropped.clone(),
         );
         r.register(
@@ -529,7 +531,7 @@ impl Metrics {
         );
         r.register(
             "otlp_forward_dropped_spans",
-            "OTLP-ingested spans dropped from the full forward queue",
+            "OTLP-ingested spans dropped: a full forward queue, or refused or rejected upstream",
             export.forward_dropped_spans.clone(),
         );
         r.register(

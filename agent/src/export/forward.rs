@@ -196,7 +196,9 @@ impl Forwarder {
         match delivery {
             Delivery::Accepted { rejected } => {
                 let rejected = (*rejected).min(pending.spans);
-                self.metrics.forwarded_spans.inc_by(pending.spans - rejected);
+                self.metrics
+                    .forwarded_spans
+                    .inc_by(pending.spans - rejected);
                 self.metrics.forward_dropped_spans.inc_by(rejected);
             }
             Delivery::Refused(why) => {

@@ -107,7 +107,9 @@ fn json_attribute(key: &str, value: &serde_json::Value) -> KeyValue {
         serde_json::Value::Number(n) if n.is_i64() => {
             any_value::Value::IntValue(n.as_i64().unwrap_or_default())
         }
-        serde_json::Value::Number(n) => any_value::Value::DoubleValue(n.as_f64().unwrap_or_default()),
+        serde_json::Value::Number(n) => {
+            any_value::Value::DoubleValue(n.as_f64().unwrap_or_default())
+        }
         other => any_value::Value::StringValue(other.to_string()),
     };
     attribute(key, value)
@@ -342,10 +344,7 @@ fn step_events(events: &[WireEvent]) -> Vec<Event> {
                     ("log", e.t, attrs)
                 }
                 WireEvent::Retry(e) => {
-                    let mut attrs = vec![kv(
-                        "flowscope.retry.attempt",
-                        i64::from(e.attempt),
-                    )];
+                    let mut attrs = vec![kv("flowscope.retry.attempt", i64::from(e.attempt))];
                     if let Some(reason) = &e.reason {
                         attrs.push(kv("flowscope.retry.reason", reason.clone()));
                     }
@@ -373,10 +372,7 @@ fn step_events(events: &[WireEvent]) -> Vec<Event> {
                     let mut attrs = vec![kv("flowscope.artifact.name", e.name.clone())];
                     for (key, value) in [("url", &e.url), ("mime", &e.mime)] {
                         if let Some(v) = value {
-                            attrs.push(kv(
-                                &format!("flowscope.artifact.{key}"),
-                                v.clone(),
-                            ));
+                            attrs.push(kv(&format!("flowscope.artifact.{key}"), v.clone()));
                         }
                     }
                     if let Some(size) = e.size {
@@ -387,10 +383,7 @@ fn step_events(events: &[WireEvent]) -> Vec<Event> {
                 WireEvent::Custom(e) => {
                     let mut attrs = vec![kv("flowscope.event.name", e.name.clone())];
                     if let Some(payload) = &e.payload {
-                        attrs.push(kv(
-                            "flowscope.event.payload",
-                            payload.to_string(),
-                        ));
+                        attrs.push(kv("flowscope.event.payload", payload.to_string()));
                     }
                     ("custom", e.t, attrs)
                 }
@@ -436,9 +429,7 @@ pub fn op_span_under(
     let subject = op.subject.as_deref().map(str::to_owned);
     let detail = op.detail.as_deref().map(str::to_owned);
     match op.kind {
-        OpKind::State => {
-            attributes.extend(subject.map(|k| kv("flowscope.state.key", k)))
-        }
+        OpKind::State => attributes.extend(subject.map(|k| kv("flowscope.state.key", k))),
         OpKind::Emit => {
             attributes.extend(subject.map(|t| kv("messaging.destination.name", t)));
             attributes.extend(detail.map(|s| kv("flowscope.emit.target_step", s)));
@@ -516,12 +507,13 @@ pub fn llm_span(
     }
     let mut events = Vec::new();
     if let Some(prompt) = &llm.prompt {
-        attributes.push(kv(
-            "gen_ai.input.messages",
-            messages_json("user", prompt),
-        ));
+        attributes.push(kv("gen_ai.input.messages", messages_json("user", prompt)));
         attributes.push(kv("input.value", prompt.clone()));
-        events.push(span_event("gen_ai.content.prompt", llm.t, vec![kv("gen_ai.prompt", prompt.clone())]));
+        events.push(span_event(
+            "gen_ai.content.prompt",
+            llm.t,
+            vec![kv("gen_ai.prompt", prompt.clone())],
+        ));
     }
     if let Some(response) = &llm.response {
         attributes.push(kv(
@@ -530,7 +522,11 @@ pub fn llm_span(
         ));
         attributes.push(kv("output.value", response.clone()));
         let end = llm.t.saturating_add(llm.dur);
-        events.push(span_event("gen_ai.content.completion", end, vec![kv("gen_ai.completion", response.clone())]));
+        events.push(span_event(
+            "gen_ai.content.completion",
+            end,
+            vec![kv("gen_ai.completion", response.clone())],
+        ));
     }
     correlation_attributes(trace, &mut attributes);
     Some(span(

@@ -260,6 +260,8 @@ pub fn start(
         max_backoff: config.max_backoff,
         shutdown_flush: Duration::from_secs(2),
         linger: Duration::from_millis(5),
+        // A fifth of the OpenTelemetry SDKs' 5 s batch delay.
+        burst_delay: Duration::from_secs(1),
     };
     let (built_tx, built_rx) = std::sync::mpsc::sync_channel(1);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();

@@ -316,6 +316,12 @@ impl ExportQueue {
         self.inner.lock().items.len()
     }
 
+    /// Whether half the bound (in spans or bytes) is used.
+    pub fn half_full(&self) -> bool {
+        let inner = self.inner.lock();
+        inner.items.len() * 2 >= self.max_spans || inner.bytes * 2 >= self.max_bytes
+    }
+
     /// Whether nothing is waiting.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

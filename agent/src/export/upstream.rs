@@ -109,7 +109,10 @@ fn parse_gzip(raw: Option<&str>) -> bool {
         Some("gzip") => true,
         None | Some("" | "none") => false,
         Some(other) => {
-            tracing::warn!(compression = other, "unknown OTLP compression; sending uncompressed");
+            tracing::warn!(
+                compression = other,
+                "unknown OTLP compression; sending uncompressed"
+            );
             false
         }
     }

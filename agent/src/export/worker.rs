@@ -29,6 +29,15 @@ pub struct WorkerConfig {
     pub shutdown_flush: Duration,
     /// How long spans gather after the queue stops being empty before the worker takes them.
     pub linger: Duration,
+    /// How long, at most, the worker holds off while spans keep arriving (a burst).
+    pub burst_delay: Duration,
+}
+
+/// Whether an idle worker that woke for new spans keeps holding off: while the queue still
+/// grows (ingest is busy and has the CPU first), is under half its bound (nothing is near being
+/// dropped) and the first span has waited less than `burst_delay`.
+fn hold_off(grew: bool, half_full: bool, waited: Duration, burst_delay: Duration) -> bool {
+    grew && !half_full && waited < burst_delay
 }
 
 /// Runs until shutdown, then makes one bounded attempt to flush what is left.
@@ -41,17 +50,34 @@ pub async fn run(
 ) {
     let mut resources: HashMap<Arc<Origin>, Resource> = HashMap::new();
     let mut backoff = config.min_backoff;
-    loop {
+    'run: loop {
         let batch = queue.take(config.batch_size);
         if batch.is_empty() {
             tokio::select! {
                 _ = queue.notify.notified() => {}
-                _ = shutdown.changed() => break,
+                _ = shutdown.changed() => break 'run,
             }
-            // Let a burst gather into full batches instead of waking for every span.
-            tokio::select! {
-                _ = tokio::time::sleep(config.linger) => {}
-                _ = shutdown.changed() => break,
+            // Let a burst gather into full batches instead of waking for every span, and let
+            // ingest have the CPU while it lasts: on a small machine the burst is stored at
+            // full speed and forwarded just after (within `burst_delay`), instead of both
+            // going slower.
+            let woke = tokio::time::Instant::now();
+            let mut seen = 0;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(config.linger) => {}
+                    _ = shutdown.changed() => break 'run,
+                }
+                let len = queue.len();
+                if !hold_off(
+                    len > seen,
+                    queue.half_full(),
+                    woke.elapsed(),
+                    config.burst_delay,
+                ) {
+                    break;
+                }
+                seen = len;
             }
             continue;
         }
@@ -115,7 +141,11 @@ async fn export(
             Ok(Delivery::Accepted { rejected }) => {
                 let rejected = rejected.min(n);
                 if rejected > 0 {
-                    tracing::warn!(rejected, spans = n, "collector rejected some exported spans");
+                    tracing::warn!(
+                        rejected,
+                        spans = n,
+                        "collector rejected some exported spans"
+                    );
                 }
                 metrics.spans_sent.inc_by(n - rejected);
                 metrics.spans_dropped.inc_by(rejected);
@@ -139,4 +169,28 @@ async fn export(
         resources.clear(); // origins come and go; the cache is only a shortcut
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_is_held_off_only_while_it_grows_below_half_the_bound_within_the_delay() {
+        let delay = Duration::from_secs(1);
+        let early = Duration::from_millis(20);
+        assert!(hold_off(true, false, early, delay), "still arriving: wait");
+        assert!(
+            !hold_off(false, false, early, delay),
+            "it stopped: export now"
+        );
+        assert!(
+            !hold_off(true, true, early, delay),
+            "half full: export before anything is dropped"
+        );
+        assert!(
+            !hold_off(true, false, delay, delay),
+            "the first span waited the whole delay: export however busy ingest is"
+        );
+    }
 }

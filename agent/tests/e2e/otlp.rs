@@ -586,6 +586,19 @@ fn incoming_flags_decide_export_and_sdk_flags_agree_with_the_sample_ratio() {
             "remote trace with flags {flags:02x}"
         );
     }
+    // OTLP span flags: sampled, plus "is the parent remote" known (0x100) and, for a root under
+    // another process's span, set (0x200).
+    for span in &spans {
+        // The callers' spans: `remote_segment`'s and the sentinel's traceparent's.
+        let remote_root = span["parentSpanId"] == "00000000000000aa"
+            || span["parentSpanId"] == "00000000000000bb";
+        let want = if remote_root { 0x301 } else { 0x101 };
+        assert_eq!(span["flags"], want, "{}", span["name"]);
+    }
+    assert!(
+        spans.iter().any(|s| s["flags"] == 0x301),
+        "a remote-parented root was exported"
+    );
     assert!(
         sampled.iter().all(|t| exported.contains(t)),
         "every trace the SDK flagged sampled"
@@ -607,4 +620,147 @@ fn incoming_flags_decide_export_and_sdk_flags_agree_with_the_sample_ratio() {
     let unsampled_remote = format!("{:032x}", 0xf1a9_1000u64);
     remote_segment(&mut conn, &unsampled_remote, "0000000000000200", 0);
     receiver.wait_spans(|spans| spans.iter().any(|s| s["traceId"] == unsampled_remote));
+}
+
+/// One OTLP/HTTP request a [`ScriptedCollector`] got.
+struct Got {
+    gzip: bool,
+    /// Span ids.
+    spans: HashSet<Vec<u8>>,
+}
+
+/// A stand-in collector on a real socket that answers the n-th request with `script[n]` (200
+/// after the script ends) and records each request's spans, decoded with the official types.
+struct ScriptedCollector {
+    url: String,
+    got: std::sync::Arc<std::sync::Mutex<Vec<Got>>>,
+}
+
+impl ScriptedCollector {
+    fn start(script: &'static [u16]) -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = std::sync::Arc::clone(&got);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let record = std::sync::Arc::clone(&record);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut stream = stream;
+                    loop {
+                        let (mut length, mut gzip) = (0, false);
+                        let mut line = String::new();
+                        loop {
+                            line.clear();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let lower = line.to_ascii_lowercase();
+                            if let Some(v) = lower.strip_prefix("content-length:") {
+                                length = v.trim().parse().unwrap();
+                            }
+                            gzip |= lower.starts_with("content-encoding: gzip");
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        if gzip {
+                            let mut plain = Vec::new();
+                            flate2::read::GzDecoder::new(&body[..])
+                                .read_to_end(&mut plain)
+                                .unwrap();
+                            body = plain;
+                        }
+                        let request = <opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest as prost::Message>::decode(&body[..]).expect("a valid OTLP request");
+                        let spans = request
+                            .resource_spans
+                            .iter()
+                            .flat_map(|r| &r.scope_spans)
+                            .flat_map(|s| &s.spans)
+                            .map(|s| s.span_id.clone())
+                            .collect();
+                        let status = {
+                            let mut got = record.lock().unwrap();
+                            got.push(Got { gzip, spans });
+                            script.get(got.len() - 1).copied().unwrap_or(200)
+                        };
+                        let reply = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n"
+                        );
+                        if stream.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        ScriptedCollector { url, got }
+    }
+}
+
+#[test]
+fn retryable_answers_are_retried_final_ones_dropped_and_counted_and_gzip_is_honoured() {
+    // 503 is retryable in OTLP/HTTP, 400 is final.
+    let collector = ScriptedCollector::start(&[503, 400]);
+    let agent = Agent::start_with_env(
+        &[
+            "--otlp-protocol",
+            "http/protobuf",
+            "--otlp-max-backoff",
+            "100ms",
+        ],
+        &[
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", collector.url.as_str()),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ],
+    );
+    let client = agent.client();
+    send_registration(&client);
+    flush(&client);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while collector.got.lock().unwrap().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no retry after the 503"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (first, refused) = {
+        let got = collector.got.lock().unwrap();
+        (got[0].spans.clone(), got[1].spans.clone())
+    };
+    assert!(!first.is_empty());
+    assert!(refused.is_superset(&first), "the 503'd batch is sent again");
+    wait_metric(
+        &agent,
+        "flowscope_export_spans_dropped_total",
+        refused.len() as f64,
+    );
+    // The sentinel: a second trace, and whatever of the first the refused request did not hold,
+    // accepted. Had the refused batch been sent again, its spans would be counted as sent too.
+    send_registration(&client);
+    flush(&client);
+    wait_metric(
+        &agent,
+        "flowscope_export_spans_sent_total",
+        (30 - refused.len()) as f64,
+    );
+    let m = scrape(&agent);
+    assert_eq!(number(&m, "flowscope_export_errors_total", &[]), 2.0);
+    assert_eq!(
+        number(&m, "flowscope_export_spans_failed_total", &[]),
+        first.len() as f64
+    );
+    let got = collector.got.lock().unwrap();
+    let later: Vec<&Vec<u8>> = got[2..].iter().flat_map(|g| &g.spans).collect();
+    assert_eq!(later.len(), 30 - refused.len());
+    assert!(
+        later.iter().all(|id| !refused.contains(*id)),
+        "a refused span is never sent again"
+    );
+    assert!(got.iter().all(|g| g.gzip), "bodies are gzipped");
 }

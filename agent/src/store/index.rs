@@ -6,8 +6,15 @@ use flowscope::wire::{OpKind, TraceId};
 
 use crate::trace::{ThinStr, Trace, TraceStatus};
 
+/// The hasher of the store's indexes: foldhash, randomly seeded per map. Trace ids and keys
+/// are hashed on every event (and removed on every eviction) at a fraction of SipHash's cost.
+pub type IndexHasher = foldhash::fast::RandomState;
+
+/// A set of trace ids.
+pub type IdSet = HashSet<TraceId, IndexHasher>;
+
 /// Trace ids by one string field (flow, step name, state key, topic).
-pub type KeyIndex = HashMap<Box<str>, HashSet<TraceId>>;
+pub type KeyIndex = HashMap<Box<str>, IdSet, IndexHasher>;
 
 /// Members of one correlation group.
 #[derive(Debug, Default, Clone)]
@@ -15,7 +22,7 @@ pub struct GroupEntry {
     /// Display name given by a `correlate` event, if any.
     pub name: Option<String>,
     /// Member traces.
-    pub traces: HashSet<TraceId>,
+    pub traces: IdSet,
     /// Members by (start time, id): previous member and position in O(log n) / O(position).
     pub order: BTreeSet<(u64, TraceId)>,
     /// Members that joined by an automatic (state/event/temporal) link.
@@ -45,7 +52,7 @@ pub struct Indexes {
     /// Flow name → traces.
     pub flow: KeyIndex,
     /// Status → traces (indexed by [`TraceStatus::index`]).
-    pub status: [HashSet<TraceId>; 3],
+    pub status: [IdSet; 3],
     /// Step name → traces.
     pub step: KeyIndex,
     /// State key → traces touching it.
@@ -62,10 +69,10 @@ pub struct Indexes {
 
 /// Names kept once however many operations repeat them. Bounded: when full, names no
 /// operation holds any more are let go, and past that new names are simply not shared. Hashed
-/// with foldhash (randomly seeded): a lookup per operation, at a fraction of SipHash's cost.
+/// with [`IndexHasher`]: a lookup per operation.
 #[derive(Debug, Default)]
 pub struct Interner {
-    names: HashSet<ThinStr, foldhash::fast::RandomState>,
+    names: HashSet<ThinStr, IndexHasher>,
     /// Unshared names to hand out, while full, before the next sweep.
     misses_before_sweep: usize,
 }
@@ -114,7 +121,9 @@ pub fn insert_key(index: &mut KeyIndex, key: &str, id: TraceId) {
             set.insert(id);
         }
         None => {
-            index.insert(key.into(), HashSet::from([id]));
+            let mut set = IdSet::default();
+            set.insert(id);
+            index.insert(key.into(), set);
         }
     }
 }

@@ -6,7 +6,6 @@ mod flows;
 pub mod index;
 mod query;
 
-use std::collections::HashSet;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
@@ -72,7 +71,7 @@ pub struct Store {
     client_stats: LruCache<Arc<str>, ClientStats>,
     caps: TraceCaps,
     /// Traces changed since the live publisher last looked.
-    dirty: HashSet<TraceId>,
+    dirty: index::IdSet,
     /// The last trace marked dirty (consecutive events mostly hit one trace).
     last_dirty: Option<TraceId>,
     /// OTLP forwarding, when configured.
@@ -110,7 +109,7 @@ impl Store {
                 NonZeroUsize::new(MAX_CLIENT_SERVICES).unwrap_or(NonZeroUsize::MIN),
             ),
             caps: TraceCaps::default(),
-            dirty: HashSet::new(),
+            dirty: index::IdSet::default(),
             last_dirty: None,
             exporter: None,
             export_mode: ExportMode::Live,

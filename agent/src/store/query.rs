@@ -1,6 +1,5 @@
 //! Trace list queries: indexed filters, newest-first order, cursor pagination.
 
-use std::collections::HashSet;
 use std::ops::Bound;
 
 use flowscope::wire::TraceId;
@@ -149,11 +148,11 @@ fn in_range(pos: &Pos, (low, high): &PosRange) -> bool {
 impl Store {
     /// The traces a `q=` text can match: those indexed under a flow name, step name or
     /// correlation id containing it (any case), and, for a hex needle, those whose id contains it.
-    fn text_candidates(&self, text: &str) -> HashSet<TraceId> {
+    fn text_candidates(&self, text: &str) -> super::index::IdSet {
         let idx = self.indexes();
         let needle = text.as_bytes();
         let hit = |s: &str| contains_ignore_ascii_case(s.as_bytes(), needle);
-        let mut out = HashSet::new();
+        let mut out = super::index::IdSet::default();
         for (name, ids) in idx.flow.iter().chain(idx.step.iter()) {
             if hit(name) {
                 out.extend(ids.iter().copied());
@@ -189,7 +188,7 @@ impl Store {
         let limit = q.limit.max(1);
         let range = q.range();
         let idx = self.indexes();
-        let empty = HashSet::new();
+        let empty = super::index::IdSet::default();
         let keyed = [
             (&q.flow, &idx.flow),
             (&q.service, &idx.service),
@@ -197,7 +196,7 @@ impl Store {
             (&q.state_key, &idx.state_key),
             (&q.topic, &idx.topic),
         ];
-        let mut sets: Vec<&HashSet<TraceId>> = keyed
+        let mut sets: Vec<&super::index::IdSet> = keyed
             .iter()
             .filter_map(|(want, index)| want.as_deref().map(|key| index.get(key).unwrap_or(&empty)))
             .collect();

@@ -764,3 +764,23 @@ fn retryable_answers_are_retried_final_ones_dropped_and_counted_and_gzip_is_hono
     );
     assert!(got.iter().all(|g| g.gzip), "bodies are gzipped");
 }
+
+#[test]
+fn an_unusable_endpoint_is_refused_at_start_with_its_name() {
+    for protocol in ["grpc", "http/protobuf"] {
+        let dir = tempfile::tempdir().unwrap();
+        let stderr = Agent::refused(
+            &dir.path().join("s.sock"),
+            &[
+                "--otlp-endpoint",
+                "http://[::1",
+                "--otlp-protocol",
+                protocol,
+            ],
+        );
+        assert!(
+            stderr.contains("invalid OTLP endpoint") && stderr.contains("http://[::1"),
+            "{protocol}: {stderr}"
+        );
+    }
+}

@@ -3,11 +3,10 @@
 //! byte-bounded queue that keeps requests while the collector is down and retries with backoff.
 //! The model-derived exporter skips OTLP origins, so no span leaves twice.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::borrow::Cow;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use parking_lot::Mutex;

@@ -7,6 +7,10 @@
 //!
 //! Span ids of steps are the SDK's; the root, operation and LLM spans get ids derived from the
 //! trace/step ids and their position, so a re-export produces the same ids.
+//!
+//! Spans are built as OTLP protobuf messages (`opentelemetry-proto`) straight from the model:
+//! the export worker sends them as they are, and `GET /api/traces/{id}/export?format=otlp` is
+//! their OTLP/JSON form.
 
 use flowscope::wire::{self, EntryType, ErrorInfo, Event as WireEvent, OpKind};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;

@@ -6,40 +6,20 @@
 //! steps the time by up to that rate times the interval: two threads' events a few microseconds
 //! apart could then come out in the wrong order, and the writer merges threads by emit time.
 //!
-//! Durations (a timed op) need no anchoring: [`ticks`] is [`quanta`]'s calibrated, invariant TSC
-//! where the CPU has one (the OS monotonic clock otherwise), so a timed op reads the wall clock
-//! once and the counter twice, instead of the wall clock once and the monotonic clock twice.
+//! Durations (a timed op) come from `CLOCK_MONOTONIC`, also through the vDSO. A calibrated cycle
+//! counter (quanta) was used for a while and taken out: its calibration (up to 200 ms on a busy
+//! machine) runs once, behind a lazily initialised global, so a process that forked while the
+//! writer thread was calibrating left the child a global that never finishes initialising, and
+//! the child's first timed op, and its writer, waited on it forever.
 
-use std::sync::OnceLock;
-
-struct Counter {
-    clock: quanta::Clock,
-    /// The counter when the clock was made: ticks count from here.
-    base: u64,
-}
-
-fn counter() -> &'static Counter {
-    static COUNTER: OnceLock<Counter> = OnceLock::new();
-    COUNTER.get_or_init(|| {
-        let clock = quanta::Clock::new();
-        let base = clock.raw();
-        Counter { clock, base }
-    })
-}
-
-/// Calibrates the counter now (well under a millisecond, at most 200 ms on a busy machine)
-/// rather than in the first timed op: the writer thread does it as it starts.
-pub(crate) fn warm_up() {
-    counter();
-}
-
-/// Monotonic nanoseconds since the counter was calibrated: for durations.
+/// Monotonic nanoseconds (since boot): for durations.
 #[inline]
 pub(crate) fn ticks() -> u64 {
-    let counter = counter();
-    counter
-        .clock
-        .delta_as_nanos(counter.base, counter.clock.raw())
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(now.tv_sec).map_or(0, |secs| {
+        secs.saturating_mul(1_000_000_000)
+            .saturating_add(now.tv_nsec as u64)
+    })
 }
 
 /// Now, in unix nanoseconds (0 before the epoch).

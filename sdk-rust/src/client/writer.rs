@@ -36,8 +36,6 @@ struct Connection {
 /// Runs until every [`Client`](super::Client) handle is dropped and the queue is drained.
 pub(crate) fn run(shared: Arc<Shared>, config: Config) {
     shared.set_writer(std::thread::current());
-    // Off the app's threads: a timed op that comes first waits for it instead.
-    crate::clock::warm_up();
     let mut writer = Writer {
         shared,
         config,

@@ -1,4 +1,4 @@
-//! The SDK's clocks: the wall clock for timestamps, the CPU's cycle counter for durations.
+//! The SDK's clocks: the wall clock for timestamps, the monotonic clock for durations.
 //!
 //! Timestamps are `clock_gettime(CLOCK_REALTIME)` through the vDSO, read straight into
 //! nanoseconds. A cycle counter anchored to the wall clock costs a third of that, but it has to be
@@ -12,24 +12,26 @@
 //! writer thread was calibrating left the child a global that never finishes initialising, and
 //! the child's first timed op, and its writer, waited on it forever.
 
-/// Monotonic nanoseconds (since boot): for durations.
+/// `clock`, read through the vDSO, in nanoseconds (0 before its epoch).
 #[inline]
-pub(crate) fn ticks() -> u64 {
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+fn read(clock: rustix::time::ClockId) -> u64 {
+    let now = rustix::time::clock_gettime(clock);
     u64::try_from(now.tv_sec).map_or(0, |secs| {
         secs.saturating_mul(1_000_000_000)
             .saturating_add(now.tv_nsec as u64)
     })
 }
 
+/// Monotonic nanoseconds (since boot): for durations.
+#[inline]
+pub(crate) fn ticks() -> u64 {
+    read(rustix::time::ClockId::Monotonic)
+}
+
 /// Now, in unix nanoseconds (0 before the epoch).
 #[inline]
 pub(crate) fn now_nanos() -> u64 {
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
-    u64::try_from(now.tv_sec).map_or(0, |secs| {
-        secs.saturating_mul(1_000_000_000)
-            .saturating_add(now.tv_nsec as u64)
-    })
+    read(rustix::time::ClockId::Realtime)
 }
 
 #[cfg(test)]

@@ -192,19 +192,12 @@ impl Forwarder {
         };
         waiting.bytes = waiting.bytes.saturating_sub(pending.bytes);
         self.metrics.forward_queue_bytes.set(waiting.bytes as i64);
-        match delivery {
-            Delivery::Accepted { rejected } => {
-                let rejected = (*rejected).min(pending.spans);
-                self.metrics
-                    .forwarded_spans
-                    .inc_by(pending.spans - rejected);
-                self.metrics.forward_dropped_spans.inc_by(rejected);
-            }
-            Delivery::Refused(why) => {
-                tracing::warn!(%why, spans = pending.spans, "collector refused forwarded OTLP spans");
-                self.metrics.forward_dropped_spans.inc_by(pending.spans);
-            }
+        if let Delivery::Refused(why) = delivery {
+            tracing::warn!(%why, spans = pending.spans, "collector refused forwarded OTLP spans");
         }
+        let dropped = delivery.dropped(pending.spans);
+        self.metrics.forwarded_spans.inc_by(pending.spans - dropped);
+        self.metrics.forward_dropped_spans.inc_by(dropped);
         drop(waiting);
         if let Some(done) = done {
             done();

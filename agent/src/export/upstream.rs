@@ -7,8 +7,10 @@ use std::borrow::Cow;
 use std::io::Write as _;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use prost::Message as _;
 
 use super::{ExportConfig, OtlpProtocol};
@@ -29,6 +31,17 @@ pub enum Delivery {
     /// and 504; gRPC codes such as `InvalidArgument` or `PermissionDenied`): sending it again
     /// would get the same answer.
     Refused(String),
+}
+
+impl Delivery {
+    /// How many of the `spans` sent the collector did not keep: all of a refused request, the
+    /// rejected ones of an accepted one.
+    pub fn dropped(&self, spans: u64) -> u64 {
+        match self {
+            Delivery::Accepted { rejected } => (*rejected).min(spans),
+            Delivery::Refused(_) => spans,
+        }
+    }
 }
 
 /// The call failed in a way a retry may fix (no connection, timeout, HTTP 429/502/503/504,
@@ -198,8 +211,9 @@ impl Upstream {
                     .map_err(|e| Retryable(e.to_string()))?;
                 let status = response.status();
                 if status.is_success() {
-                    let rejected = response.bytes().await.ok().map_or(0, |b| rejected_in(&b));
-                    Ok(Delivery::Accepted { rejected })
+                    let body = response.bytes().await.unwrap_or_default();
+                    let response = ExportTraceServiceResponse::decode(body).unwrap_or_default();
+                    Ok(accepted(response))
                 } else if matches!(status.as_u16(), 429 | 502 | 503 | 504) {
                     // OTLP/HTTP's retryable answers; every other 4xx and 5xx is final.
                     Err(Retryable(format!("collector answered {status}")))
@@ -218,13 +232,7 @@ impl Upstream {
                     }
                 }
                 match client.export(call).await {
-                    Ok(response) => {
-                        let rejected = response
-                            .into_inner()
-                            .partial_success
-                            .map_or(0, |p| u64::try_from(p.rejected_spans).unwrap_or(0));
-                        Ok(Delivery::Accepted { rejected })
-                    }
+                    Ok(response) => Ok(accepted(response.into_inner())),
                     // OTLP/gRPC's retryable codes (plus `Unknown`, which tonic uses for some
                     // transport failures); every other code is final.
                     Err(status)
@@ -249,13 +257,13 @@ impl Upstream {
     }
 }
 
-/// Rejected spans in an OTLP/HTTP success body (protobuf `ExportTraceServiceResponse`).
-fn rejected_in(body: &[u8]) -> u64 {
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-    ExportTraceServiceResponse::decode(body)
-        .ok()
-        .and_then(|r| r.partial_success)
-        .map_or(0, |p| u64::try_from(p.rejected_spans).unwrap_or(0))
+/// An accepted request, with the spans the collector's answer says it rejected (OTLP partial
+/// success; an empty or unreadable answer is full success).
+fn accepted(response: ExportTraceServiceResponse) -> Delivery {
+    let rejected = response
+        .partial_success
+        .map_or(0, |p| u64::try_from(p.rejected_spans).unwrap_or(0));
+    Delivery::Accepted { rejected }
 }
 
 #[cfg(test)]
@@ -287,9 +295,7 @@ mod tests {
 
     #[test]
     fn partial_success_counts_rejected_spans() {
-        use opentelemetry_proto::tonic::collector::trace::v1::{
-            ExportTracePartialSuccess, ExportTraceServiceResponse,
-        };
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess;
         let body = ExportTraceServiceResponse {
             partial_success: Some(ExportTracePartialSuccess {
                 rejected_spans: 3,
@@ -297,7 +303,16 @@ mod tests {
             }),
         }
         .encode_to_vec();
-        assert_eq!(rejected_in(&body), 3);
-        assert_eq!(rejected_in(&[]), 0, "an empty body is full success");
+        let decoded = ExportTraceServiceResponse::decode(&body[..]).unwrap();
+        assert_eq!(accepted(decoded), Delivery::Accepted { rejected: 3 });
+        let empty = ExportTraceServiceResponse::decode(&[][..]).unwrap();
+        assert_eq!(
+            accepted(empty),
+            Delivery::Accepted { rejected: 0 },
+            "an empty body is full success"
+        );
+        assert_eq!(Delivery::Accepted { rejected: 3 }.dropped(2), 2);
+        assert_eq!(Delivery::Accepted { rejected: 3 }.dropped(10), 3);
+        assert_eq!(Delivery::Refused("400".into()).dropped(10), 10);
     }
 }

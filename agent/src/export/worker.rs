@@ -3,18 +3,15 @@
 //! accepting spans.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use tokio::sync::watch;
 
 use super::mapping;
 use super::queue::{CollectorState, ExportQueue, Queued};
 use super::upstream::{Delivery, Upstream};
 use crate::telemetry::ExportMetrics;
-use crate::trace::Origin;
 
 /// Worker settings.
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +45,6 @@ pub async fn run(
     config: WorkerConfig,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut resources: HashMap<Arc<Origin>, Resource> = HashMap::new();
     let mut backoff = config.min_backoff;
     'run: loop {
         let batch = queue.take(config.batch_size);
@@ -81,7 +77,7 @@ pub async fn run(
             }
             continue;
         }
-        match export(&mut upstream, &mut resources, batch, &metrics).await {
+        match export(&mut upstream, batch, &metrics).await {
             Ok(()) => {
                 queue.delivered();
                 queue.set_state(CollectorState::Up);
@@ -104,7 +100,7 @@ pub async fn run(
             if batch.is_empty() {
                 return;
             }
-            if let Err(unsent) = export(&mut upstream, &mut resources, batch, &metrics).await {
+            if let Err(unsent) = export(&mut upstream, batch, &metrics).await {
                 // Kept: with --data-dir the agent saves what is left for the next start.
                 queue.requeue(unsent);
                 return;
@@ -120,16 +116,13 @@ pub async fn run(
 /// request) are dropped and counted.
 async fn export(
     upstream: &mut Upstream,
-    resources: &mut HashMap<Arc<Origin>, Resource>,
     batch: Vec<Queued>,
     metrics: &ExportMetrics,
 ) -> Result<(), Vec<Queued>> {
     let mut groups = super::queue::group_by_origin(batch).into_iter();
     while let Some((origin, items)) = groups.next() {
-        let resource = resources
-            .entry(Arc::clone(&origin))
-            .or_insert_with(|| mapping::resource(&origin))
-            .clone();
+        // Built per request: a cached one would have to be cloned into it, which costs the same.
+        let resource = mapping::resource(&origin);
         // Built from the sources, which stay queued for a retry (a first attempt copies no
         // built span).
         let spans = items.iter().map(|q| q.span.build()).collect();
@@ -138,22 +131,24 @@ async fn export(
             .send(Cow::Owned(mapping::request(resource, spans)))
             .await
         {
-            Ok(Delivery::Accepted { rejected }) => {
-                let rejected = rejected.min(n);
-                if rejected > 0 {
-                    tracing::warn!(
-                        rejected,
-                        spans = n,
-                        "collector rejected some exported spans"
-                    );
+            Ok(delivery) => {
+                let dropped = delivery.dropped(n);
+                match &delivery {
+                    Delivery::Refused(why) => {
+                        tracing::warn!(%why, spans = n, "collector refused exported spans; dropped");
+                        metrics.export_errors.inc();
+                    }
+                    Delivery::Accepted { .. } if dropped > 0 => {
+                        tracing::warn!(
+                            dropped,
+                            spans = n,
+                            "collector rejected some exported spans"
+                        );
+                    }
+                    Delivery::Accepted { .. } => {}
                 }
-                metrics.spans_sent.inc_by(n - rejected);
-                metrics.spans_dropped.inc_by(rejected);
-            }
-            Ok(Delivery::Refused(why)) => {
-                tracing::warn!(%why, spans = n, "collector refused exported spans; dropped");
-                metrics.export_errors.inc();
-                metrics.spans_dropped.inc_by(n);
+                metrics.spans_sent.inc_by(n - dropped);
+                metrics.spans_dropped.inc_by(dropped);
             }
             Err(err) => {
                 metrics.spans_failed.inc_by(n);
@@ -164,9 +159,6 @@ async fn export(
                 return Err(unsent);
             }
         }
-    }
-    if resources.len() > 1024 {
-        resources.clear(); // origins come and go; the cache is only a shortcut
     }
     Ok(())
 }

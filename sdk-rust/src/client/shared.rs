@@ -361,6 +361,10 @@ impl Shared {
     /// Waits until every event accepted before the call is sent or dropped.
     pub(crate) fn wait_processed(&self, timeout: Duration) -> bool {
         let target = self.accepted();
+        // A napping writer would look again within a millisecond; a flush need not wait for it.
+        if self.processed.load(Ordering::Acquire) < target {
+            self.unpark_writer();
+        }
         let deadline = Instant::now() + timeout;
         let mut guard = self.progress.lock();
         loop {

@@ -14,9 +14,10 @@ use crate::wire::{
 };
 use crate::{new_span_id, new_trace_id, now_nanos, system_time_nanos};
 
+/// `t`, or now as a stamp (see `clock`) when it is 0: only for events queued on a client.
 #[inline]
 fn or_now(t: UnixNanos) -> UnixNanos {
-    if t == 0 { now_nanos() } else { t }
+    if t == 0 { crate::clock::stamp() } else { t }
 }
 
 /// Emits an event built from the current context, if there is one.

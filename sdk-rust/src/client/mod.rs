@@ -112,9 +112,11 @@ impl Client {
         let writing = !config.disabled && {
             let writer_shared = Arc::clone(&shared);
             let writer_config = config.clone();
+            // Its first sample is taken here, before any event of this client is stamped.
+            let clock = crate::clock::WallClock::new();
             std::thread::Builder::new()
                 .name("flowscope-writer".into())
-                .spawn(move || writer::run(writer_shared, writer_config))
+                .spawn(move || writer::run(writer_shared, writer_config, clock))
                 .is_ok()
         };
         let id = NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed);

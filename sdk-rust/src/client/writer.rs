@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::config::Config;
 use super::lane::Consumer;
 use super::shared::Shared;
+use crate::clock::WallClock;
 use crate::wire::{
     self, AgentReply, ClientStats, EncodeError, Encoding, Event, HEADER_LEN, Hello,
     PROTOCOL_VERSION,
@@ -42,7 +43,7 @@ struct Connection {
 }
 
 /// Runs until every [`Client`](super::Client) handle is dropped and the queue is drained.
-pub(crate) fn run(shared: Arc<Shared>, config: Config) {
+pub(crate) fn run(shared: Arc<Shared>, config: Config, mut clock: WallClock) {
     shared.set_writer(std::thread::current());
     let mut writer = Writer {
         shared,
@@ -84,8 +85,17 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
             while got < room {
                 let Some(event) = lanes[at].pop() else { break };
                 taken += event.queued_size();
-                runs[at].push_back(writer.redact(event));
+                runs[at].push_back(event);
                 got += 1;
+            }
+        }
+        if got > 0 {
+            // Every stamp just taken was read before this sample: it can place them all.
+            clock.refresh();
+            for run in &mut runs {
+                for event in run.iter_mut() {
+                    writer.settle(&clock, event);
+                }
             }
         }
         if count > 1 && got > 0 {
@@ -97,11 +107,12 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
             let mut more = 0;
             for (lane, run) in lanes.iter_mut().zip(runs.iter_mut()) {
                 while more < max_batch {
-                    let Some(event) = lane.pop_if(|e| emitted(e) <= horizon) else {
+                    let Some(mut event) = lane.pop_if(|e| emitted_at(&clock, e) <= horizon) else {
                         break;
                     };
                     taken += event.queued_size();
-                    run.push_back(writer.redact(event));
+                    writer.settle(&clock, &mut event);
+                    run.push_back(event);
                     more += 1;
                 }
             }
@@ -127,9 +138,11 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
         if batch.len() < max_batch && writer.shared.spilling() {
             let mut spilled = Vec::new();
             writer.shared.unspill(&mut spilled, max_batch - batch.len());
-            for event in spilled {
+            clock.refresh();
+            for mut event in spilled {
                 taken += event.queued_size();
-                batch.push(writer.redact(event));
+                writer.settle(&clock, &mut event);
+                batch.push(event);
             }
         }
         let added = batch.len() - before;
@@ -199,6 +212,13 @@ fn emitted(event: &Event) -> u64 {
     event.times().map_or(0, |(_, end)| end)
 }
 
+/// [`emitted`] for an event still in its lane, whose time may be a stamp.
+fn emitted_at(clock: &WallClock, event: &Event) -> u64 {
+    event
+        .times()
+        .map_or(0, |(start, end)| clock.resolve(start) + (end - start))
+}
+
 /// Moves the events of `runs` into `batch`, each run in its own order, the runs interleaved by
 /// emit time (ties: the lane listed first).
 fn merge_runs(runs: &mut [VecDeque<Event>], batch: &mut Vec<Event>) {
@@ -227,15 +247,18 @@ struct Writer {
 }
 
 impl Writer {
-    /// Applies the configured redaction before the event can leave the process.
-    fn redact(&self, mut event: Event) -> Event {
+    /// Readies an event taken from the queue: its stamp becomes unix time, then the configured
+    /// redaction applies, before it can leave the process.
+    fn settle(&self, clock: &WallClock, event: &mut Event) {
+        if let Some(t) = event.time_mut() {
+            *t = clock.resolve(*t);
+        }
         if let Some(rules) = &self.config.redact {
-            rules.apply(&mut event);
+            rules.apply(event);
         }
         if let Some(hook) = &self.config.redact_hook {
-            (hook.0)(&mut event);
+            (hook.0)(event);
         }
-        event
     }
 
     /// Tries to write `batch`; `true` when it is done with (sent, or dropped as unsendable).

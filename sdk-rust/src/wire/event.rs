@@ -188,6 +188,26 @@ impl Event {
         }
     }
 
+    /// The event's own time (`t`), to set in place. `None` for the kinds without one.
+    pub fn time_mut(&mut self) -> Option<&mut UnixNanos> {
+        Some(match self {
+            Event::TraceStart(e) => &mut e.t,
+            Event::TraceEnd(e) => &mut e.t,
+            Event::StepStart(e) => &mut e.t,
+            Event::StepEnd(e) => &mut e.t,
+            Event::Op(e) => &mut e.t,
+            Event::Log(e) => &mut e.t,
+            Event::Llm(e) => &mut e.t,
+            Event::Artifact(e) => &mut e.t,
+            Event::Retry(e) => &mut e.t,
+            Event::Checkpoint(e) => &mut e.t,
+            Event::Transition(e) => &mut e.t,
+            Event::Correlate(e) => &mut e.t,
+            Event::Custom(e) => &mut e.t,
+            Event::Dropped(_) | Event::Stats(_) | Event::Unknown => return None,
+        })
+    }
+
     /// When the event's subject started and ended (unix ns); equal for instants. `None` for the
     /// kinds without a time (`dropped`, `stats`, unknown).
     pub fn times(&self) -> Option<(UnixNanos, UnixNanos)> {

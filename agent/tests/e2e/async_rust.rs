@@ -80,6 +80,73 @@ fn a_step_handed_between_threads_keeps_its_operations_in_order() {
     assert_eq!(first_swap, None, "operations out of order");
 }
 
+/// Where the kernel keeps time with the cycle counter, ops and steps leave the SDK stamped with
+/// it and its writer turns each stamp into wall-clock time: the agent must get times between
+/// the wall-clock reads around each op, in order, across the writer's naps and sleeps.
+#[test]
+fn stamped_ops_and_steps_arrive_in_wall_clock_time_and_in_order() {
+    let agent = Agent::start(&[]);
+    let client = agent.client();
+    // The API gives times in milliseconds after the trace's start (a wall-clock read).
+    let trace_before = flowscope::now_nanos();
+    let run = client.trace("stamps").start();
+    let trace_after = flowscope::now_nanos();
+    let id = run.id();
+    let mut windows = Vec::new();
+    let step_before = flowscope::now_nanos();
+    let guard = run.step("stamped").start();
+    let step_after = flowscope::now_nanos();
+    for i in 0..120u64 {
+        let before = flowscope::now_nanos();
+        flowscope::state_get(format!("k{i}")).record();
+        windows.push((before, flowscope::now_nanos()));
+        // Pauses inside the writer's nap window and past it.
+        if i % 40 == 39 {
+            std::thread::sleep(Duration::from_millis(if i < 40 { 3 } else { 60 }));
+        }
+    }
+    guard.end();
+    run.end();
+    flush(&client);
+    let trace = agent.wait_trace(id, |t| t["status"] == "completed");
+    let stamped = step(&trace, "stamped");
+    let ops = stamped["ops"].as_array().unwrap();
+    assert_eq!(ops.len(), windows.len());
+    // Microseconds in the API, and the wall clock's reads around a stamp can be a microsecond
+    // off the counter's.
+    const SLACK: f64 = 5_000.0;
+    // A time after the trace's start lies within [before, after] when it could have been read
+    // between them, whenever in its window the trace's own start was read.
+    let within_by = |slack: f64, rel_ms: f64, before: u64, after: u64| {
+        let rel = rel_ms * 1e6;
+        rel + slack >= before as f64 - trace_after as f64
+            && rel <= after as f64 - trace_before as f64 + slack
+    };
+    let within = |rel_ms, before, after| within_by(SLACK, rel_ms, before, after);
+    let mut last = f64::MIN;
+    for (op, &(before, after)) in ops.iter().zip(&windows) {
+        let t = op["startTime"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("op time: {op}"));
+        assert!(
+            within(t, before, after),
+            "{t} ms after the trace's start, read between {} and {} ms: {op}",
+            (before as f64 - trace_after as f64) / 1e6,
+            (after as f64 - trace_before as f64) / 1e6
+        );
+        assert!(t >= last, "op times out of order: {t} after {last}");
+        last = t;
+    }
+    let start = stamped["startTime"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{stamped}"));
+    // Steps are given in whole milliseconds.
+    assert!(
+        within_by(1e6, start, step_before, step_after),
+        "step start {start}: {stamped}"
+    );
+}
+
 #[test]
 fn steps_keep_their_operations_across_awaits_on_many_worker_threads() {
     let agent = Agent::start(&[]);

@@ -25,7 +25,7 @@ fn or_now(t: UnixNanos) -> UnixNanos {
 fn emit_here(make: impl FnOnce(TraceId, Option<SpanId>) -> Event) {
     context::with_current(|ctx| {
         if let Some(ctx) = ctx {
-            ctx.client.emit(make(ctx.trace_id, ctx.span_id));
+            ctx.client().emit(make(ctx.trace_id(), ctx.span_id()));
         }
     });
 }
@@ -138,7 +138,7 @@ impl TraceBuilder {
             span_id: None,
             trace,
         };
-        context::push(ctx.clone());
+        context::push_ref(&ctx);
         TraceGuard {
             ctx: Some(ctx),
             trace_id,
@@ -247,8 +247,9 @@ pub fn correlate_with(id: impl Into<String>, method: CorrelationMethod) {
     let cid = id.into();
     context::with_current(|ctx| {
         if let Some(ctx) = ctx {
-            ctx.trace.set_correlation_id(&cid);
-            ctx.client.emit(correlate_event(ctx.trace_id, cid, method));
+            ctx.trace().set_correlation_id(&cid);
+            ctx.client()
+                .emit(correlate_event(ctx.trace_id(), cid, method));
         }
     });
 }
@@ -314,7 +315,7 @@ impl StepBuilder {
             span_id: Some(span),
             trace: parent.trace,
         };
-        context::push(ctx.clone());
+        context::push_ref(&ctx);
         StepGuard {
             ctx: Some(ctx),
             name: self.name,

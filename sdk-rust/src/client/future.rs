@@ -79,7 +79,7 @@ impl<F: Future<Output = R>, R> Future for Instrumented<F, R> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R> {
         let this = self.project();
-        let attached = this.ctx.clone().map(SpanContext::attach);
+        let attached = this.ctx.as_ref().map(SpanContext::attach_ref);
         let polled = this.inner.poll(cx);
         drop(attached);
         if let Poll::Ready(value) = &polled

@@ -133,6 +133,11 @@ impl Client {
         }
     }
 
+    /// Whether `other` is a handle to this same client.
+    pub(crate) fn same_as(&self, other: &Client) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// A client whose every call is a no-op.
     pub fn disabled() -> Self {
         Self::new(Config::new("disabled").disabled(true))

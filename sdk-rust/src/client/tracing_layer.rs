@@ -153,7 +153,7 @@ where
         if let Some(span) = ctx.span(id)
             && let Some(recorded) = span.extensions().get::<Recorded>()
         {
-            context::push(recorded.ctx.clone());
+            context::push_ref(&recorded.ctx);
         }
     }
 

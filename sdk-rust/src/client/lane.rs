@@ -33,6 +33,11 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering}
 
 /// Slots per segment (512 KiB of 128-byte events).
 const SEGMENT: usize = 4096;
+/// How many slots ahead a push asks for the cache lines it will write (`prefetchw`): a slot's
+/// lines were last read by the writer's core, or are fresh, so the write would otherwise wait for
+/// them. Measured in a burst loop, alternating builds: an op 74 → 65–71 ns, a step with 3 ops
+/// 468–492 → 449–464 ns.
+const PREFETCH_AHEAD: usize = 16;
 
 /// Aligned to two cache lines, so a 128-byte event never shares a line with its neighbour (the
 /// writer reading one would otherwise pull the line the producer is writing the next into).
@@ -181,6 +186,19 @@ impl<T> Producer<T> {
         // SAFETY: slot `index` of the tail segment is past everything published, so the consumer
         // does not read it until the store to `pushed` below.
         unsafe { (*(*self.tail).slots[self.index].get()).write(event) };
+        #[cfg(target_arch = "x86_64")]
+        if self.index + PREFETCH_AHEAD < SEGMENT {
+            // SAFETY: a prefetch only hints; the address is inside the tail segment.
+            unsafe {
+                let ahead = (*self.tail).slots[self.index + PREFETCH_AHEAD]
+                    .get()
+                    .cast::<i8>();
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_ET0 }>(ahead);
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_ET0 }>(
+                    ahead.add(64),
+                );
+            }
+        }
         self.index += 1;
         self.pushed += 1;
         self.lane

@@ -11,6 +11,10 @@
 //! printed (`… x cheaper`): the figure to quote.
 //!
 //! `cargo bench -p flowscope --bench emit`
+//!
+//! `FLOWSCOPE_BENCH_RATIOS_ONLY=1 cargo bench -p flowscope --bench emit` times only the ratios,
+//! in a process criterion has not run in: as an app emitting bursts sees it (criterion's heap
+//! keeps memory the allocator would otherwise give back, and its pauses are not an app's).
 
 use std::time::Duration;
 
@@ -74,25 +78,30 @@ fn bench(c: &mut Criterion) {
         })
     };
 
+    let ratios_only = std::env::var_os("FLOWSCOPE_BENCH_RATIOS_ONLY").is_some();
     let mut group = c.benchmark_group("event");
-    group.bench_function("flowscope", |b| {
-        b.iter_custom(|iters| timed_in_chunks(iters, fs_event, flush))
-    });
-    group.bench_function("opentelemetry", |b| {
-        let _attached = step_cx.clone().attach();
-        b.iter_custom(|iters| timed_in_chunks(iters, otel_event, otel_flush))
-    });
+    if !ratios_only {
+        group.bench_function("flowscope", |b| {
+            b.iter_custom(|iters| timed_in_chunks(iters, fs_event, flush))
+        });
+        group.bench_function("opentelemetry", |b| {
+            let _attached = step_cx.clone().attach();
+            b.iter_custom(|iters| timed_in_chunks(iters, otel_event, otel_flush))
+        });
+    }
     group.finish();
     drop(step);
 
     let mut group = c.benchmark_group("step_with_3_ops");
-    group.bench_function("flowscope", |b| {
-        b.iter_custom(|iters| timed_in_chunks(iters, fs_step, flush))
-    });
-    group.bench_function("opentelemetry", |b| {
-        let _attached = root_cx.clone().attach();
-        b.iter_custom(|iters| timed_in_chunks(iters, otel_step, otel_flush))
-    });
+    if !ratios_only {
+        group.bench_function("flowscope", |b| {
+            b.iter_custom(|iters| timed_in_chunks(iters, fs_step, flush))
+        });
+        group.bench_function("opentelemetry", |b| {
+            let _attached = root_cx.clone().attach();
+            b.iter_custom(|iters| timed_in_chunks(iters, otel_step, otel_flush))
+        });
+    }
     group.finish();
 
     // The ratios, each pair timed in alternating rounds.

@@ -156,6 +156,8 @@ impl Sample {
 const SPACING: u64 = 1_000_000;
 /// Samples kept (so at least 64 ms of history).
 const KEPT: usize = 64;
+/// A writer round takes a new sample only when the latest is at least this old (ns).
+const REFRESH: u64 = 20_000;
 /// A wall clock going back by more than this is a step (a new history starts), not jitter.
 const STEP_BACK: u64 = 1_000_000;
 
@@ -166,6 +168,8 @@ pub(crate) struct WallClock {
     kept: VecDeque<Sample>,
     /// The latest sample (not yet kept unless spaced enough).
     latest: Sample,
+    /// Counter ticks in [`REFRESH`], by the two newest kept samples (once there are two).
+    ticks_per_refresh: Option<u64>,
 }
 
 impl WallClock {
@@ -178,14 +182,24 @@ impl WallClock {
         Self {
             kept: VecDeque::from([first]),
             latest: first,
+            ticks_per_refresh: None,
         }
     }
 
-    /// Takes a sample: every stamp read before this call can then be converted.
+    /// Takes a sample unless the latest is under [`REFRESH`] old: every stamp read before this
+    /// call can then be converted (one read since the latest sample by the kept slope, off by
+    /// well under a nanosecond over that span). A busy writer takes rounds of a few events
+    /// each, and a sample costs three clock reads.
     pub(crate) fn refresh(&mut self) {
-        if counter_is_clocksource() {
-            self.add(Sample::now());
+        if !counter_is_clocksource() {
+            return;
         }
+        if let Some(ticks_per_refresh) = self.ticks_per_refresh
+            && counter().wrapping_sub(self.latest.ticks) < ticks_per_refresh
+        {
+            return;
+        }
+        self.add(Sample::now());
     }
 
     fn add(&mut self, mut sample: Sample) {
@@ -204,6 +218,13 @@ impl WallClock {
                 self.kept.pop_front();
             }
             self.kept.push_back(sample);
+            if let [.., a, b] = self.kept.make_contiguous() {
+                let (ticks, nanos) = (b.ticks - a.ticks, b.nanos - a.nanos);
+                self.ticks_per_refresh = (nanos > 0).then(|| {
+                    u64::try_from(u128::from(ticks) * u128::from(REFRESH) / u128::from(nanos))
+                        .unwrap_or(u64::MAX)
+                });
+            }
         }
     }
 
@@ -220,15 +241,19 @@ impl WallClock {
     fn at(&self, ticks: u64) -> u64 {
         let newest_kept = *self.kept.back().expect("a sample is always kept");
         // Nearly every stamp falls after the newest kept sample: between it and the latest.
+        if ticks > self.latest.ticks {
+            // Past the latest sample (read since it, or a counter a little ahead on another
+            // CPU): on from the latest, at the slope of the newest pair at least `SPACING` apart.
+            let n = self.kept.len();
+            let (a, b) = if n >= 2 {
+                (self.kept[n - 2], newest_kept)
+            } else {
+                (newest_kept, self.latest)
+            };
+            return on_slope(self.latest, a, b, ticks);
+        }
         let (a, b) = if ticks >= newest_kept.ticks {
-            match self.kept.len() {
-                // Past the latest (a counter a few ticks ahead on another CPU): the last slope.
-                _ if ticks > self.latest.ticks && self.latest != newest_kept => {
-                    (newest_kept, self.latest)
-                }
-                n if ticks > self.latest.ticks && n >= 2 => (self.kept[n - 2], newest_kept),
-                _ => (newest_kept, self.latest),
-            }
+            (newest_kept, self.latest)
         } else {
             // A stamp read before the newest kept sample (its thread was held up): the kept pair
             // around it, or the oldest pair's slope before them all.
@@ -246,13 +271,19 @@ impl WallClock {
 /// The unix time at `ticks` on the line through `a` and `b` (`a` earlier), never before the
 /// epoch; `a`'s time when they coincide.
 fn interpolate(a: Sample, b: Sample, ticks: u64) -> u64 {
+    on_slope(a, a, b, ticks)
+}
+
+/// The unix time at `ticks` on the line through `at` with the slope of `a` to `b` (`a`
+/// earlier), never before the epoch; `at`'s time when `a` and `b` coincide.
+fn on_slope(at: Sample, a: Sample, b: Sample, ticks: u64) -> u64 {
     let span_ticks = b.ticks.saturating_sub(a.ticks);
     if span_ticks == 0 {
-        return a.nanos;
+        return at.nanos;
     }
     let span_nanos = i128::from(b.nanos - a.nanos);
-    let offset = i128::from(ticks) - i128::from(a.ticks);
-    let nanos = i128::from(a.nanos) + offset * span_nanos / i128::from(span_ticks);
+    let offset = i128::from(ticks) - i128::from(at.ticks);
+    let nanos = i128::from(at.nanos) + offset * span_nanos / i128::from(span_ticks);
     u64::try_from(nanos.clamp(0, i128::from(!TICKS))).unwrap_or(0)
 }
 
@@ -379,15 +410,28 @@ mod tests {
         }
         let mut clock = WallClock::new();
         let mut pairs = Vec::new();
-        for _ in 0..50 {
+        let read = || {
             let before = now_nanos();
             let stamp = stamp();
             let after = now_nanos();
             assert_ne!(stamp & TICKS, 0);
-            pairs.push((before, stamp, after));
+            (before, stamp, after)
+        };
+        for _ in 0..50 {
+            pairs.push(read());
             std::thread::sleep(std::time::Duration::from_micros(300));
             clock.refresh();
         }
+        // Rounds closer together than the refresh interval: most take no sample, and their
+        // stamps are placed past the latest one, by the kept slope.
+        let mut sampled = 0;
+        for _ in 0..2_000 {
+            pairs.push(read());
+            let latest = clock.latest;
+            clock.refresh();
+            sampled += usize::from(clock.latest != latest);
+        }
+        assert!(sampled < 1_000, "{sampled} samples in 2000 rounds");
         let mut last = 0;
         for (before, stamp, after) in pairs {
             let t = clock.resolve(stamp);

@@ -188,6 +188,8 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config, mut clock: WallClock) {
             if last_busy.elapsed() < NAP_WINDOW {
                 // Unparked early by a new lane, a flush or the last handle going away.
                 std::thread::park_timeout(NAP);
+                // Nothing came for a round of spins and a nap: the next empty look naps at once.
+                idle_rounds = IDLE_SPINS + IDLE_YIELDS;
             } else {
                 writer.shared.writer_sleep(&lanes, asymmetric, IDLE_TICK);
             }

@@ -102,11 +102,7 @@ unsafe impl<T: Send> Sync for Lane<T> {}
 impl<T> Drop for Lane<T> {
     fn drop(&mut self) {
         // Both ends are gone: drop the events still queued and free the chain.
-        let spare = *self.spare.get_mut();
-        if !spare.is_null() {
-            // SAFETY: the spare holds no events and belongs to the lane alone.
-            unsafe { Segment::<T>::free(spare) };
-        }
+        self.free_spare();
         let mut segment = *self.head.get_mut();
         let popped = *self.popped.get_mut();
         // The consumer moves to the next segment only when it takes an event from it, so after
@@ -131,6 +127,19 @@ impl<T> Drop for Lane<T> {
             }
             index = 0;
         }
+    }
+}
+
+impl<T> Lane<T> {
+    /// Frees the spare segment, if there is one. Returns whether there was one.
+    fn free_spare(&self) -> bool {
+        let spare = self.spare.swap(ptr::null_mut(), Ordering::Acquire);
+        if spare.is_null() {
+            return false;
+        }
+        // SAFETY: the swap made it ours alone; a spare holds no events.
+        unsafe { Segment::<T>::free(spare) };
+        true
     }
 }
 
@@ -359,13 +368,7 @@ impl<T> Consumer<T> {
 
     /// Frees the lane's spare segment, if it has one. Returns whether there was one.
     pub(crate) fn drop_spare(&self) -> bool {
-        let spare = self.lane.spare.swap(ptr::null_mut(), Ordering::Acquire);
-        if spare.is_null() {
-            return false;
-        }
-        // SAFETY: the swap made it ours alone; a spare holds no events.
-        unsafe { Segment::<T>::free(spare) };
-        true
+        self.lane.free_spare()
     }
 
     /// Whether the producing thread is gone and everything it pushed was taken.

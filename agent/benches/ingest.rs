@@ -2,14 +2,15 @@
 //! connections), next to a raw Unix-socket sink that only discards the same bytes, plus memory
 //! per stored step and operation (counting allocator).
 //!
-//! `cargo bench -p flowscope-agent --bench ingest` (`-- memory` measures memory only)
+//! `cargo bench -p flowscope-agent --bench ingest` (`-- memory` measures memory only, `-- breakdown`
+//! decode and build+store on one thread only)
 
 #![allow(unsafe_code)] // the counting allocator below
 
 #[allow(dead_code)] // shared with the other benches
 mod workload;
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
@@ -34,19 +35,22 @@ fn count(bytes: isize) {
     }
 }
 
-// SAFETY: forwards to the system allocator and only counts sizes.
+/// What the agent binary allocates with (see `src/main.rs`), so throughput here is the binary's.
+static INNER: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// SAFETY: forwards to the agent's allocator and only counts sizes.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count(layout.size() as isize);
-        unsafe { System.alloc(layout) }
+        unsafe { INNER.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         count(-(layout.size() as isize));
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { INNER.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         count(new_size as isize - layout.size() as isize);
-        unsafe { System.realloc(ptr, layout, new_size) }
+        unsafe { INNER.realloc(ptr, layout, new_size) }
     }
 }
 
@@ -132,23 +136,22 @@ fn store_bytes(traces: u64, with_ops: bool) -> isize {
     after - before
 }
 
-/// Decode-only and apply-only rates (no socket), to see where ingest time goes.
+/// Decode and build+store rates on one thread (no socket), to see where ingest time goes. Each
+/// frame is decoded and applied in turn, as a connection does, so both stages run on warm memory.
 fn breakdown() {
     let frames = frames(0, 50_000);
     let total = (50_000 * EVENTS_PER_TRACE) as f64;
-    let started = Instant::now();
-    let decoded: Vec<Vec<flowscope::wire::Event>> = frames
-        .iter()
-        .map(|f| wire::decode_batch(Encoding::Msgpack, &f[4..]).expect("decode"))
-        .collect();
-    let decode = started.elapsed();
     let origin = Arc::new(flowscope_agent::trace::Origin::named("bench"));
     let mut store = Store::new(std::num::NonZeroUsize::new(10_000).unwrap());
-    let started = Instant::now();
-    for batch in decoded {
+    let (mut decode, mut apply) = (Duration::ZERO, Duration::ZERO);
+    for frame in &frames {
+        let started = Instant::now();
+        let batch = wire::decode_batch(Encoding::Msgpack, &frame[4..]).expect("decode");
+        let decoded = Instant::now();
         store.apply_batch(&origin, batch, 0);
+        apply += decoded.elapsed();
+        decode += decoded - started;
     }
-    let apply = started.elapsed();
     println!(
         "  breakdown, one thread: decode {:.2} M events/s, build+store {:.2} M events/s",
         total / decode.as_secs_f64() / 1e6,
@@ -159,6 +162,10 @@ fn breakdown() {
 fn main() {
     if std::env::args().skip(1).any(|arg| arg == "memory") {
         memory();
+        return;
+    }
+    if std::env::args().skip(1).any(|arg| arg == "breakdown") {
+        breakdown();
         return;
     }
     let runtime = workload::runtime();

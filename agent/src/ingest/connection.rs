@@ -8,7 +8,9 @@ use flowscope::wire::{self, AgentReply, Encoding, HEADER_LEN, Hello, PROTOCOL_VE
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedReadHalf;
+use tokio::sync::oneshot;
 
+use super::store::{Batches, Decoded, Handed};
 use crate::AgentState;
 use crate::telemetry::{EVENT_KINDS, Rejection, kind_index};
 use crate::trace::Origin;
@@ -67,13 +69,13 @@ enum ReadEnd {
 }
 
 /// Serves one connection to completion.
-pub async fn serve(stream: UnixStream, state: Arc<AgentState>) {
+pub async fn serve(stream: UnixStream, state: Arc<AgentState>, batches: Batches) {
     let metrics = &state.metrics.ingest;
     metrics.connections_total.inc();
     metrics.connections_open.inc();
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::with_capacity(READ_BUFFER, read);
-    if let Err((why, message)) = session(&mut reader, &mut write, &state).await {
+    if let Err((why, message)) = session(&mut reader, &mut write, &state, &batches).await {
         metrics.rejected(why);
         if let Some(frame) = error_frame(why, message) {
             let _ = write.write_all(&frame).await;
@@ -87,6 +89,7 @@ async fn session(
     reader: &mut BufReader<OwnedReadHalf>,
     write: &mut tokio::net::unix::OwnedWriteHalf,
     state: &AgentState,
+    batches: &Batches,
 ) -> Result<(), (Rejection, String)> {
     let mut payload = Vec::new();
     let handshake = Deadlines {
@@ -155,49 +158,48 @@ async fn session(
         .redact
         .is_active()
         .then_some(&state.config.redact);
-    loop {
-        match read_frame(reader, max_frame, &mut payload, deadlines).await {
-            Ok(()) => {}
-            Err(ReadEnd::Closed) => return Ok(()),
-            Err(ReadEnd::Rejected(why, msg)) => return Err((why, msg)),
-        }
-        let mut events = wire::decode_batch(hello.encoding, &payload)
-            .map_err(|e| (Rejection::MalformedBatch, e.to_string()))?;
-        if let Some(rules) = redact {
-            // Before the store lock, and before anything is stored or exported.
-            events.iter_mut().for_each(|event| rules.apply(event));
-        }
-        let mut kinds = [0u64; EVENT_KINDS.len()];
-        for event in &events {
-            kinds[kind_index(event)] += 1;
-        }
-        state.metrics.ingest.batch(&kinds, payload.len());
-        // Stamped, journaled and applied under one hold, so receive times follow apply order.
-        let mut stamp = state
-            .receive_order
-            .lock(state.persist.get().is_some())
-            .await;
-        let now = stamp.receive_time();
-        if let Some(persist) = state.persist.get() {
-            if redact.is_some() {
-                // What is kept on disk is what was redacted, never the payload as sent.
-                persist.record_events(&origin, &events, now);
-            } else {
-                persist.record(crate::persist::Record {
-                    origin: Arc::clone(&origin),
-                    encoding: hello.encoding,
-                    payload: payload.clone(),
-                    traces: crate::persist::distinct_traces(&events),
-                    received_ns: now,
-                });
+    // The journal keeps the payload as sent unless redaction changed what it holds.
+    let journal_payload = state.persist.get().is_some() && redact.is_none();
+    let read = async {
+        loop {
+            match read_frame(reader, max_frame, &mut payload, deadlines).await {
+                Ok(()) => {}
+                Err(ReadEnd::Closed) => return Ok(()),
+                Err(ReadEnd::Rejected(why, msg)) => return Err((why, msg)),
+            }
+            let mut events = wire::decode_batch(hello.encoding, &payload)
+                .map_err(|e| (Rejection::MalformedBatch, e.to_string()))?;
+            if let Some(rules) = redact {
+                // Before the store lock, and before anything is stored or exported.
+                events.iter_mut().for_each(|event| rules.apply(event));
+            }
+            let mut kinds = [0u64; EVENT_KINDS.len()];
+            for event in &events {
+                kinds[kind_index(event)] += 1;
+            }
+            state.metrics.ingest.batch(&kinds, payload.len());
+            let batch = Decoded {
+                origin: Arc::clone(&origin),
+                events,
+                // Handed over whole: the next frame is read into a fresh buffer.
+                payload: journal_payload.then(|| std::mem::take(&mut payload)),
+                encoding: hello.encoding,
+            };
+            if batches.send(Handed::Batch(batch)).await.is_err() {
+                return Ok(()); // the storing thread is gone (the agent is stopping)
+            }
+            if payload.capacity() > KEEP_BUFFER {
+                payload = Vec::new();
             }
         }
-        state.store.write().apply_batch(&origin, events, now);
-        drop(stamp);
-        if payload.capacity() > KEEP_BUFFER {
-            payload = Vec::new();
-        }
+    };
+    let outcome = read.await;
+    // The connection ends (an error answered included) once what it sent is stored.
+    let (done, stored) = oneshot::channel();
+    if batches.send(Handed::Stored(done)).await.is_ok() {
+        let _ = stored.await;
     }
+    outcome
 }
 
 /// Reads one frame's payload into `buf`. The buffer grows as bytes arrive (never to the announced

@@ -1,7 +1,9 @@
 //! Unix-socket ingest: binds the socket (0600, stale files replaced, a live agent refused),
-//! accepts connections, and hands each to [`connection::serve`].
+//! accepts connections, and hands each to [`connection::serve`]; one thread ([`store`]) stores
+//! what they decode.
 
 mod connection;
+mod store;
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -78,6 +80,9 @@ pub async fn serve(
     if *shutdown.borrow() {
         return;
     }
+    // Nothing can be stored without it; a failure to start one (the OS refused a thread) is a
+    // panic the supervisor counts and retries.
+    let batches = store::start(Arc::clone(&state)).expect("start the storing thread");
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -85,8 +90,9 @@ pub async fn serve(
                     let state = Arc::clone(&state);
                     match Arc::clone(&slots).try_acquire_owned() {
                         Ok(slot) => {
+                            let batches = batches.clone();
                             tokio::spawn(async move {
-                                connection::serve(stream, state).await;
+                                connection::serve(stream, state, batches).await;
                                 drop(slot);
                             });
                         }

@@ -118,6 +118,35 @@ fn every_kind_of_bad_input_is_refused_without_harming_others() {
 }
 
 #[test]
+fn an_error_frame_comes_after_everything_the_connection_sent_is_stored() {
+    // Connections decode on the runtime and one thread stores (src/ingest/store.rs): the error
+    // answer must still wait until the good batches before it are in the store, so a client
+    // that sees it can trust the agent holds what it sent before.
+    let agent = Agent::start(&[]);
+    let applied = |agent: &Agent| agent.get_ok("/healthz")["store"]["eventsApplied"].as_u64();
+    let before = applied(&agent).unwrap();
+    let mut conn = RawConn::handshake(&agent, "json");
+    const BATCHES: u64 = 40;
+    const PER_BATCH: u64 = 200;
+    for b in 0..BATCHES {
+        let events: Vec<String> = (0..PER_BATCH)
+            .map(|i| {
+                format!(
+                    r#"{{"k":"trace_start","t":{},"tr":"{:032x}","flow":"burst"}}"#,
+                    1 + i,
+                    0x5000_0000_0000 + b * PER_BATCH + i
+                )
+            })
+            .collect();
+        conn.send_frame(format!("[{}]", events.join(",")).as_bytes());
+    }
+    conn.send_frame(b"[{\"k\":");
+    expect_error(&mut conn, "malformed_batch");
+    // No waiting: the answer itself is the sentinel.
+    assert_eq!(applied(&agent), Some(before + BATCHES * PER_BATCH));
+}
+
+#[test]
 fn a_silent_connection_does_not_block_others() {
     let agent = Agent::start(&[]);
     let _silent = RawConn::connect(&agent);

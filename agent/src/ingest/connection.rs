@@ -66,16 +66,43 @@ enum ReadEnd {
     Closed,
     /// A protocol error to report.
     Rejected(Rejection, String),
+    /// The agent began stopping while this connection waited for a frame: read on in drain mode.
+    Stopping,
+}
+
+/// After the agent begins stopping, a connection ends once nothing more arrives for this long:
+/// what its client had already sent is read, stored and committed before the agent exits.
+const DRAIN_IDLE: Duration = Duration::from_millis(50);
+
+/// The agent's stop signal, as a connection sees it.
+pub struct Stop(tokio::sync::watch::Receiver<bool>);
+
+impl Stop {
+    /// Watches `signal` (true: the agent is stopping).
+    pub fn new(signal: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self(signal)
+    }
+
+    /// Whether the agent is stopping (or gone).
+    fn stopping(&self) -> bool {
+        *self.0.borrow() || self.0.has_changed().is_err()
+    }
+
+    /// Resolves when the signal changes.
+    async fn changed(&mut self) {
+        let _ = self.0.changed().await;
+    }
 }
 
 /// Serves one connection to completion.
-pub async fn serve(stream: UnixStream, state: Arc<AgentState>, batches: Batches) {
+pub async fn serve(stream: UnixStream, state: Arc<AgentState>, batches: Batches, mut stop: Stop) {
     let metrics = &state.metrics.ingest;
     metrics.connections_total.inc();
     metrics.connections_open.inc();
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::with_capacity(READ_BUFFER, read);
-    if let Err((why, message)) = session(&mut reader, &mut write, &state, &batches).await {
+    if let Err((why, message)) = session(&mut reader, &mut write, &state, &batches, &mut stop).await
+    {
         metrics.rejected(why);
         if let Some(frame) = error_frame(why, message) {
             let _ = write.write_all(&frame).await;
@@ -90,6 +117,7 @@ async fn session(
     write: &mut tokio::net::unix::OwnedWriteHalf,
     state: &AgentState,
     batches: &Batches,
+    stop: &mut Stop,
 ) -> Result<(), (Rejection, String)> {
     let mut payload = Vec::new();
     let handshake = Deadlines {
@@ -98,7 +126,7 @@ async fn session(
     };
     let hello = match tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        read_frame(reader, MAX_HELLO, &mut payload, handshake),
+        read_frame(reader, MAX_HELLO, &mut payload, handshake, stop),
     )
     .await
     {
@@ -108,7 +136,7 @@ async fn session(
                 "no hello received in time".into(),
             ));
         }
-        Ok(Err(ReadEnd::Closed)) => return Ok(()),
+        Ok(Err(ReadEnd::Closed | ReadEnd::Stopping)) => return Ok(()),
         Ok(Err(ReadEnd::Rejected(why, msg))) => return Err((why, msg)),
         Ok(Ok(())) => serde_json::from_slice::<Hello>(&payload).map_err(|e| {
             (
@@ -162,8 +190,9 @@ async fn session(
     let journal_payload = state.persist.get().is_some() && redact.is_none();
     let read = async {
         loop {
-            match read_frame(reader, max_frame, &mut payload, deadlines).await {
+            match read_frame(reader, max_frame, &mut payload, deadlines, stop).await {
                 Ok(()) => {}
+                Err(ReadEnd::Stopping) => continue,
                 Err(ReadEnd::Closed) => return Ok(()),
                 Err(ReadEnd::Rejected(why, msg)) => return Err((why, msg)),
             }
@@ -203,23 +232,33 @@ async fn session(
 }
 
 /// Reads one frame's payload into `buf`. The buffer grows as bytes arrive (never to the announced
-/// length up front); the first byte may take `deadlines.idle`, the rest `deadlines.frame`.
+/// length up front); the first byte may take `deadlines.idle` (once the agent is stopping,
+/// [`DRAIN_IDLE`]), the rest `deadlines.frame`.
 async fn read_frame(
     reader: &mut BufReader<OwnedReadHalf>,
     limit: usize,
     buf: &mut Vec<u8>,
     deadlines: Deadlines,
+    stop: &mut Stop,
 ) -> Result<(), ReadEnd> {
     let mut header = [0u8; HEADER_LEN];
-    let first = match tokio::time::timeout(deadlines.idle, reader.read(&mut header)).await {
-        Err(_) => {
-            return Err(ReadEnd::Rejected(
-                Rejection::IdleTimeout,
-                format!("nothing received for {:?}", deadlines.idle),
-            ));
-        }
-        Ok(Ok(0)) | Ok(Err(_)) => return Err(ReadEnd::Closed),
-        Ok(Ok(n)) => n,
+    let stopping = stop.stopping();
+    let idle = if stopping { DRAIN_IDLE } else { deadlines.idle };
+    let first = tokio::select! {
+        read = tokio::time::timeout(idle, reader.read(&mut header)) => match read {
+            // Stopping, and the client sent nothing more: everything it sent has been read.
+            Err(_) if stopping => return Err(ReadEnd::Closed),
+            Err(_) => {
+                return Err(ReadEnd::Rejected(
+                    Rejection::IdleTimeout,
+                    format!("nothing received for {:?}", deadlines.idle),
+                ));
+            }
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(ReadEnd::Closed),
+            Ok(Ok(n)) => n,
+        },
+        // A read not yet complete takes nothing from the buffer, so none is lost here.
+        () = stop.changed(), if !stopping => return Err(ReadEnd::Stopping),
     };
     let rest = async {
         let mut filled = first;

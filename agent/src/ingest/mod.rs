@@ -82,7 +82,7 @@ pub async fn serve(
     }
     // Nothing can be stored without it; a failure to start one (the OS refused a thread) is a
     // panic the supervisor counts and retries.
-    let batches = store::start(Arc::clone(&state)).expect("start the storing thread");
+    let (batches, stored) = store::start(Arc::clone(&state)).expect("start the storing thread");
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -91,8 +91,9 @@ pub async fn serve(
                     match Arc::clone(&slots).try_acquire_owned() {
                         Ok(slot) => {
                             let batches = batches.clone();
+                            let stop = connection::Stop::new(shutdown.clone());
                             tokio::spawn(async move {
-                                connection::serve(stream, state, batches).await;
+                                connection::serve(stream, state, batches, stop).await;
                                 drop(slot);
                             });
                         }
@@ -110,4 +111,17 @@ pub async fn serve(
         }
     }
     let _ = std::fs::remove_file(&path);
+    // Connections read on until their clients have sent nothing for a moment, then end; once
+    // the last has, the storing thread has stored everything and ends too. Waiting for that
+    // (within a bound: a client may never stop sending) lets the journal commit that follows
+    // hold all of it.
+    drop(batches);
+    if tokio::time::timeout(DRAIN_LIMIT, stored).await.is_err() {
+        tracing::warn!(
+            "connections still sending {DRAIN_LIMIT:?} after the stop; what they send next is not kept"
+        );
+    }
 }
+
+/// How long a stopping agent waits for its connections to drain.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);

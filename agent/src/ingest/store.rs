@@ -44,13 +44,18 @@ pub(super) enum Handed {
 pub(super) type Batches = mpsc::Sender<Handed>;
 
 /// Starts the storing thread; it ends once every [`Batches`] handle is gone and all it was given
-/// is stored.
-pub(super) fn start(state: Arc<AgentState>) -> std::io::Result<Batches> {
+/// is stored, which the returned receiver reports (it resolves, with an error, when the thread
+/// ends).
+pub(super) fn start(state: Arc<AgentState>) -> std::io::Result<(Batches, oneshot::Receiver<()>)> {
     let (batches, handed) = mpsc::channel(WAITING);
+    let (ended, ended_rx) = oneshot::channel::<()>();
     std::thread::Builder::new()
         .name("flowscope-store".into())
-        .spawn(move || run(handed, &state))?;
-    Ok(batches)
+        .spawn(move || {
+            run(handed, &state);
+            drop(ended);
+        })?;
+    Ok((batches, ended_rx))
 }
 
 fn run(mut handed: mpsc::Receiver<Handed>, state: &AgentState) {

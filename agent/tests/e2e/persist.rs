@@ -142,6 +142,23 @@ fn traces_and_groups_survive_sigterm() {
     assert_eq!(agent.get_ok("/readyz")["persistence"]["state"], "ok");
 }
 
+#[test]
+fn sigterm_right_after_a_flush_keeps_everything_the_client_sent() {
+    // No waiting for the API: what the client wrote to the socket before SIGTERM is read,
+    // stored and committed before the agent exits.
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = start(dir.path(), &[]);
+    let client = agent.client();
+    let ids = send_traces(&client, 1000, "burst", 100);
+    flush(&client);
+    agent.terminate();
+
+    let agent = start(dir.path(), &[]);
+    let back = listed(&agent);
+    let missing = ids.iter().filter(|id| !back.contains(*id)).count();
+    assert_eq!(missing, 0, "{missing} of {} traces lost", ids.len());
+}
+
 /// The bound this agent states: a batch applied this long before SIGKILL is on disk.
 const KILL_WINDOW: Duration = Duration::from_millis(250);
 

@@ -82,7 +82,8 @@ pub async fn serve(
     }
     // Nothing can be stored without it; a failure to start one (the OS refused a thread) is a
     // panic the supervisor counts and retries.
-    let (batches, stored) = store::start(Arc::clone(&state)).expect("start the storing thread");
+    let (batches, storing_ended) =
+        store::start(Arc::clone(&state)).expect("start the storing thread");
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -116,7 +117,10 @@ pub async fn serve(
     // (within a bound: a client may never stop sending) lets the journal commit that follows
     // hold all of it.
     drop(batches);
-    if tokio::time::timeout(DRAIN_LIMIT, stored).await.is_err() {
+    if tokio::time::timeout(DRAIN_LIMIT, storing_ended)
+        .await
+        .is_err()
+    {
         tracing::warn!(
             "connections still sending {DRAIN_LIMIT:?} after the stop; what they send next is not kept"
         );

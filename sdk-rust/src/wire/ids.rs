@@ -117,17 +117,39 @@ hex_id!(
 );
 
 /// Writes `value` as `buf.len()` lowercase hex digits into `buf` without allocating.
-/// The value of up to 32 hex digits (either case); `None` for anything else.
+/// The value of up to 32 hex digits (either case); `None` for anything else. Two 64-bit halves
+/// and a table, checked once at the end: a decoder parses a trace id and a span id per event.
 fn parse_hex(digits: &[u8]) -> Option<u128> {
-    digits.iter().try_fold(0u128, |value, &digit| {
-        let nibble = match digit {
-            b'0'..=b'9' => digit - b'0',
-            b'a'..=b'f' => digit - b'a' + 10,
-            b'A'..=b'F' => digit - b'A' + 10,
-            _ => return None,
-        };
-        Some(value << 4 | u128::from(nibble))
-    })
+    if digits.len() > 32 {
+        return None;
+    }
+    let (high, low) = digits.split_at(digits.len().saturating_sub(16));
+    Some(u128::from(parse_hex64(high)?) << 64 | u128::from(parse_hex64(low)?))
+}
+
+/// The value of up to 16 hex digits; `None` when one is not a hex digit.
+#[inline]
+fn parse_hex64(digits: &[u8]) -> Option<u64> {
+    /// A digit's value, or `NOT_HEX`.
+    const NOT_HEX: u8 = 0x80;
+    const VALUES: [u8; 256] = {
+        let mut values = [NOT_HEX; 256];
+        let mut i = 0;
+        while i < 16 {
+            values[b"0123456789abcdef"[i] as usize] = i as u8;
+            values[b"0123456789ABCDEF"[i] as usize] = i as u8;
+            i += 1;
+        }
+        values
+    };
+    let mut value = 0u64;
+    let mut seen = 0u8;
+    for &digit in digits {
+        let nibble = VALUES[usize::from(digit)];
+        seen |= nibble;
+        value = value << 4 | u64::from(nibble & 0xf);
+    }
+    (seen & NOT_HEX == 0).then_some(value)
 }
 
 /// Writes the low `buf.len()` hex digits of `value` into `buf`, two digits per table lookup.
@@ -181,5 +203,24 @@ mod tests {
         assert!(SpanId::from_hex("zzzzzzzzzzzzzzzz").is_err());
         assert!(SpanId::from_hex("+00000000000000f").is_err());
         assert!(serde_json::from_str::<SpanId>("\"12\"").is_err());
+        // A bad digit anywhere, in either half, and one digit too many.
+        for at in [0, 15, 16, 31] {
+            let mut text = *b"0123456789abcdefABCDEF0123456789";
+            text[at] = b'g';
+            assert!(TraceId::from_hex_bytes(&text).is_err(), "bad digit at {at}");
+        }
+        assert!(parse_hex(&[b'1'; 33]).is_none());
+    }
+
+    #[test]
+    fn parses_every_digit_in_both_cases() {
+        let id = TraceId::from_hex("0123456789abcdefABCDEF0123456789").unwrap();
+        assert_eq!(id, TraceId(0x0123_4567_89ab_cdef_abcd_ef01_2345_6789));
+        assert_eq!(
+            SpanId::from_hex("fedcba9876543210").unwrap(),
+            SpanId(0xfedc_ba98_7654_3210)
+        );
+        assert_eq!(parse_hex(b""), Some(0));
+        assert_eq!(parse_hex(b"1f"), Some(0x1f));
     }
 }

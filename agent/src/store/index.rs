@@ -1,6 +1,7 @@
 //! Secondary indexes over the stored traces, so filters look up candidates instead of scanning.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flowscope::wire::{OpKind, TraceId};
 
@@ -70,20 +71,58 @@ pub struct Indexes {
 /// Names kept once however many operations repeat them. Bounded: when full, names no
 /// operation holds any more are let go, and past that new names are simply not shared. Hashed
 /// with [`IndexHasher`]: a lookup per operation.
-#[derive(Debug, Default)]
+///
+/// A name that [`Interner::PROMOTE_AT`] clones hold at once is made permanent (see
+/// [`ThinStr::permanent`]): from then on its copies cost no atomic count. Permanent copies are
+/// never freed, so the process makes them from one budget of [`Interner::PERMANENT_BYTES`]; a
+/// stream of distinct names, each held by a few operations, never reaches the threshold.
+#[derive(Debug)]
 pub struct Interner {
     names: HashSet<ThinStr, IndexHasher>,
     /// Unshared names to hand out, while full, before the next sweep.
     misses_before_sweep: usize,
+    /// Bytes left for permanent copies (process-wide outside tests).
+    permanent_budget: &'static AtomicUsize,
+}
+
+/// The process's budget for permanent names: they outlive the store that made them (the
+/// agent can run several times in one Python or Node process).
+static PERMANENT_BUDGET: AtomicUsize = AtomicUsize::new(Interner::PERMANENT_BYTES);
+
+impl Default for Interner {
+    fn default() -> Self {
+        Self::with_budget(&PERMANENT_BUDGET)
+    }
 }
 
 impl Interner {
     /// Distinct names kept at most.
     pub const MAX_NAMES: usize = 65_536;
+    /// Live clones of a name that make it permanent.
+    pub const PROMOTE_AT: usize = 16;
+    /// Bytes the process spends on permanent names at most, counting each as its length plus
+    /// [`Interner::PERMANENT_OVERHEAD`].
+    pub const PERMANENT_BYTES: usize = 1 << 20;
+    /// What a permanent name costs beside its text (its two heap blocks and their headers).
+    pub const PERMANENT_OVERHEAD: usize = 48;
+
+    /// An interner spending permanent names from `budget`.
+    pub fn with_budget(budget: &'static AtomicUsize) -> Self {
+        Self {
+            names: HashSet::default(),
+            misses_before_sweep: 0,
+            permanent_budget: budget,
+        }
+    }
 
     /// The shared copy of `text`.
     pub fn get(&mut self, text: &str) -> ThinStr {
         if let Some(name) = self.names.get(text) {
+            if name.clones().is_some_and(|n| n >= Self::PROMOTE_AT) && self.spend_permanent(text) {
+                let permanent = ThinStr::permanent(text);
+                self.names.replace(permanent.clone());
+                return permanent;
+            }
             return name.clone();
         }
         if self.names.len() >= Self::MAX_NAMES {
@@ -101,6 +140,16 @@ impl Interner {
         let name = ThinStr::new(text);
         self.names.insert(name.clone());
         name
+    }
+
+    /// Takes a permanent copy of `text` out of the budget, if it still holds one.
+    fn spend_permanent(&self, text: &str) -> bool {
+        let cost = text.len() + Self::PERMANENT_OVERHEAD;
+        self.permanent_budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(cost)
+            })
+            .is_ok()
     }
 
     /// Names kept.
@@ -315,5 +364,48 @@ mod tests {
             &names.get("one-more")
         ));
         drop(held);
+    }
+
+    #[test]
+    fn a_name_held_widely_becomes_permanent_within_its_budget() {
+        let budget: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(
+            2 * ("user.email".len() + Interner::PERMANENT_OVERHEAD),
+        )));
+        let mut names = Interner::with_budget(budget);
+        let held: Vec<_> = (0..Interner::PROMOTE_AT - 1)
+            .map(|_| names.get("user.email"))
+            .collect();
+        assert!(
+            held.iter().all(|n| !n.is_permanent()),
+            "below the threshold"
+        );
+        let mut promoted = names.get("user.email");
+        assert!(promoted.is_permanent(), "the next use after enough holders");
+        assert!(ThinStr::ptr_eq(&promoted, &names.get("user.email")));
+        assert_eq!(
+            names.len(),
+            1,
+            "the permanent copy replaced the counted one"
+        );
+        assert!(
+            held.iter().all(|n| *n == promoted),
+            "old holders keep equal copies"
+        );
+        // A second hot name fits the budget; a third does not, and stays counted.
+        for name in ["user.saved", "email.queued"] {
+            let held: Vec<_> = (0..Interner::PROMOTE_AT).map(|_| names.get(name)).collect();
+            promoted = names.get(name);
+            drop(held);
+        }
+        assert!(!promoted.is_permanent(), "over budget");
+        assert!(names.get("user.saved").is_permanent());
+        assert!(
+            budget.load(Ordering::Relaxed) < "email.queued".len() + Interner::PERMANENT_OVERHEAD
+        );
+        // A sweep keeps permanent names even when no operation holds them.
+        for i in 0..=Interner::MAX_NAMES {
+            names.get(&format!("key-{i}"));
+        }
+        assert!(names.get("user.email").is_permanent());
     }
 }

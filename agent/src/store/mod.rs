@@ -157,15 +157,20 @@ impl Store {
 
     /// Applies a decoded batch from a connection of `service`. `now_ns` is the agent's clock.
     pub fn apply_batch(&mut self, origin: &Arc<Origin>, events: Vec<Event>, now_ns: u64) {
+        let mut applied = 0;
         for event in events {
-            self.apply_event(origin, event, now_ns);
+            applied += u64::from(self.apply_event(origin, event, now_ns));
         }
+        // One atomic add per batch: per event, its wait for pending stores showed in perf.
+        self.metrics.events_applied.inc_by(applied);
         self.queue_export(now_ns);
     }
 
     /// Applies one event.
     pub fn apply(&mut self, origin: &Arc<Origin>, event: Event, now_ns: u64) {
-        self.apply_event(origin, event, now_ns);
+        if self.apply_event(origin, event, now_ns) {
+            self.metrics.events_applied.inc();
+        }
         self.queue_export(now_ns);
     }
 
@@ -178,13 +183,13 @@ impl Store {
     }
 
     /// Applies one event; the spans it completes wait in the exporter until
-    /// [`queue_export`](Self::queue_export).
-    fn apply_event(&mut self, origin: &Arc<Origin>, mut event: Event, now_ns: u64) {
+    /// [`queue_export`](Self::queue_export). Whether it counts as applied (the caller counts).
+    fn apply_event(&mut self, origin: &Arc<Origin>, mut event: Event, now_ns: u64) -> bool {
         let cut = match limits::sanitize(&mut event) {
             Ok(cut) => cut,
             Err(invalid) => {
                 self.metrics.invalid(invalid.code());
-                return;
+                return false;
             }
         };
         let Some(id) = event.trace_id() else {
@@ -196,23 +201,22 @@ impl Store {
                     self.metrics.events_unknown.inc();
                 }
             }
-            return;
+            return false;
         };
         if let Event::Dropped(dropped) = &event
             && !self.traces.contains(&id)
         {
             // Every event of that trace was lost: no empty trace for it, only the count.
             self.metrics.sdk_dropped_untraced.inc_by(dropped.n);
-            return;
+            return false;
         }
-        self.metrics.events_applied.inc();
         if !self.traces.contains(&id) {
             let first = event.times().map_or(now_ns, |(t, _)| t);
             self.insert(Trace::new(id, Arc::clone(origin), first, now_ns));
         }
         let is_start = matches!(event, Event::TraceStart(_));
         let Some(trace) = self.traces.get_mut(&id) else {
-            return;
+            return true;
         };
         let trace = Arc::make_mut(trace);
         trace.truncated.strings = trace.truncated.strings.saturating_add(cut);
@@ -257,6 +261,7 @@ impl Store {
                 break;
             }
         }
+        true
     }
 
     /// State- and event-based links from the operation just applied to `id` (no allocation

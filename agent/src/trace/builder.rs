@@ -210,7 +210,9 @@ fn adopt_primary(trace: &mut Trace, idx: &mut dyn IndexUpdates, primary: usize) 
     trace.entry = seg.entry;
     trace.entry_step = seg.entry_step.clone();
     trace.attributes = seg.attributes.clone();
-    trace.origin = Arc::clone(&seg.origin);
+    if !Arc::ptr_eq(&trace.origin, &seg.origin) {
+        trace.origin = Arc::clone(&seg.origin);
+    }
     let start = trace
         .segments
         .iter()
@@ -284,7 +286,9 @@ pub fn apply(
             {
                 let segment = &mut trace.segments[seg];
                 segment.remote_parent = start.remote_parent;
-                segment.origin = Arc::clone(origin);
+                if !Arc::ptr_eq(&segment.origin, origin) {
+                    segment.origin = Arc::clone(origin);
+                }
                 // Interned: every run of a flow repeats its name and entry step.
                 segment.flow = idx.intern(&start.flow);
                 segment.entry = start.entry;

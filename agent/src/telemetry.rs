@@ -254,6 +254,20 @@ impl StoreMetrics {
         metrics
     }
 
+    /// The step duration histogram of (flow, step, status), labels folded past the budget.
+    pub fn step_histogram(&self, flow: &str, step: &str, status: &'static str) -> Histogram {
+        self.step_duration
+            .get_or_create(&self.step_labels(flow, step, status))
+            .clone()
+    }
+
+    /// The workflow duration histogram of (flow, status), labels folded past the budget.
+    pub fn flow_histogram(&self, flow: &str, status: &'static str) -> Histogram {
+        self.workflow_duration
+            .get_or_create(&self.flow_labels(flow, status))
+            .clone()
+    }
+
     /// Labels for a step duration (folded into `other` past the budget).
     pub fn step_labels(&self, flow: &str, step: &str, status: &'static str) -> StepLabels {
         let (flow, step) = self.budget.lock().step(flow, step);

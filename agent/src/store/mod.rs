@@ -2,6 +2,7 @@
 //! that make filters cheap. Evicting a trace removes it from every index and group.
 
 pub mod correlate;
+mod durations;
 mod flows;
 pub mod index;
 mod query;
@@ -68,6 +69,8 @@ pub struct Store {
     max_memory: usize,
     index: Indexes,
     metrics: Arc<StoreMetrics>,
+    /// Duration histograms by permanent flow and step names.
+    durations: durations::DurationHistograms,
     client_stats: LruCache<Arc<str>, ClientStats>,
     caps: TraceCaps,
     /// Traces changed since the live publisher last looked.
@@ -105,6 +108,7 @@ impl Store {
             traces: LruCache::new(max_traces),
             index: Indexes::default(),
             metrics,
+            durations: durations::DurationHistograms::default(),
             client_stats: LruCache::new(
                 NonZeroUsize::new(MAX_CLIENT_SERVICES).unwrap_or(NonZeroUsize::MIN),
             ),
@@ -683,10 +687,11 @@ impl Store {
     }
 
     /// Records step and workflow durations when something ended.
-    fn observe(&self, id: TraceId, applied: &Applied) {
+    fn observe(&mut self, id: TraceId, applied: &Applied) {
         let Some(trace) = self.traces.peek(&id) else {
             return;
         };
+        let flow = (trace.flow_name.as_ref()).unwrap_or_else(|| durations::unknown_flow());
         match applied {
             Applied::StepEnded(span) => {
                 let Some(step) = trace.step(*span) else {
@@ -695,13 +700,12 @@ impl Store {
                 let (Some(start), Some(end)) = (step.start_ns, step.end_ns) else {
                     return;
                 };
-                let labels =
-                    self.metrics
-                        .step_labels(trace.flow(), &step.name, step.status.as_str());
-                self.metrics
-                    .step_duration
-                    .get_or_create(&labels)
-                    .observe(seconds(end.saturating_sub(start)));
+                self.durations.observe_step(
+                    &self.metrics,
+                    (flow, &step.name),
+                    step.status.as_str(),
+                    seconds(end.saturating_sub(start)),
+                );
             }
             Applied::SegmentEnded {
                 trace_ended: true, ..
@@ -709,13 +713,12 @@ impl Store {
                 let Some(duration) = trace.duration_ns() else {
                     return;
                 };
-                let labels = self
-                    .metrics
-                    .flow_labels(trace.flow(), trace.status.as_str());
-                self.metrics
-                    .workflow_duration
-                    .get_or_create(&labels)
-                    .observe(seconds(duration));
+                self.durations.observe_flow(
+                    &self.metrics,
+                    flow,
+                    trace.status.as_str(),
+                    seconds(duration),
+                );
             }
             _ => {}
         }

@@ -58,6 +58,13 @@ impl ThinStr {
         self.0.addr().get() & PERMANENT != 0
     }
 
+    /// A permanent copy's address: as it is never freed, no other text ever has it, so it
+    /// identifies the text for the life of the process. `None` for a counted copy (whose
+    /// address a later, different text may reuse).
+    pub fn permanent_id(&self) -> Option<usize> {
+        self.is_permanent().then(|| self.0.addr().get())
+    }
+
     /// The `Box<str>` behind the pointer, tag cleared.
     fn target(&self) -> *const Box<str> {
         self.0.as_ptr().map_addr(|addr| addr & !PERMANENT)

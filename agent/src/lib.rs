@@ -107,7 +107,7 @@ impl AgentState {
         }
     }
 
-    /// Runs a heavy render on a blocking thread, at most [`CONCURRENT_RENDERS`] at once.
+    /// Runs a heavy render on a blocking thread, at most `CONCURRENT_RENDERS` at once.
     pub async fn render_off_lock<R: Send + 'static>(
         &self,
         render: impl FnOnce() -> R + Send + 'static,

@@ -238,7 +238,7 @@ impl Exporter {
 
 /// Builds the exporter and starts its worker; `None` when no endpoint is configured.
 ///
-/// The worker runs on a thread of its own (a current-thread runtime at [`EXPORT_NICE`]), so
+/// The worker runs on a thread of its own (a current-thread runtime at `EXPORT_NICE`), so
 /// mapping spans to protobuf, encoding and sending never take CPU from ingest's runtime. The
 /// returned task ends when that thread does.
 pub fn start(

@@ -1,5 +1,5 @@
 //! Unix-socket ingest: binds the socket (0600, stale files replaced, a live agent refused),
-//! accepts connections, and hands each to [`connection::serve`]; one thread ([`store`]) stores
+//! accepts connections, and hands each to `connection::serve`; one thread (`store`) stores
 //! what they decode.
 
 mod connection;

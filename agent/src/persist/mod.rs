@@ -111,7 +111,7 @@ pub struct Persistence {
 }
 
 impl Persistence {
-    /// Journals a batch. Waits (backpressure) only when the writer is [`CHANNEL_RECORDS`] behind.
+    /// Journals a batch. Waits (backpressure) only when the writer is `CHANNEL_RECORDS` behind.
     pub fn record(&self, record: Record) {
         if self.in_use {
             return; // another agent owns the directory: memory only

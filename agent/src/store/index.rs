@@ -73,7 +73,7 @@ pub struct Indexes {
 /// with [`IndexHasher`]: a lookup per operation.
 ///
 /// A name that [`Interner::PROMOTE_AT`] clones hold at once is made permanent (see
-/// [`ThinStr::permanent`]): from then on its copies cost no atomic count. Permanent copies are
+/// `ThinStr::permanent`): from then on its copies cost no atomic count. Permanent copies are
 /// never freed, so the process makes them from one budget of [`Interner::PERMANENT_BYTES`]; a
 /// stream of distinct names, each held by a few operations, never reaches the threshold.
 #[derive(Debug)]

@@ -691,7 +691,10 @@ impl Store {
         let Some(trace) = self.traces.peek(&id) else {
             return;
         };
-        let flow = (trace.flow_name.as_ref()).unwrap_or_else(|| durations::unknown_flow());
+        let flow = trace
+            .flow_name
+            .as_ref()
+            .unwrap_or_else(|| durations::unknown_flow());
         match applied {
             Applied::StepEnded(span) => {
                 let Some(step) = trace.step(*span) else {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 /// operation. Clones share one copy; the store interns repeated names into it.
 ///
 /// A copy is either reference-counted (an `Arc<Box<str>>`, freed with its last clone) or
-/// permanent (never freed, made by [`ThinStr::permanent`]). Cloning and dropping a permanent
+/// permanent (never freed, made by `ThinStr::permanent`). Cloning and dropping a permanent
 /// copy touches no count: on the storing thread, the locked increment of a shared name's count
 /// was 11-14 % of the time spent per event (perf), since it waits for every pending store.
 pub struct ThinStr(NonNull<Box<str>>);
@@ -48,7 +48,7 @@ impl ThinStr {
     /// A copy of `text` that is never freed, whose clones and drops touch no count. Each call
     /// leaks its text for good, so callers must bound how many they make (the store's
     /// interner keeps a byte budget).
-    pub fn permanent(text: &str) -> Self {
+    pub(crate) fn permanent(text: &str) -> Self {
         let leaked: &'static mut Box<str> = Box::leak(Box::new(text.into()));
         Self(NonNull::from(leaked).map_addr(|addr| addr | PERMANENT))
     }

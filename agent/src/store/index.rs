@@ -73,25 +73,91 @@ pub struct Indexes {
 /// with [`IndexHasher`]: a lookup per operation.
 ///
 /// A name that [`Interner::PROMOTE_AT`] clones hold at once is made permanent (see
-/// `ThinStr::permanent`): from then on its copies cost no atomic count. Permanent copies are
-/// never freed, so the process makes them from one budget of [`Interner::PERMANENT_BYTES`]; a
-/// stream of distinct names, each held by a few operations, never reaches the threshold.
+/// `ThinStr::permanent`): from then on its copies cost no atomic count. Permanent copies come
+/// from [`PermanentNames`]; a stream of distinct names, each held by a few operations, never
+/// reaches the threshold.
 #[derive(Debug)]
 pub struct Interner {
     names: HashSet<ThinStr, IndexHasher>,
     /// Unshared names to hand out, while full, before the next sweep.
     misses_before_sweep: usize,
-    /// Bytes left for permanent copies (process-wide outside tests).
-    permanent_budget: &'static AtomicUsize,
+    /// Where permanent copies come from (the process's, outside tests).
+    permanent: &'static PermanentNames,
 }
 
-/// The process's budget for permanent names: they outlive the store that made them (the
-/// agent can run several times in one Python or Node process).
-static PERMANENT_BUDGET: AtomicUsize = AtomicUsize::new(Interner::PERMANENT_BYTES);
+/// The permanent names of a process, and the bytes it may still spend on new ones. Permanent
+/// copies outlive the store that made them (loading a trace from the journal builds a scratch
+/// store, and the agent can run several times in one Python or Node process), so each name is
+/// made permanent once per process, whichever store promotes it, and all of them together
+/// cost at most the budget.
+#[derive(Debug)]
+pub struct PermanentNames {
+    names: parking_lot::Mutex<HashSet<ThinStr, IndexHasher>>,
+    /// Bytes left; written only under `names`' lock, read without it to skip the lock once
+    /// the budget is spent.
+    left: AtomicUsize,
+}
+
+impl PermanentNames {
+    /// Bytes a process spends on permanent names at most, counting each as its length plus
+    /// [`PermanentNames::OVERHEAD`].
+    pub const BYTES: usize = 1 << 20;
+    /// What a permanent name costs beside its text: its two heap blocks and their headers,
+    /// and its slot here.
+    pub const OVERHEAD: usize = 64;
+
+    /// Names made from a budget of `bytes`.
+    pub fn new(bytes: usize) -> Self {
+        Self {
+            names: parking_lot::Mutex::default(),
+            left: AtomicUsize::new(bytes),
+        }
+    }
+
+    /// The process's permanent names.
+    pub fn process() -> &'static Self {
+        static PROCESS: std::sync::LazyLock<PermanentNames> =
+            std::sync::LazyLock::new(|| PermanentNames::new(PermanentNames::BYTES));
+        &PROCESS
+    }
+
+    /// The permanent copy of `text`: the one made before, else a new one while the budget
+    /// holds it; `None` once it does not.
+    pub fn get(&self, text: &str) -> Option<ThinStr> {
+        let cost = text.len() + Self::OVERHEAD;
+        if self.left.load(Ordering::Relaxed) < cost {
+            return None;
+        }
+        let mut names = self.names.lock();
+        if let Some(name) = names.get(text) {
+            return Some(name.clone());
+        }
+        let left = self.left.load(Ordering::Relaxed).checked_sub(cost)?;
+        self.left.store(left, Ordering::Relaxed);
+        let name = ThinStr::permanent(text);
+        names.insert(name.clone());
+        Some(name)
+    }
+
+    /// Bytes left to spend.
+    pub fn left(&self) -> usize {
+        self.left.load(Ordering::Relaxed)
+    }
+
+    /// Permanent names made.
+    pub fn len(&self) -> usize {
+        self.names.lock().len()
+    }
+
+    /// Whether none was made.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 impl Default for Interner {
     fn default() -> Self {
-        Self::with_budget(&PERMANENT_BUDGET)
+        Self::with_permanent(PermanentNames::process())
     }
 }
 
@@ -100,26 +166,22 @@ impl Interner {
     pub const MAX_NAMES: usize = 65_536;
     /// Live clones of a name that make it permanent.
     pub const PROMOTE_AT: usize = 16;
-    /// Bytes the process spends on permanent names at most, counting each as its length plus
-    /// [`Interner::PERMANENT_OVERHEAD`].
-    pub const PERMANENT_BYTES: usize = 1 << 20;
-    /// What a permanent name costs beside its text (its two heap blocks and their headers).
-    pub const PERMANENT_OVERHEAD: usize = 48;
 
-    /// An interner spending permanent names from `budget`.
-    pub fn with_budget(budget: &'static AtomicUsize) -> Self {
+    /// An interner whose permanent copies come from `permanent`.
+    pub fn with_permanent(permanent: &'static PermanentNames) -> Self {
         Self {
             names: HashSet::default(),
             misses_before_sweep: 0,
-            permanent_budget: budget,
+            permanent,
         }
     }
 
     /// The shared copy of `text`.
     pub fn get(&mut self, text: &str) -> ThinStr {
         if let Some(name) = self.names.get(text) {
-            if name.clones().is_some_and(|n| n >= Self::PROMOTE_AT) && self.spend_permanent(text) {
-                let permanent = ThinStr::permanent(text);
+            if name.clones().is_some_and(|n| n >= Self::PROMOTE_AT)
+                && let Some(permanent) = self.permanent.get(text)
+            {
                 self.names.replace(permanent.clone());
                 return permanent;
             }
@@ -140,16 +202,6 @@ impl Interner {
         let name = ThinStr::new(text);
         self.names.insert(name.clone());
         name
-    }
-
-    /// Takes a permanent copy of `text` out of the budget, if it still holds one.
-    fn spend_permanent(&self, text: &str) -> bool {
-        let cost = text.len() + Self::PERMANENT_OVERHEAD;
-        self.permanent_budget
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                left.checked_sub(cost)
-            })
-            .is_ok()
     }
 
     /// Names kept.
@@ -367,11 +419,12 @@ mod tests {
     }
 
     #[test]
-    fn a_name_held_widely_becomes_permanent_within_its_budget() {
-        let budget: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(
-            2 * ("user.email".len() + Interner::PERMANENT_OVERHEAD),
+    fn a_name_held_widely_becomes_permanent_once_per_process_within_its_budget() {
+        let cost = |name: &str| name.len() + PermanentNames::OVERHEAD;
+        let permanent: &'static PermanentNames = Box::leak(Box::new(PermanentNames::new(
+            cost("user.email") + cost("user.saved"),
         )));
-        let mut names = Interner::with_budget(budget);
+        let mut names = Interner::with_permanent(permanent);
         let held: Vec<_> = (0..Interner::PROMOTE_AT - 1)
             .map(|_| names.get("user.email"))
             .collect();
@@ -379,7 +432,7 @@ mod tests {
             held.iter().all(|n| !n.is_permanent()),
             "below the threshold"
         );
-        let mut promoted = names.get("user.email");
+        let promoted = names.get("user.email");
         assert!(promoted.is_permanent(), "the next use after enough holders");
         assert!(ThinStr::ptr_eq(&promoted, &names.get("user.email")));
         assert_eq!(
@@ -391,18 +444,27 @@ mod tests {
             held.iter().all(|n| *n == promoted),
             "old holders keep equal copies"
         );
+
+        // Another store promoting the same name gets the same copy, at no cost.
+        let mut scratch = Interner::with_permanent(permanent);
+        let again: Vec<_> = (0..=Interner::PROMOTE_AT)
+            .map(|_| scratch.get("user.email"))
+            .collect();
+        assert!(ThinStr::ptr_eq(again.last().unwrap(), &promoted));
+        assert_eq!(permanent.left(), cost("user.saved"));
+
         // A second hot name fits the budget; a third does not, and stays counted.
+        let mut last = ThinStr::default();
         for name in ["user.saved", "email.queued"] {
             let held: Vec<_> = (0..Interner::PROMOTE_AT).map(|_| names.get(name)).collect();
-            promoted = names.get(name);
+            last = names.get(name);
             drop(held);
         }
-        assert!(!promoted.is_permanent(), "over budget");
+        assert!(!last.is_permanent(), "over budget");
         assert!(names.get("user.saved").is_permanent());
-        assert!(
-            budget.load(Ordering::Relaxed) < "email.queued".len() + Interner::PERMANENT_OVERHEAD
-        );
+        assert_eq!((permanent.len(), permanent.left()), (2, 0));
         // A sweep keeps permanent names even when no operation holds them.
+        drop((held, promoted, again));
         for i in 0..=Interner::MAX_NAMES {
             names.get(&format!("key-{i}"));
         }

@@ -9,10 +9,10 @@ use crate::telemetry::StoreMetrics;
 use crate::trace::ThinStr;
 
 /// Duration histograms by the permanent names of their flow and step (see
-/// [`ThinStr::permanent_id`]), so a step's end skips the
-/// label budget's mutex, the label `String`s and the family's SipHash lookup. Bounded: past
-/// [`DurationHistograms::MAX`] entries, and for names that are not permanent, callers take
-/// [`StoreMetrics::step_histogram`] each time.
+/// [`ThinStr::permanent_id`]), so a step's end skips the label budget's mutex, the label
+/// `String`s and the family's SipHash lookup. Bounded: past [`DurationHistograms::MAX`]
+/// entries, and for names that are not permanent, the labelled lookup
+/// ([`StoreMetrics::step_histogram`]) runs each time.
 #[derive(Debug, Default)]
 pub struct DurationHistograms {
     steps: HashMap<(usize, usize, &'static str), Histogram, IndexHasher>,

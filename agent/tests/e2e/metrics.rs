@@ -117,3 +117,35 @@ fn metrics_count_events_traces_rejections_durations_and_api_latency() {
     assert!(histogram_count(&m, "flowscope_api_request_duration_seconds", &route) > api_before);
     assert_eq!(number(&m, "flowscope_traces_stored", &[]), 2.0);
 }
+
+/// Past a few runs the agent looks duration histograms up by its interned, permanent names
+/// rather than by labels: every run must still land in its own flow's and step's series.
+#[test]
+fn duration_histograms_stay_exact_once_names_are_hot() {
+    const RUNS: usize = 40;
+    let agent = Agent::start(&[]);
+    let client = agent.client();
+    let ids: Vec<_> = (0..RUNS).map(|_| send_registration(&client)).collect();
+    flush(&client);
+    for id in &ids {
+        agent.wait_trace(*id, |t| t["status"] == "completed");
+    }
+    let m = scrape(&agent);
+    for step in ["validate-user", "save-user", "send-email"] {
+        let labels = [
+            ("flow", "user-registration"),
+            ("step", step),
+            ("status", "completed"),
+        ];
+        assert_eq!(
+            histogram_count(&m, "flowscope_step_duration_seconds", &labels),
+            RUNS as u64,
+            "{step}"
+        );
+    }
+    let flow = [("flow", "user-registration"), ("status", "completed")];
+    assert_eq!(
+        histogram_count(&m, "flowscope_workflow_duration_seconds", &flow),
+        RUNS as u64
+    );
+}

@@ -699,7 +699,7 @@ fn flow_of(trace: &Trace) -> ThinStr {
     trace
         .flow_name
         .clone()
-        .unwrap_or_else(|| ThinStr::from("unknown"))
+        .unwrap_or_else(|| crate::trace::unknown_flow().clone())
 }
 
 /// The root span of segment `index` of `trace` (the whole trace's root for its primary segment,

@@ -31,18 +31,10 @@ impl DurationHistograms {
         status: &'static str,
         seconds: f64,
     ) {
+        let key = flow.permanent_id().zip(step.permanent_id());
+        let key = key.map(|(f, s)| (f, s, status));
         let make = || metrics.step_histogram(flow, step, status);
-        let (Some(f), Some(s)) = (flow.permanent_id(), step.permanent_id()) else {
-            return make().observe(seconds);
-        };
-        if let Some(histogram) = self.steps.get(&(f, s, status)) {
-            return histogram.observe(seconds);
-        }
-        let histogram = make();
-        histogram.observe(seconds);
-        if self.steps.len() < Self::MAX {
-            self.steps.insert((f, s, status), histogram);
-        }
+        observe_cached(&mut self.steps, key, make, seconds);
     }
 
     /// Records a run of `flow` that ended with `status` after `seconds`.
@@ -53,33 +45,38 @@ impl DurationHistograms {
         status: &'static str,
         seconds: f64,
     ) {
+        let key = flow.permanent_id().map(|f| (f, status));
         let make = || metrics.flow_histogram(flow, status);
-        let Some(f) = flow.permanent_id() else {
-            return make().observe(seconds);
-        };
-        if let Some(histogram) = self.flows.get(&(f, status)) {
-            return histogram.observe(seconds);
-        }
-        let histogram = make();
-        histogram.observe(seconds);
-        if self.flows.len() < Self::MAX {
-            self.flows.insert((f, status), histogram);
-        }
+        observe_cached(&mut self.flows, key, make, seconds);
     }
 }
 
-/// The flow name of a trace that has none yet (as [`Trace::flow`](crate::trace::Trace::flow)
-/// reports it), permanent so its histograms are cached too.
-pub fn unknown_flow() -> &'static ThinStr {
-    static UNKNOWN: std::sync::LazyLock<ThinStr> =
-        std::sync::LazyLock::new(|| ThinStr::permanent("unknown"));
-    &UNKNOWN
+/// Observes `seconds` in the histogram cached under `key`, else in the one `make` looks up,
+/// which is cached when there is a key and room ([`DurationHistograms::MAX`]).
+fn observe_cached<K: std::hash::Hash + Eq>(
+    cache: &mut HashMap<K, Histogram, IndexHasher>,
+    key: Option<K>,
+    make: impl FnOnce() -> Histogram,
+    seconds: f64,
+) {
+    let Some(key) = key else {
+        return make().observe(seconds);
+    };
+    if let Some(histogram) = cache.get(&key) {
+        return histogram.observe(seconds);
+    }
+    let histogram = make();
+    histogram.observe(seconds);
+    if cache.len() < DurationHistograms::MAX {
+        cache.insert(key, histogram);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::telemetry::Metrics;
+    use crate::trace::unknown_flow;
 
     /// The `_count` sample of `metric` whose labels include each of `labels`.
     fn count(metrics: &Metrics, metric: &str, labels: &[&str]) -> Option<u64> {

@@ -140,18 +140,15 @@ impl PermanentNames {
     }
 
     /// Bytes left to spend.
-    pub fn left(&self) -> usize {
+    #[cfg(test)]
+    fn left(&self) -> usize {
         self.left.load(Ordering::Relaxed)
     }
 
     /// Permanent names made.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.names.lock().len()
-    }
-
-    /// Whether none was made.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -694,7 +694,7 @@ impl Store {
         let flow = trace
             .flow_name
             .as_ref()
-            .unwrap_or_else(|| durations::unknown_flow());
+            .unwrap_or_else(|| crate::trace::unknown_flow());
         match applied {
             Applied::StepEnded(span) => {
                 let Some(step) = trace.step(*span) else {

@@ -172,7 +172,7 @@ impl Store {
             }
         }
         // Traces without a flow name show as `unknown`.
-        if hit("unknown") {
+        if hit(crate::trace::UNKNOWN_FLOW) {
             out.extend(
                 idx.by_start
                     .iter()

@@ -8,7 +8,8 @@ mod text;
 
 pub use limits::Truncation;
 pub use model::{
-    Announced, Evidence, OpCounts, Operation, Origin, Segment, Step, StepStatus, Trace, TraceStatus,
+    Announced, Evidence, OpCounts, Operation, Origin, Segment, Step, StepStatus, Trace,
+    TraceStatus, UNKNOWN_FLOW, unknown_flow,
 };
 pub use text::ThinStr;
 pub mod group;

@@ -15,6 +15,16 @@ use flowscope::wire::{
     TraceId,
 };
 
+/// The flow name a trace reports before its `trace_start` names one.
+pub const UNKNOWN_FLOW: &str = "unknown";
+
+/// [`UNKNOWN_FLOW`] as one permanent copy, for what needs the name as a [`ThinStr`].
+pub fn unknown_flow() -> &'static ThinStr {
+    static UNKNOWN: std::sync::LazyLock<ThinStr> =
+        std::sync::LazyLock::new(|| ThinStr::permanent(UNKNOWN_FLOW));
+    &UNKNOWN
+}
+
 /// Status of a trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TraceStatus {
@@ -414,9 +424,9 @@ impl Trace {
         out
     }
 
-    /// Flow name, or `unknown` before `trace_start`.
+    /// Flow name, or [`UNKNOWN_FLOW`] before `trace_start`.
     pub fn flow(&self) -> &str {
-        self.flow_name.as_deref().unwrap_or("unknown")
+        self.flow_name.as_deref().unwrap_or(UNKNOWN_FLOW)
     }
 
     /// Duration (ns), once ended.

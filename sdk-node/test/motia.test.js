@@ -145,7 +145,9 @@ describe('the registration flow', () => {
     assert.equal(saved.topic, 'user.saved');
     assert.equal(await sendEmail(saved.data, fakeContext(motiaId, shared)), undefined);
 
-    const trace = await traceOf(motiaId);
+    // `flush()` only says the events were written, and the trace already reads completed after
+    // its first segment: wait for all three.
+    const trace = await traceOf(motiaId, (t) => t.status !== 'running' && t.segments.length === 3);
     assert.equal(trace.id, traceIdFor(motiaId));
     assert.equal(trace.status, 'completed');
     assert.equal(trace.flowName, 'user-registration');
@@ -526,7 +528,8 @@ describe('Motia 1.x', () => {
     assert.deepEqual(calls.enqueued.map((e) => e.topic), ['user.validated', 'user.saved']);
     assert.deepEqual(calls.logged.map((l) => l[0]), ['info', 'warn']);
 
-    const trace = await traceOf(motiaId);
+    // Both segments stored (the first alone already reads completed).
+    const trace = await traceOf(motiaId, (t) => t.status !== 'running' && t.segments.length === 2);
     assert.equal(trace.flowName, 'user-registration-1x');
     assert.deepEqual(trace.entryPoint, { type: 'api', stepName: 'validate-user' });
     assert.deepEqual(trace.segments.map((s) => s.entryPoint.type), ['api', 'event']);

@@ -177,7 +177,9 @@ def test_registration_flow_is_one_trace_of_three_steps(agent: Agent) -> None:
         assert await send_email(event["data"], fake_ctx(mid, state=state, emitted=emitted, streams=streams)) is None
 
     asyncio.run(run())
-    t = agent.trace(trace_id_for(mid))
+    # flush() only says the events were written, and the trace already reads completed after its
+    # first segment: wait for all three.
+    t = agent.trace(trace_id_for(mid), until=lambda t: t["status"] != "running" and len(t["segments"]) == 3)
     assert t["status"] == "completed"
     assert t["flowName"] == "user-registration"
     assert t["entryPoint"] == {"type": "api", "stepName": "validate-user"}
@@ -539,7 +541,8 @@ def test_instrument_motia_1x(agent: Agent) -> None:
     asyncio.run(run())
     assert [e["topic"] for e in calls["enqueued"]] == ["user.validated", "user.saved"]
     assert [lv for lv, _, _ in calls["logged"]] == ["info", "warn"]
-    t = agent.trace(trace_id_for(mid))
+    # Both segments stored (the first alone already reads completed).
+    t = agent.trace(trace_id_for(mid), until=lambda t: t["status"] != "running" and len(t["segments"]) == 2)
     assert t["flowName"] == "user-registration-1x"
     assert t["entryPoint"] == {"type": "api", "stepName": "validate-user"}
     assert [s["entryPoint"]["type"] for s in t["segments"]] == ["api", "event"]

@@ -8,12 +8,16 @@
 //!
 //! Segments are large (4096 events). Writing into memory the writer has just read makes every
 //! slot write wait for the writer's core to give up the cache line (with a 16 KiB segment
-//! recycled at once, an op event cost 110 ns instead of 63 in the emit bench), so the segment the
-//! writer finishes is kept as the lane's one *spare* and reused only when the producer fills the
-//! segment after it, a whole segment later. A fresh segment instead costs a page fault (the kernel
+//! recycled at once, an op event cost 110 ns instead of 63 in the emit bench), so segments the
+//! writer finishes are kept as the lane's *spares* and reused only when the producer fills the
+//! segment it is in, a whole segment later. A fresh segment instead costs a page fault (the kernel
 //! zeroing a page) every 32 events once the allocator has given freed segments back: in a process
-//! emitting in bursts, 134 ns per op event instead of 87. The writer drops the spares when it goes
-//! idle, so an idle lane holds at most the pages of its current segment that were written.
+//! emitting in bursts, 134 ns per op event instead of 87. With one spare, a burst the writer lags
+//! behind by more than a segment still faulted in fresh ones (more than half of all segments in
+//! the emit bench's chunks of 10,000 events); up to [`SPARES`] of them made a step with 3 ops
+//! 240–264 ns instead of 322–335 (alternating builds). The writer drops the spares when it goes
+//! idle, so an idle lane holds at most the pages of its current segment that were written, and a
+//! busy one at most `SPARES` segments more.
 //!
 //! Order is kept per thread. Across threads the writer restores emit order for what it takes
 //! in one round (see `writer::run`), using [`Consumer::pop_if`] to take only events emitted up
@@ -40,6 +44,8 @@ const SEGMENT: usize = 4096;
 /// a real `prefetchw` (inline asm behind a CPUID check) measured the same: step + 3 ops 424–444
 /// vs 412–440 ns in 5 alternating runs.
 const PREFETCH_AHEAD: usize = 16;
+/// Finished segments a lane keeps for its producer's next ones (2 MiB at most).
+const SPARES: usize = 4;
 
 /// Aligned to two cache lines, so a 128-byte event never shares a line with its neighbour (the
 /// writer reading one would otherwise pull the line the producer is writing the next into).
@@ -90,9 +96,10 @@ pub(crate) struct Lane<T> {
     detached: AtomicBool,
     /// The writer is gone: nothing will drain this lane again.
     closed: AtomicBool,
-    /// A segment the consumer finished, kept for the producer's next one (null when none):
-    /// whoever takes it swaps in null, so it has one owner at a time.
-    spare: AtomicPtr<Segment<T>>,
+    /// Segments the consumer finished, kept for the producer's next ones (null slots are
+    /// empty): only the consumer fills a slot (an empty one) and whoever empties it swaps in
+    /// null, so each has one owner at a time.
+    spares: [AtomicPtr<Segment<T>>; SPARES],
 }
 
 // SAFETY: the raw segment pointers are only dereferenced under the single-producer /
@@ -104,7 +111,7 @@ unsafe impl<T: Send> Sync for Lane<T> {}
 impl<T> Drop for Lane<T> {
     fn drop(&mut self) {
         // Both ends are gone: drop the events still queued and free the chain.
-        self.free_spare();
+        self.free_spares();
         let mut segment = *self.head.get_mut();
         let popped = *self.popped.get_mut();
         // The consumer moves to the next segment only when it takes an event from it, so after
@@ -133,15 +140,29 @@ impl<T> Drop for Lane<T> {
 }
 
 impl<T> Lane<T> {
-    /// Frees the spare segment, if there is one. Returns whether there was one.
-    fn free_spare(&self) -> bool {
-        let spare = self.spare.swap(ptr::null_mut(), Ordering::Acquire);
-        if spare.is_null() {
-            return false;
+    /// Frees the spare segments. Returns how many there were.
+    fn free_spares(&self) -> usize {
+        let mut freed = 0;
+        for slot in &self.spares {
+            let spare = slot.swap(ptr::null_mut(), Ordering::Acquire);
+            if !spare.is_null() {
+                // SAFETY: the swap made it ours alone; a spare holds no events.
+                unsafe { Segment::<T>::free(spare) };
+                freed += 1;
+            }
         }
-        // SAFETY: the swap made it ours alone; a spare holds no events.
-        unsafe { Segment::<T>::free(spare) };
-        true
+        freed
+    }
+
+    /// Takes a spare segment, if there is one.
+    fn take_spare(&self) -> Option<*mut Segment<T>> {
+        self.spares.iter().find_map(|slot| {
+            if slot.load(Ordering::Relaxed).is_null() {
+                return None;
+            }
+            let spare = slot.swap(ptr::null_mut(), Ordering::Acquire);
+            (!spare.is_null()).then_some(spare)
+        })
     }
 }
 
@@ -157,7 +178,7 @@ pub(crate) fn lane<T>() -> (Producer<T>, Consumer<T>) {
         head: AtomicPtr::new(first),
         detached: AtomicBool::new(false),
         closed: AtomicBool::new(false),
-        spare: AtomicPtr::new(ptr::null_mut()),
+        spares: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
     });
     let producer = Producer {
         lane: Arc::clone(&lane),
@@ -221,13 +242,8 @@ impl<T> Producer<T> {
     /// Links a new segment after the full tail one.
     #[cold]
     fn grow(&mut self) {
-        // The spare, if the consumer left one: the swap makes it ours alone.
-        let spare = self.lane.spare.swap(ptr::null_mut(), Ordering::Acquire);
-        let next = if spare.is_null() {
-            Segment::alloc()
-        } else {
-            spare
-        };
+        // A spare, if the consumer left one: the swap makes it ours alone.
+        let next = self.lane.take_spare().unwrap_or_else(Segment::alloc);
         // SAFETY: the tail segment is live until the consumer passes it, which it cannot do
         // before this link is published (with the next event's release store).
         unsafe { (*self.tail).next.store(next, Ordering::Release) };
@@ -344,33 +360,37 @@ impl<T> Consumer<T> {
         Some(event)
     }
 
-    /// Makes `done` the lane's spare, freeing the one it replaces.
+    /// Makes `done` one of the lane's spares, or frees it when every spare slot is taken (the
+    /// spares kept are then the ones the writer read longest ago).
     ///
     /// # Safety
     /// Every slot of `done` was read and nothing else refers to it.
     unsafe fn keep_spare(&mut self, done: *mut Segment<T>) {
         // SAFETY: `done` is ours alone (the caller's promise); its link is reset before the
-        // release swap publishes it to the producer.
+        // release exchange publishes it to the producer.
         unsafe { (*done).next.store(ptr::null_mut(), Ordering::Relaxed) };
-        let replaced = self.lane.spare.swap(done, Ordering::AcqRel);
-        if !replaced.is_null() {
-            // SAFETY: the swap made the replaced spare ours; it holds no events.
-            unsafe { Segment::<T>::free(replaced) };
+        let kept = self.lane.spares.iter().any(|slot| {
+            slot.compare_exchange(ptr::null_mut(), done, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        });
+        if !kept {
+            // SAFETY: still ours: no slot took it; it holds no events.
+            unsafe { Segment::<T>::free(done) };
         }
     }
 
-    /// Frees the lane's spare segment if nothing was taken from the lane since the last call:
-    /// the writer calls this as it goes idle, so only busy lanes keep one.
-    pub(crate) fn drop_spare_if_idle(&mut self) {
+    /// Frees the lane's spare segments if nothing was taken from the lane since the last call:
+    /// the writer calls this as it goes idle, so only busy lanes keep any.
+    pub(crate) fn drop_spares_if_idle(&mut self) {
         if self.popped == self.popped_at_idle_check {
-            self.drop_spare();
+            self.drop_spares();
         }
         self.popped_at_idle_check = self.popped;
     }
 
-    /// Frees the lane's spare segment, if it has one. Returns whether there was one.
-    pub(crate) fn drop_spare(&self) -> bool {
-        self.lane.free_spare()
+    /// Frees the lane's spare segments. Returns how many there were.
+    pub(crate) fn drop_spares(&self) -> usize {
+        self.lane.free_spares()
     }
 
     /// Whether the producing thread is gone and everything it pushed was taken.
@@ -438,45 +458,57 @@ mod tests {
         assert!(consumer.is_finished());
     }
 
+    /// The spare segments a lane holds.
+    fn spares<T>(consumer: &Consumer<T>) -> Vec<*mut Segment<T>> {
+        let slots = consumer.lane.spares.iter();
+        slots
+            .map(|slot| slot.load(Ordering::Relaxed))
+            .filter(|spare| !spare.is_null())
+            .collect()
+    }
+
     #[test]
-    fn a_finished_segment_is_kept_once_and_reused() {
+    fn finished_segments_are_kept_up_to_a_bound_and_reused() {
         let (mut producer, mut consumer) = lane::<u64>();
-        assert!(!consumer.drop_spare(), "nothing finished yet");
-        for n in 0..SEGMENT as u64 + 1 {
+        assert_eq!(consumer.drop_spares(), 0, "nothing finished yet");
+        // A burst the consumer lags behind by more segments than it may keep.
+        let burst = (SPARES + 2) * SEGMENT + 1;
+        for n in 0..burst as u64 {
             producer.push(n);
         }
-        for n in 0..SEGMENT as u64 + 1 {
+        for n in 0..burst as u64 {
             assert_eq!(consumer.pop(), Some(n));
         }
-        // The first segment was read through: it is the spare, until the producer needs one.
-        let spare = consumer.lane.spare.load(Ordering::Relaxed);
-        assert!(!spare.is_null());
-        for n in 0..SEGMENT as u64 {
+        // Every segment but the current one was read through: the first SPARES are kept.
+        let kept = spares(&consumer);
+        assert_eq!(kept.len(), SPARES, "kept up to the bound, the rest freed");
+        // The next burst's segments are the kept ones, not fresh ones.
+        for n in 0..(SPARES * SEGMENT) as u64 {
             producer.push(n);
         }
-        assert_eq!(
-            producer.tail, spare,
-            "the third segment is the recycled first"
+        assert!(
+            kept.contains(&producer.tail),
+            "the producer continued in a recycled segment"
         );
-        assert!(consumer.lane.spare.load(Ordering::Relaxed).is_null());
-        for n in 0..SEGMENT as u64 {
+        assert!(spares(&consumer).is_empty(), "and took every spare");
+        for n in 0..(SPARES * SEGMENT) as u64 {
             assert_eq!(
                 consumer.pop(),
                 Some(n),
                 "a recycled segment holds the new events"
             );
         }
-        consumer.drop_spare_if_idle();
+        consumer.drop_spares_if_idle();
         assert!(
-            !consumer.lane.spare.load(Ordering::Relaxed).is_null(),
-            "events were taken since the last check: the spare stays"
+            !spares(&consumer).is_empty(),
+            "events were taken since the last check: the spares stay"
         );
-        consumer.drop_spare_if_idle();
+        consumer.drop_spares_if_idle();
         assert!(
-            consumer.lane.spare.load(Ordering::Relaxed).is_null(),
-            "nothing taken since: an idle lane gives its spare back"
+            spares(&consumer).is_empty(),
+            "nothing taken since: an idle lane gives its spares back"
         );
-        assert!(!consumer.drop_spare(), "and it was freed once");
+        assert_eq!(consumer.drop_spares(), 0, "and they were freed once");
     }
 
     #[test]

@@ -181,7 +181,7 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config, mut clock: WallClock) {
                 writer.report_drops();
                 writer.maybe_send_stats();
                 for lane in &mut lanes {
-                    lane.drop_spare_if_idle();
+                    lane.drop_spares_if_idle();
                 }
                 last_housekeeping = Instant::now();
             }

@@ -64,6 +64,52 @@ fn flush_waits_for_the_events_of_every_thread() {
     assert_eq!((stats.dropped, stats.queued), (0, 0), "{stats:?}");
 }
 
+/// Emits one event when its thread's locals are torn down.
+struct EmitOnExit(Option<(Client, u64)>);
+
+impl Drop for EmitOnExit {
+    fn drop(&mut self) {
+        if let Some((client, n)) = self.0.take() {
+            assert!(
+                client.emit(log(n)),
+                "an event from a thread-local destructor"
+            );
+        }
+    }
+}
+
+thread_local! {
+    static EMIT_ON_EXIT: std::cell::RefCell<EmitOnExit> = const {
+        std::cell::RefCell::new(EmitOnExit(None))
+    };
+}
+
+#[test]
+fn an_event_emitted_as_a_thread_ends_is_sent_even_after_its_lanes_are_gone() {
+    let (_dir, client) = sink_client(None);
+    for t in 0..2 {
+        let client = client.clone();
+        std::thread::spawn(move || {
+            // Destructors of thread-locals run in the reverse order of their first use: the
+            // first thread's runs after its lanes are gone (the shared queue takes the event),
+            // the second's while they are still there.
+            if t == 0 {
+                EMIT_ON_EXIT.with(|e| e.borrow_mut().0 = Some((client.clone(), 100)));
+            }
+            assert!(client.emit(log(t)));
+            if t == 1 {
+                EMIT_ON_EXIT.with(|e| e.borrow_mut().0 = Some((client.clone(), 101)));
+            }
+        })
+        .join()
+        .unwrap();
+    }
+    assert!(client.flush(Duration::from_secs(10)), "flush timed out");
+    let stats = client.stats();
+    assert_eq!((stats.enqueued, stats.sent), (4, 4), "{stats:?}");
+    assert_eq!((stats.dropped, stats.queued), (0, 0), "{stats:?}");
+}
+
 #[test]
 fn threads_that_end_give_back_the_budget_they_reserved() {
     // 1 MiB bound: each thread reserves 1 KiB at a time.

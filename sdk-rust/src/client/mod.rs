@@ -160,45 +160,51 @@ impl Client {
             return false;
         }
         let size = event.queued_size();
-        let mut event = Some(event);
-        // `None`: this thread's lanes cannot be used (its thread-locals are being torn down, or
-        // an emit is already running on them).
-        let accepted = LANES
-            .try_with(|lanes| {
-                let mut lanes = lanes.try_borrow_mut().ok()?;
-                if lanes.first().is_none_or(|(id, _)| *id != self.inner.id) {
-                    self.put_lane_first(&mut lanes);
-                }
-                let (_, lane) = lanes.first_mut()?;
-                let mut credit = lane.credit();
-                if !self.admit(&mut credit, size) {
-                    return Some(false);
-                }
-                lane.set_credit(credit);
-                if let Some(event) = event.take() {
-                    lane.push(event);
-                }
-                Some(true)
-            })
-            .ok()
-            .flatten();
-        let accepted = accepted.unwrap_or_else(|| {
-            let mut credit = 0;
-            let admitted = self.admit(&mut credit, size);
-            if admitted && let Some(event) = event.take() {
-                self.inner.shared.spill(event);
+        // Its thread-locals being torn down, this thread has no lanes left. (Checked first, so
+        // the event moves into `with` whole: one copy into the slot, not one more through an
+        // `Option`, whose partial loads of it stalled on the stores that had just built it.)
+        if LANES.try_with(|_| ()).is_err() {
+            return self.emit_shared(event, size);
+        }
+        LANES.with(|lanes| {
+            // An emit already running on this thread's lanes (from a drop inside one).
+            let Ok(mut lanes) = lanes.try_borrow_mut() else {
+                return self.emit_shared(event, size);
+            };
+            if lanes.first().is_none_or(|(id, _)| *id != self.inner.id) {
+                self.put_lane_first(&mut lanes);
             }
-            // Only a chunk beyond `size` can be left; give it back.
-            self.inner
-                .shared
-                .queued_bytes
-                .fetch_sub(credit, Ordering::Relaxed);
-            admitted
-        });
-        if !accepted {
-            if let Some(event) = &event {
+            let Some((_, lane)) = lanes.first_mut() else {
+                return self.emit_shared(event, size);
+            };
+            let mut credit = lane.credit();
+            if !self.admit(&mut credit, size) {
                 self.inner.shared.record_drop(event.trace_id(), 1);
+                return false;
             }
+            lane.set_credit(credit);
+            lane.push(event);
+            self.inner.shared.wake_writer(self.inner.asymmetric);
+            true
+        })
+    }
+
+    /// [`emit`](Self::emit) without this thread's lanes: the event goes on the shared queue.
+    #[cold]
+    fn emit_shared(&self, event: Event, size: usize) -> bool {
+        let mut credit = 0;
+        let admitted = self.admit(&mut credit, size);
+        let trace = event.trace_id();
+        if admitted {
+            self.inner.shared.spill(event);
+        }
+        // Only a chunk beyond `size` can be left; give it back.
+        self.inner
+            .shared
+            .queued_bytes
+            .fetch_sub(credit, Ordering::Relaxed);
+        if !admitted {
+            self.inner.shared.record_drop(trace, 1);
             return false;
         }
         self.inner.shared.wake_writer(self.inner.asymmetric);

@@ -270,3 +270,37 @@ fn out_of_order_events_are_merged() {
         "fraud-check"
     );
 }
+
+#[test]
+fn guards_dropped_by_a_panic_end_their_step_and_trace_as_failed() {
+    let agent = Agent::start(&[]);
+    let client = agent.client();
+    let worker = client.clone();
+    let id = std::thread::spawn(move || {
+        let trace = worker.trace("panics").start();
+        let id = trace.id();
+        trace.step("before").start().end();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _trace = trace;
+            let _step = flowscope::step("unwinds").start();
+            panic!("boom");
+        }));
+        assert!(outcome.is_err());
+        id
+    })
+    .join()
+    .unwrap();
+    flush(&client);
+    let trace = agent.wait_trace(id, |t| t["status"] != "running");
+    assert_eq!(trace["status"], "failed", "{trace}");
+    let steps = trace["steps"].as_array().unwrap();
+    let status = |name: &str| {
+        let step = steps.iter().find(|s| s["name"] == name).unwrap();
+        (step["status"].clone(), step["error"].clone())
+    };
+    assert_eq!(status("before").0, "completed");
+    let (unwound, error) = status("unwinds");
+    assert_eq!(unwound, "failed", "{trace}");
+    assert_eq!(error["message"], "panicked", "{error}");
+    assert_eq!(error["type"], "panic", "{error}");
+}

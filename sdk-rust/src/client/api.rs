@@ -208,22 +208,21 @@ impl TraceGuard {
 
 impl Drop for TraceGuard {
     fn drop(&mut self) {
-        let (status, error) = panic_status();
-        self.finish(status, error, 0);
+        // Tested first, so the usual end passes no error value to read back.
+        if std::thread::panicking() {
+            self.finish(EndStatus::Failed, Some(panic_error()), 0);
+        } else {
+            self.finish(EndStatus::Completed, None, 0);
+        }
     }
 }
 
-fn panic_status() -> (EndStatus, Option<ErrorInfo>) {
-    if std::thread::panicking() {
-        (
-            EndStatus::Failed,
-            Some(ErrorInfo {
-                error_type: Some("panic".into()),
-                ..ErrorInfo::new("panicked")
-            }),
-        )
-    } else {
-        (EndStatus::Completed, None)
+/// What a guard dropped while its thread panics ends with.
+#[cold]
+fn panic_error() -> ErrorInfo {
+    ErrorInfo {
+        error_type: Some("panic".into()),
+        ..ErrorInfo::new("panicked")
     }
 }
 
@@ -380,8 +379,12 @@ impl StepGuard {
 
 impl Drop for StepGuard {
     fn drop(&mut self) {
-        let (status, error) = panic_status();
-        self.finish(status, error, 0);
+        // Tested first, so the usual end passes no error value to read back.
+        if std::thread::panicking() {
+            self.finish(EndStatus::Failed, Some(panic_error()), 0);
+        } else {
+            self.finish(EndStatus::Completed, None, 0);
+        }
     }
 }
 

@@ -489,12 +489,14 @@ impl OpBuilder {
     /// Sends the operation now with the duration given (default zero).
     #[inline]
     pub fn record(self) {
-        let mut op = self.op;
-        emit_here(|trace, span| {
-            op.t = or_now(op.t);
-            op.trace = trace;
-            op.span = span;
-            Event::Op(op)
+        let op = self.op;
+        emit_here(move |trace, span| {
+            Event::Op(Op {
+                t: or_now(op.t),
+                trace,
+                span,
+                ..op
+            })
         });
     }
     /// Starts timing; the operation is sent when the timer ends or drops.
